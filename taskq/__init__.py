@@ -1,0 +1,67 @@
+"""taskq: a small, fast, readable distributed task queue on Redis."""
+
+from taskq.backoff import Backoff, backoff_delay_s
+from taskq.client import AsyncDeadLetters, AsyncTaskHandle, AsyncTaskQueue, DeadLetters, TaskHandle, TaskQueue
+from taskq.errors import (
+    InvalidArguments,
+    InvalidDelay,
+    InvalidOption,
+    InvalidPriority,
+    InvalidQueueName,
+    LeaseLost,
+    NotCancellable,
+    NotSerializable,
+    PayloadTooLarge,
+    ResultTimeout,
+    Retry,
+    ServerUnavailable,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFound,
+    TaskqError,
+    TaskTimeout,
+    UnknownTaskName,
+    ValidationError,
+)
+from taskq.ops import QueueCounts
+from taskq.registry import TaskFunction
+from taskq.server import EmbeddedServer
+from taskq.task import Task, TaskStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncDeadLetters",
+    "AsyncTaskHandle",
+    "AsyncTaskQueue",
+    "Backoff",
+    "DeadLetters",
+    "EmbeddedServer",
+    "InvalidArguments",
+    "InvalidDelay",
+    "InvalidOption",
+    "InvalidPriority",
+    "InvalidQueueName",
+    "LeaseLost",
+    "NotCancellable",
+    "NotSerializable",
+    "PayloadTooLarge",
+    "QueueCounts",
+    "ResultTimeout",
+    "Retry",
+    "ServerUnavailable",
+    "Task",
+    "TaskCancelled",
+    "TaskFailed",
+    "TaskFunction",
+    "TaskHandle",
+    "TaskNotFound",
+    "TaskQueue",
+    "TaskStatus",
+    "TaskTimeout",
+    "TaskqError",
+    "UnknownTaskName",
+    "ValidationError",
+    "__version__",
+    "backoff_delay_s",
+]

@@ -1,0 +1,594 @@
+"""The producer API: :class:`TaskQueue` (blocking) and :class:`AsyncTaskQueue` (asyncio).
+
+Both are thin. Each operation is written once, as a *flow*: a generator that yields
+plans (:mod:`taskq.ops`) or seconds to sleep, and returns the result. The blocking
+client drives flows with a ``redis.Redis``; the async one with ``redis.asyncio``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+import redis
+import redis.asyncio as aioredis
+
+from taskq.backoff import Backoff
+from taskq.connection import AsyncExecutor, Flow, SyncExecutor
+from taskq.errors import (
+    InvalidOption,
+    ResultTimeout,
+    TaskCancelled,
+    TaskFailed,
+    UnknownTaskName,
+)
+from taskq.keys import check_queue_name
+from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations, QueueCounts
+from taskq.registry import ENQUEUE_OPTIONS, TaskDef, TaskFunction, make_task_def
+from taskq.server import resolve_url
+from taskq.task import (
+    DEFAULT_DEAD_TTL_S,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    DEFAULT_RESULT_TTL_S,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+H = TypeVar("H")
+
+BULK_CHUNK = 1000
+_POLL_START_S = 0.001
+_POLL_MAX_S = 0.05
+
+
+# ---------------------------------------------------------------------------
+# Flows: each operation once, independent of sync or async I/O.
+
+
+def _result_flow(ops: Operations, task_id: str, timeout_s: float | None) -> Flow[Any]:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pause = _POLL_START_S
+    while True:
+        task: Task = yield ops.get(task_id)
+        if task.status is TaskStatus.SUCCEEDED:
+            return task.result
+        if task.status is TaskStatus.DEAD:
+            raise TaskFailed(task.id, task.error_type or "", task.error or "", task.traceback or "")
+        if task.status is TaskStatus.CANCELLED:
+            raise TaskCancelled(f"task {task_id} was cancelled")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ResultTimeout(f"task {task_id} is still {task.status.value} after {timeout_s}s")
+        wait = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
+        yield wait
+        pause = min(pause * 2, _POLL_MAX_S)
+
+
+def _enqueue_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flow[list[str]]:
+    new_queues = sorted({s.queue for s in specs} - known)
+    if new_queues:
+        yield ops.register_queues(new_queues)
+        known.update(new_queues)
+    ids: list[str] = []
+    for start in range(0, len(specs), BULK_CHUNK):
+        ids += yield ops.enqueue(specs[start : start + BULK_CHUNK])
+    return ids
+
+
+def _dead_list_flow(ops: Operations, queue: str, limit: int, offset: int) -> Flow[list[Task]]:
+    ids = yield ops.list_ids(queue, TaskStatus.DEAD, offset, limit)
+    if not ids:
+        return []
+    tasks: list[Task | None] = yield ops.get_many(ids)
+    return [t for t in tasks if t is not None]
+
+
+def _dead_select_flow(
+    ops: Operations, queue: str, ids: Iterable[str] | None, name: str | None, error_type: str | None, all_: bool
+) -> Flow[list[str] | None]:
+    """The dead task ids a re-drive or purge applies to; None means "all of them"."""
+    if ids is None and name is None and error_type is None and not all_:
+        raise InvalidOption("say which dead tasks: ids=[...], name=..., error_type=..., or all=True")
+    if ids is not None:
+        return list(ids)
+    if name is None and error_type is None:
+        return None
+    chosen: list[str] = []
+    offset = 0
+    while True:
+        batch: list[Task] = yield from _dead_list_flow(ops, queue, BULK_CHUNK, offset)
+        chosen += [
+            t.id
+            for t in batch
+            if (name is None or t.name == name) and (error_type is None or t.error_type == error_type)
+        ]
+        if len(batch) < BULK_CHUNK:
+            return chosen
+        offset += BULK_CHUNK
+
+
+def _redrive_flow(
+    ops: Operations, queue: str, ids: Iterable[str] | None, name: str | None, error_type: str | None, all_: bool
+) -> Flow[int]:
+    chosen = yield from _dead_select_flow(ops, queue, ids, name, error_type, all_)
+    if chosen is None:
+        total = 0
+        while True:
+            moved: list[str] = yield ops.redrive(queue, None, BULK_CHUNK)
+            total += len(moved)
+            if len(moved) < BULK_CHUNK:
+                return total
+    total = 0
+    for start in range(0, len(chosen), BULK_CHUNK):
+        moved = yield ops.redrive(queue, chosen[start : start + BULK_CHUNK])
+        total += len(moved)
+    return total
+
+
+def _purge_flow(
+    ops: Operations, queue: str, ids: Iterable[str] | None, name: str | None, error_type: str | None, all_: bool
+) -> Flow[int]:
+    chosen = yield from _dead_select_flow(ops, queue, ids, name, error_type, all_)
+    total = 0
+    if chosen is None:
+        while True:
+            n: int = yield ops.purge_dead(queue, None, BULK_CHUNK)
+            total += n
+            if n < BULK_CHUNK:
+                return total
+    for start in range(0, len(chosen), BULK_CHUNK):
+        total += yield ops.purge_dead(queue, chosen[start : start + BULK_CHUNK])
+    return total
+
+
+def _stats_flow(ops: Operations, queues: Sequence[str] | None) -> Flow[list[QueueCounts]]:
+    names: list[str] = list(queues) if queues is not None else (yield ops.queues())
+    if not names:
+        return []
+    for q in names:
+        check_queue_name(q)
+    counts: list[QueueCounts] = yield ops.counts(names)
+    return counts
+
+
+# ---------------------------------------------------------------------------
+# The shared part of both clients: settings, registry, validation.
+
+
+class _Base:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "taskq",
+        default_queue: str = DEFAULT_QUEUE,
+        events: bool = True,
+        events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        result_ttl_s: int = DEFAULT_RESULT_TTL_S,
+        dead_ttl_s: int = DEFAULT_DEAD_TTL_S,
+    ) -> None:
+        check_queue_name(default_queue)
+        if max_payload_bytes < 1:
+            raise InvalidOption(f"max_payload_bytes must be >= 1, got {max_payload_bytes}")
+        self.url = resolve_url(url)
+        self.default_queue = default_queue
+        self.max_payload_bytes = max_payload_bytes
+        self.result_ttl_s = result_ttl_s
+        self.ops = Operations(prefix=prefix, events_maxlen=events_maxlen if events else 0, dead_ttl_s=dead_ttl_s)
+        self.registry: dict[str, TaskDef] = {}
+        self._known_queues: set[str] = set()
+
+    @property
+    def prefix(self) -> str:
+        return self.ops.prefix
+
+    def _register(self, fn: Callable[..., Any], **options: Any) -> TaskDef:
+        definition = make_task_def(fn, **options)
+        if definition.name in self.registry and self.registry[definition.name].fn is not fn:
+            raise InvalidOption(f"a different task is already registered as {definition.name!r}")
+        self.registry[definition.name] = definition
+        return definition
+
+    def _spec(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay_s: float = 0.0,
+        eta: float | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int | None = None,
+        timeout_s: float | None = None,
+        result_ttl_s: int | None = None,
+    ) -> TaskSpec:
+        definition = self.registry.get(name)
+        if definition is None and self.registry:
+            raise UnknownTaskName(
+                f"no task named {name!r} is registered here (known: {', '.join(sorted(self.registry))})"
+            )
+        if definition is not None:
+            definition.check_arguments(list(args), dict(kwargs or {}))
+        d_queue = definition.queue if definition else self.default_queue
+        return TaskSpec.build(
+            name,
+            args=args,
+            kwargs=kwargs,
+            queue=queue if queue is not None else d_queue,
+            priority=priority if priority is not None else (definition.priority if definition else DEFAULT_PRIORITY),
+            delay_s=delay_s,
+            eta=eta,
+            max_retries=max_retries
+            if max_retries is not None
+            else (definition.max_retries if definition else DEFAULT_MAX_RETRIES),
+            timeout_s=timeout_s if timeout_s is not None else (definition.timeout_s if definition else None),
+            result_ttl_s=result_ttl_s
+            if result_ttl_s is not None
+            else (definition.result_ttl_s if definition and definition.result_ttl_s is not None else self.result_ttl_s),
+            backoff=definition.backoff if definition else None,
+            idempotency_key=idempotency_key,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def _specs_from_requests(self, requests: Iterable[Mapping[str, Any]]) -> list[TaskSpec]:
+        specs = []
+        for i, req in enumerate(requests):
+            if "name" not in req:
+                raise InvalidOption(f"enqueue_many item {i} has no 'name'")
+            extra = set(req) - ENQUEUE_OPTIONS - {"name", "args", "kwargs"}
+            if extra:
+                raise InvalidOption(f"enqueue_many item {i} has unknown keys: {', '.join(sorted(extra))}")
+            specs.append(self._spec(**req))
+        return specs
+
+    def _spec_for_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskSpec:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
+        return self._spec(definition.name, args, kwargs, **options)
+
+    def _decorate(self, fn: Any, wrap: Callable[[TaskDef], Any], options: dict[str, Any]) -> Any:
+        def decorator(f: Callable[..., Any]) -> Any:
+            return wrap(self._register(f, **options))
+
+        return decorator(fn) if fn is not None else decorator
+
+
+def _task_options(
+    name: str | None,
+    queue: str | None,
+    priority: int,
+    max_retries: int,
+    timeout_s: float | None,
+    backoff: Backoff | None,
+    result_ttl_s: int | None,
+    default_queue: str,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "queue": queue or default_queue,
+        "priority": priority,
+        "max_retries": max_retries,
+        "timeout_s": timeout_s,
+        "backoff": backoff,
+        "result_ttl_s": result_ttl_s,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Blocking client
+
+
+class TaskHandle:
+    """A queued task, from a blocking :class:`TaskQueue`."""
+
+    __slots__ = ("id", "_tq")
+
+    def __init__(self, task_id: str, tq: TaskQueue) -> None:
+        self.id = task_id
+        self._tq = tq
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        """Wait for the task to finish and return its result.
+
+        Raises :class:`TaskFailed` if it ended dead, :class:`TaskCancelled` if cancelled,
+        :class:`ResultTimeout` if ``timeout_s`` passed first.
+        """
+        return self._tq._exec.drive(_result_flow(self._tq.ops, self.id, timeout_s))
+
+    def info(self) -> Task:
+        return self._tq.get(self.id)
+
+    @property
+    def status(self) -> TaskStatus:
+        return self.info().status
+
+    def cancel(self) -> str:
+        return self._tq.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"TaskHandle({self.id!r})"
+
+
+class DeadLetters:
+    """The dead-letter queue of one queue (blocking)."""
+
+    def __init__(self, tq: TaskQueue, queue: str) -> None:
+        self._tq = tq
+        self.queue = check_queue_name(queue)
+
+    def list(self, limit: int = 100, offset: int = 0) -> list[Task]:
+        """Dead tasks, oldest death first, with error, traceback and attempts."""
+        return self._tq._exec.drive(_dead_list_flow(self._tq.ops, self.queue, limit, offset))
+
+    def count(self) -> int:
+        return self._tq.stats(self.queue).dead
+
+    def requeue(
+        self,
+        ids: Iterable[str] | None = None,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+        all: bool = False,  # noqa: A002 - reads best at the call site: requeue(all=True)
+    ) -> int:
+        """Re-drive dead tasks (by ids, by name/error type, or all) to queued; returns how many."""
+        return self._tq._exec.drive(_redrive_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+
+    def purge(
+        self,
+        ids: Iterable[str] | None = None,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+        all: bool = False,  # noqa: A002
+    ) -> int:
+        """Delete dead tasks for good; returns how many."""
+        return self._tq._exec.drive(_purge_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+
+
+class TaskQueue(_Base):
+    """A task queue on Redis, blocking API. ``url=None`` finds or starts a server.
+
+    >>> tq = TaskQueue()                                   # doctest: +SKIP
+    >>> @tq.task(queue="emails", priority=7)               # doctest: +SKIP
+    ... def send_email(to: str) -> str: ...
+    >>> send_email.enqueue("a@b.c", priority=9).result(timeout_s=5)   # doctest: +SKIP
+    """
+
+    def __init__(self, url: str | None = None, **settings: Any) -> None:
+        super().__init__(url, **settings)
+        self.redis = redis.Redis.from_url(self.url, decode_responses=True)
+        self._exec = SyncExecutor(self.redis, self.url)
+
+    @overload
+    def task(self, fn: F) -> TaskFunction[Any, Any, TaskHandle]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float | None = None,
+        backoff: Backoff | None = None,
+        result_ttl_s: int | None = None,
+    ) -> Callable[[F], TaskFunction[Any, Any, TaskHandle]]: ...
+
+    def task(
+        self,
+        fn: Any = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float | None = None,
+        backoff: Backoff | None = None,
+        result_ttl_s: int | None = None,
+    ) -> Any:
+        """Register a function as a task (``@tq.task`` or ``@tq.task(queue=..., ...)``)."""
+        options = _task_options(name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue)
+        return self._decorate(fn, lambda d: TaskFunction(d, self), options)
+
+    def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:
+        spec = self._spec_for_def(definition, args, kwargs)
+        return TaskHandle(self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))[0], self)
+
+    def enqueue(self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any) -> TaskHandle:
+        """Queue task ``name``. Options: queue, priority, delay_s, eta, idempotency_key,
+        max_retries, timeout_s, result_ttl_s. With an idempotency key already used, returns
+        the first task's handle and writes nothing."""
+        spec = self._spec(name, args, kwargs, **options)
+        return TaskHandle(self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))[0], self)
+
+    def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[TaskHandle]:
+        """Queue many tasks in pipelined round trips. Each request is a dict of
+        :meth:`enqueue`'s arguments. All are validated before any is written."""
+        specs = self._specs_from_requests(requests)
+        return [TaskHandle(i, self) for i in self._exec.drive(_enqueue_flow(self.ops, specs, self._known_queues))]
+
+    def get(self, task_id: str) -> Task:
+        """The task's record. Raises :class:`TaskNotFound` for an unknown or expired id."""
+        return self._exec.run(self.ops.get(task_id))
+
+    def handle(self, task_id: str) -> TaskHandle:
+        return TaskHandle(task_id, self)
+
+    def cancel(self, task_id: str) -> str:
+        """Cancel a task: 'cancelled' at once if queued or scheduled, 'cancelling' if running
+        (the worker sees the abort flag). Raises NotCancellable if it already finished."""
+        return self._exec.run(self.ops.cancel(task_id))
+
+    def stats(self, queue: str | None = None) -> QueueCounts:
+        """Counts and counters of one queue (default: the default queue)."""
+        return self._exec.drive(_stats_flow(self.ops, [queue or self.default_queue]))[0]
+
+    def all_stats(self) -> list[QueueCounts]:
+        return self._exec.drive(_stats_flow(self.ops, None))
+
+    def queues(self) -> list[str]:
+        """Names of every queue that has had a task."""
+        return self._exec.run(self.ops.queues())
+
+    def configure_queue(self, queue: str, *, aging_s: float | None) -> None:
+        """Set a queue's aging window: a task's priority rises one level per ``aging_s``
+        seconds of waiting, so nothing starves. ``None`` restores strict priority."""
+        if aging_s is not None and aging_s <= 0:
+            raise InvalidOption(f"aging_s must be > 0 seconds or None, got {aging_s}")
+        self._exec.run(self.ops.configure_queue(queue, aging_s))
+
+    def dead_letters(self, queue: str | None = None) -> DeadLetters:
+        return DeadLetters(self, queue or self.default_queue)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> TaskQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------
+# Async client
+
+
+class AsyncTaskHandle:
+    """A queued task, from an :class:`AsyncTaskQueue`."""
+
+    __slots__ = ("id", "_tq")
+
+    def __init__(self, task_id: str, tq: AsyncTaskQueue) -> None:
+        self.id = task_id
+        self._tq = tq
+
+    async def result(self, timeout_s: float | None = None) -> Any:
+        return await self._tq._exec.drive(_result_flow(self._tq.ops, self.id, timeout_s))
+
+    async def info(self) -> Task:
+        return await self._tq.get(self.id)
+
+    async def cancel(self) -> str:
+        return await self._tq.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"AsyncTaskHandle({self.id!r})"
+
+
+class AsyncDeadLetters:
+    """The dead-letter queue of one queue (asyncio)."""
+
+    def __init__(self, tq: AsyncTaskQueue, queue: str) -> None:
+        self._tq = tq
+        self.queue = check_queue_name(queue)
+
+    async def list(self, limit: int = 100, offset: int = 0) -> list[Task]:
+        return await self._tq._exec.drive(_dead_list_flow(self._tq.ops, self.queue, limit, offset))
+
+    async def requeue(
+        self,
+        ids: Iterable[str] | None = None,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+        all: bool = False,  # noqa: A002
+    ) -> int:
+        return await self._tq._exec.drive(_redrive_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+
+    async def purge(
+        self,
+        ids: Iterable[str] | None = None,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+        all: bool = False,  # noqa: A002
+    ) -> int:
+        return await self._tq._exec.drive(_purge_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+
+
+class AsyncTaskQueue(_Base):
+    """A task queue on Redis, asyncio API; the same operations as :class:`TaskQueue`."""
+
+    def __init__(self, url: str | None = None, **settings: Any) -> None:
+        super().__init__(url, **settings)
+        self.redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        self._exec = AsyncExecutor(self.redis, self.url)
+
+    def task(
+        self,
+        fn: Any = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float | None = None,
+        backoff: Backoff | None = None,
+        result_ttl_s: int | None = None,
+    ) -> Any:
+        """Register a function as a task; ``await fn.enqueue(...)`` queues it."""
+        options = _task_options(name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue)
+        return self._decorate(fn, lambda d: TaskFunction(d, self), options)
+
+    async def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncTaskHandle:
+        spec = self._spec_for_def(definition, args, kwargs)
+        ids = await self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))
+        return AsyncTaskHandle(ids[0], self)
+
+    async def enqueue(
+        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncTaskHandle:
+        spec = self._spec(name, args, kwargs, **options)
+        ids = await self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))
+        return AsyncTaskHandle(ids[0], self)
+
+    async def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[AsyncTaskHandle]:
+        specs = self._specs_from_requests(requests)
+        ids = await self._exec.drive(_enqueue_flow(self.ops, specs, self._known_queues))
+        return [AsyncTaskHandle(i, self) for i in ids]
+
+    async def get(self, task_id: str) -> Task:
+        return await self._exec.run(self.ops.get(task_id))
+
+    def handle(self, task_id: str) -> AsyncTaskHandle:
+        return AsyncTaskHandle(task_id, self)
+
+    async def cancel(self, task_id: str) -> str:
+        return await self._exec.run(self.ops.cancel(task_id))
+
+    async def stats(self, queue: str | None = None) -> QueueCounts:
+        return (await self._exec.drive(_stats_flow(self.ops, [queue or self.default_queue])))[0]
+
+    async def all_stats(self) -> list[QueueCounts]:
+        return await self._exec.drive(_stats_flow(self.ops, None))
+
+    async def queues(self) -> list[str]:
+        return await self._exec.run(self.ops.queues())
+
+    async def configure_queue(self, queue: str, *, aging_s: float | None) -> None:
+        if aging_s is not None and aging_s <= 0:
+            raise InvalidOption(f"aging_s must be > 0 seconds or None, got {aging_s}")
+        await self._exec.run(self.ops.configure_queue(queue, aging_s))
+
+    def dead_letters(self, queue: str | None = None) -> AsyncDeadLetters:
+        return AsyncDeadLetters(self, queue or self.default_queue)
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncTaskQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

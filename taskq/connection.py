@@ -1,0 +1,153 @@
+"""Executors: send a :class:`~taskq.ops.Plan`'s commands (one call, or one pipeline) and
+parse the replies. One sync and one async, sharing every decision but the I/O.
+
+A reply of NOSCRIPT (the server restarted or its script cache was flushed) is healed
+here: the scripts are loaded again and only the commands that failed are re-sent. A
+command that got NOSCRIPT did not run, so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskq.errors import ServerUnavailable
+from taskq.ops import Command, Plan, reply_error
+from taskq.scripts import Script
+
+T = TypeVar("T")
+
+#: A flow is a generator that yields plans (or a float: seconds to sleep) and returns a value.
+Flow = Generator["Plan[Any] | float", Any, T]
+
+
+def _scripts_to_load(commands: Sequence[Command], replies: Sequence[Any]) -> dict[str, Script]:
+    missing: dict[str, Script] = {}
+    for cmd, reply in zip(commands, replies, strict=True):
+        if isinstance(reply, NoScriptError) and cmd.script is not None:
+            missing[cmd.script.sha] = cmd.script
+    return missing
+
+
+def _merge(replies: list[Any], retried: list[int], again: list[Any]) -> list[Any]:
+    for i, reply in zip(retried, again, strict=True):
+        replies[i] = reply
+    return replies
+
+
+def _finish(plan: Plan[T], replies: list[Any]) -> T:
+    if not plan.errors_inline:
+        for reply in replies:
+            err = reply_error(reply)
+            if err is not None:
+                raise err
+    return plan.parse(replies)
+
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _unavailable(url: str, exc: Exception) -> ServerUnavailable:
+    return ServerUnavailable(f"cannot reach Redis at {url}: {exc}")
+
+
+class SyncExecutor:
+    """Runs plans on a blocking ``redis.Redis`` client."""
+
+    def __init__(self, client: redis.Redis, url: str) -> None:
+        self.client = client
+        self.url = url
+
+    def run(self, plan: Plan[T]) -> T:
+        try:
+            replies = self._send(plan.commands)
+            missing = _scripts_to_load(plan.commands, replies)
+            if missing:
+                for script in missing.values():
+                    self.client.execute_command("SCRIPT", "LOAD", script.source)
+                retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                replies = _merge(replies, retry, self._send([plan.commands[i] for i in retry]))
+        except _UNAVAILABLE as exc:
+            raise _unavailable(self.url, exc) from exc
+        return _finish(plan, replies)
+
+    def _send(self, commands: Sequence[Command]) -> list[Any]:
+        if len(commands) == 1:
+            try:
+                return [self.client.execute_command(*commands[0].args)]
+            except ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for cmd in commands:
+            pipe.execute_command(*cmd.args)
+        return list(pipe.execute(raise_on_error=False))
+
+    def drive(self, flow: Flow[T]) -> T:
+        """Run a flow to its end: plans are executed, floats are slept."""
+        import time
+
+        reply: Any = None
+        try:
+            while True:
+                step = flow.send(reply)
+                if isinstance(step, Plan):
+                    reply = self.run(step)
+                else:
+                    time.sleep(step)
+                    reply = None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+class AsyncExecutor:
+    """Runs plans on a ``redis.asyncio.Redis`` client."""
+
+    def __init__(self, client: aioredis.Redis, url: str) -> None:
+        self.client = client
+        self.url = url
+
+    async def run(self, plan: Plan[T]) -> T:
+        try:
+            replies = await self._send(plan.commands)
+            missing = _scripts_to_load(plan.commands, replies)
+            if missing:
+                for script in missing.values():
+                    await self.client.execute_command("SCRIPT", "LOAD", script.source)
+                retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                again = await self._send([plan.commands[i] for i in retry])
+                replies = _merge(replies, retry, again)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(self.url, exc) from exc
+        return _finish(plan, replies)
+
+    async def _send(self, commands: Sequence[Command]) -> list[Any]:
+        if len(commands) == 1:
+            try:
+                return [await self.client.execute_command(*commands[0].args)]
+            except ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for cmd in commands:
+            pipe.execute_command(*cmd.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def drive(self, flow: Flow[T]) -> T:
+        import asyncio
+
+        reply: Any = None
+        try:
+            while True:
+                step = flow.send(reply)
+                if isinstance(step, Plan):
+                    reply = await self.run(step)
+                else:
+                    await asyncio.sleep(step)
+                    reply = None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]

@@ -1,0 +1,182 @@
+"""The only place that builds Redis key names.
+
+Every key of a queue carries the hash tag ``{queue}``, so all of a queue lives on
+one Redis Cluster slot and every Lua script touches one slot only. The few global
+keys (the queue registry, the worker registry) are written with single commands,
+never from inside a script.
+
+Layout for queue ``emails`` and the default prefix ``taskq``::
+
+    taskq:{emails}:queued       ZSET  task id -> priority/FIFO score (claim pops the lowest)
+    taskq:{emails}:scheduled    ZSET  task id -> due time, ms (delayed tasks and retries)
+    taskq:{emails}:running      ZSET  task id -> lease deadline, ms
+    taskq:{emails}:dead         ZSET  task id -> time it died, ms (the dead-letter queue)
+    taskq:{emails}:t:<id>       HASH  the task record
+    taskq:{emails}:idem:<key>   STR   idempotency key -> task id
+    taskq:{emails}:meta         HASH  FIFO clock and lease-token counter
+    taskq:{emails}:config       HASH  queue settings (aging window)
+    taskq:{emails}:stats        HASH  counters per outcome
+    taskq:{emails}:hist         HASH  latency histogram buckets
+    taskq:{emails}:events       STREAM  capped log of task transitions
+    taskq:{emails}:wake         pub/sub channel: "work arrived in an empty queue"
+    taskq:queues                SET   names of known queues
+    taskq:workers               ZSET  worker id -> last heartbeat, ms
+    taskq:worker:<id>           HASH  one worker's registration (expires without heartbeat)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from taskq.errors import InvalidQueueName, TaskNotFound
+
+DEFAULT_PREFIX = "taskq"
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+TASK_ID_SEPARATOR = ":"
+
+
+def check_queue_name(name: object) -> str:
+    """Return ``name`` if it is a valid queue name, else raise :class:`InvalidQueueName`."""
+    if not isinstance(name, str) or not QUEUE_NAME_RE.match(name):
+        raise InvalidQueueName(
+            f"invalid queue name {name!r}: use 1-64 characters of letters, digits, '_', '.', '-', "
+            "starting with a letter or digit (no braces, colons or whitespace)"
+        )
+    return name
+
+
+def queue_of_task_id(task_id: str) -> str:
+    """The queue a task id belongs to (ids look like ``emails:0193a1b2c3d4e5f6a7b8``)."""
+    queue, sep, rest = task_id.partition(TASK_ID_SEPARATOR)
+    if not sep or not rest or not QUEUE_NAME_RE.match(queue):
+        raise TaskNotFound(f"{task_id!r} is not a taskq task id (expected 'queue:hex')")
+    return queue
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """All key names of one queue."""
+
+    prefix: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.queue}}}:"
+
+    @property
+    def queued(self) -> str:
+        return self.base + "queued"
+
+    @property
+    def scheduled(self) -> str:
+        return self.base + "scheduled"
+
+    @property
+    def running(self) -> str:
+        return self.base + "running"
+
+    @property
+    def dead(self) -> str:
+        return self.base + "dead"
+
+    @property
+    def task_prefix(self) -> str:
+        """Prefix of task record keys; scripts append the task id to it."""
+        return self.base + "t:"
+
+    def task(self, task_id: str) -> str:
+        return self.task_prefix + task_id
+
+    @property
+    def idem_prefix(self) -> str:
+        """Prefix of idempotency keys; scripts append the key to it."""
+        return self.base + "idem:"
+
+    def idem(self, key: str) -> str:
+        return self.idem_prefix + key
+
+    @property
+    def meta(self) -> str:
+        return self.base + "meta"
+
+    @property
+    def config(self) -> str:
+        return self.base + "config"
+
+    @property
+    def stats(self) -> str:
+        return self.base + "stats"
+
+    @property
+    def hist(self) -> str:
+        return self.base + "hist"
+
+    @property
+    def events(self) -> str:
+        return self.base + "events"
+
+    @property
+    def wake(self) -> str:
+        return self.base + "wake"
+
+    def all_fixed(self) -> list[str]:
+        """The queue's keys that are not per task (for tests and purging a queue)."""
+        return [
+            self.queued,
+            self.scheduled,
+            self.running,
+            self.dead,
+            self.meta,
+            self.config,
+            self.stats,
+            self.hist,
+            self.events,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalKeys:
+    """Keys that belong to no single queue."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def queue(self, name: str) -> QueueKeys:
+        return QueueKeys(self.prefix, check_queue_name(name))
+
+    def queue_scan_pattern(self, name: str) -> str:
+        """A SCAN MATCH pattern for every key of one queue (braces escaped)."""
+        return f"{self.prefix}:\\{{{name}\\}}:*"
+
+
+def _crc16_xmodem(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def cluster_slot(key: str | bytes) -> int:
+    """The Redis Cluster slot of ``key`` (CRC16 of its hash tag, mod 16384)."""
+    raw = key.encode() if isinstance(key, str) else key
+    start = raw.find(b"{")
+    if start != -1:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return _crc16_xmodem(raw) % 16384

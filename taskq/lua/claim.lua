@@ -1,0 +1,46 @@
+--[[ claim: promote due scheduled tasks, then pop up to N tasks by (priority, FIFO) and
+  lease each to the worker, in one step: a task is always in `queued` or in `running`,
+  never in neither, so a worker killed at any point loses nothing.
+
+KEYS[1] queued  KEYS[2] scheduled  KEYS[3] running  KEYS[4] meta  KEYS[5] config
+KEYS[6] stats   KEYS[7] events     KEYS[8] hist
+ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
+ARGV[5] events maxlen (0 = off)  ARGV[6] wake channel
+Returns: a flat array, 13 fields per claimed task:
+  id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
+  retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority
+]]
+--!include lib/common.lua
+
+local max_n, lease_ms, worker, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local maxlen = tonumber(ARGV[5])
+local now_ms, now_us = server_time()
+
+promote_due(KEYS[2], KEYS[1], KEYS[4], KEYS[5], KEYS[7], prefix, math.max(max_n, 100), maxlen, ARGV[6],
+  now_ms, now_us)
+
+local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
+local out = {}
+local deadline = now_ms + lease_ms
+local claimed = 0
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local key = prefix .. id
+  if redis.call('EXISTS', key) == 1 then
+    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+    local token = tostring(redis.call('HINCRBY', KEYS[4], 'lease_seq', 1))
+    redis.call('HSET', key, 'status', 'running', 'started_ms', now_ms, 'worker', worker,
+      'token', token, 'lease_ms', lease_ms)
+    redis.call('ZADD', KEYS[3], deadline, id)
+    local f = redis.call('HMGET', key, 'name', 'args', 'kwargs', 'timeout_ms', 'max_retries',
+      'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms')
+    observe(KEYS[8], 'wait', now_ms - tonumber(f[11] or now_ms))
+    emit(KEYS[7], maxlen, 'started', id, f[10], attempts, worker)
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
+    for j = 1, 10 do out[n + 3 + j] = f[j] end
+    claimed = claimed + 1
+  end
+end
+if claimed > 0 then redis.call('HINCRBY', KEYS[6], 'started', claimed) end
+return out

@@ -1,0 +1,44 @@
+--[[ fail: record a failed attempt, fenced by the lease token; schedule a retry after the
+  given delay while attempts are left, else move the task to the dead-letter queue.
+
+KEYS[1] running  KEYS[2] scheduled  KEYS[3] dead  KEYS[4] task record  KEYS[5] stats
+KEYS[6] events   KEYS[7] hist
+ARGV[1] id  ARGV[2] lease token  ARGV[3] error type  ARGV[4] error message  ARGV[5] traceback
+ARGV[6] retry delay ms (-1 = do not retry)  ARGV[7] events maxlen (0 = off)
+ARGV[8] idempotency key prefix  ARGV[9] dead TTL s
+Returns: {'scheduled', due_ms} or {'dead', dead_ms}.
+Errors: TASKQ LEASE_LOST when the token is not the task's current lease.
+]]
+--!include lib/common.lua
+
+local id, token, delay_ms = ARGV[1], ARGV[2], tonumber(ARGV[6])
+local f = redis.call('HMGET', KEYS[4], 'token', 'status', 'attempts', 'max_retries', 'started_ms',
+  'priority', 'worker')
+if f[1] ~= token or f[2] ~= 'running' then
+  return redis.error_reply('TASKQ LEASE_LOST task ' .. id .. ' is no longer leased with this token')
+end
+local now_ms = server_time()
+local maxlen = tonumber(ARGV[7])
+local attempts = tonumber(f[3])
+redis.call('ZREM', KEYS[1], id)
+redis.call('HSET', KEYS[4], 'error_type', ARGV[3], 'error', ARGV[4], 'traceback', ARGV[5],
+  'failed_ms', now_ms)
+redis.call('HDEL', KEYS[4], 'token')
+redis.call('HINCRBY', KEYS[5], 'failed', 1)
+observe(KEYS[7], 'run', now_ms - tonumber(f[5]))
+
+if delay_ms >= 0 and attempts <= tonumber(f[4]) then
+  local due = now_ms + delay_ms
+  redis.call('ZADD', KEYS[2], due, id)
+  redis.call('HSET', KEYS[4], 'status', 'scheduled', 'due_ms', due)
+  redis.call('HINCRBY', KEYS[5], 'retried', 1)
+  emit(KEYS[6], maxlen, 'retried', id, f[6], attempts, f[7])
+  return {'scheduled', due}
+end
+redis.call('ZADD', KEYS[3], now_ms, id)
+redis.call('HSET', KEYS[4], 'status', 'dead', 'finished_ms', now_ms)
+redis.call('HDEL', KEYS[4], 'cancel')
+redis.call('HINCRBY', KEYS[5], 'dead', 1)
+emit(KEYS[6], maxlen, 'dead', id, f[6], attempts, f[7])
+expire_record(KEYS[4], ARGV[8], tonumber(ARGV[9]))
+return {'dead', now_ms}

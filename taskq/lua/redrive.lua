@@ -1,0 +1,37 @@
+--[[ redrive: move dead-letter tasks back to `queued` with a fresh set of attempts.
+
+KEYS[1] dead  KEYS[2] queued  KEYS[3] meta  KEYS[4] config  KEYS[5] stats  KEYS[6] events
+ARGV[1] task key prefix  ARGV[2] idempotency key prefix  ARGV[3] events maxlen (0 = off)
+ARGV[4] wake channel  ARGV[5] mode: 'ids' (the ids in ARGV[7..]) or 'oldest' (up to ARGV[6])
+ARGV[6] limit for 'oldest'
+Returns: the ids re-driven (ids not in the dead-letter queue are skipped).
+]]
+--!include lib/common.lua
+
+local prefix, idem_prefix, maxlen, wake = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local ids
+if ARGV[5] == 'oldest' then
+  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)
+else
+  ids = {}
+  for i = 7, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local now_ms, now_us = server_time()
+local out = {}
+for _, id in ipairs(ids) do
+  local key = prefix .. id
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local f = redis.call('HMGET', key, 'priority', 'idem')
+    if f[1] then
+      redis.call('PERSIST', key)
+      if f[2] then redis.call('PERSIST', idem_prefix .. f[2]) end
+      redis.call('HSET', key, 'attempts', 0)
+      redis.call('HDEL', key, 'finished_ms', 'due_ms')
+      make_ready(KEYS[2], KEYS[3], KEYS[4], key, id, tonumber(f[1]), now_ms, now_us, wake)
+      emit(KEYS[6], maxlen, 'redriven', id, f[1], 0, nil)
+      out[#out + 1] = id
+    end
+  end
+end
+if #out > 0 then redis.call('HINCRBY', KEYS[5], 'redriven', #out) end
+return out

@@ -1,0 +1,361 @@
+"""Every producer and worker operation as a *plan*: the Redis commands to send and a
+function that turns their replies into a result. No I/O here.
+
+The sync client, the async client and the worker all execute the same plans, so the
+logic exists once and the clients are thin (STYLE.md rule 9). A plan's commands are
+independent of each other and may be pipelined in one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from taskq.backoff import Backoff
+from taskq.errors import TaskNotFound, TaskqError
+from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
+from taskq.scripts import Script, error_from_reply, load_script
+from taskq.task import DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
+
+T = TypeVar("T")
+
+DEFAULT_EVENTS_MAXLEN = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One Redis command. ``script`` is set for EVALSHA, so a NOSCRIPT reply can be healed."""
+
+    args: tuple[Any, ...]
+    script: Script | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan(Generic[T]):
+    """Commands to send together, and how to read their replies.
+
+    With ``errors_inline`` the replies handed to ``parse`` may include exception objects
+    (one per failed command); otherwise the executor raises the first error.
+    """
+
+    commands: list[Command]
+    parse: Callable[[list[Any]], T]
+    errors_inline: bool = False
+
+
+def script_call(name: str, keys: Sequence[str], argv: Sequence[Any]) -> Command:
+    script = load_script(name)
+    return Command(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
+
+
+def reply_error(reply: object) -> Exception | None:
+    """The taskq exception a reply stands for (script errors mapped), or None for a value."""
+    if isinstance(reply, TaskqError):
+        return reply
+    if isinstance(reply, Exception):
+        return error_from_reply(str(reply)) or reply
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task leased to a worker, with what the worker needs to run it."""
+
+    id: str
+    queue: str
+    token: str
+    attempts: int
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    timeout_s: float | None
+    max_retries: int
+    backoff: Backoff
+    priority: int
+
+    @property
+    def retries_left(self) -> int:
+        return max(0, self.max_retries + 1 - self.attempts)
+
+
+CLAIM_FIELDS = 13
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """How many tasks are in each place of a queue, and its lifetime counters."""
+
+    queue: str
+    queued: int
+    scheduled: int
+    running: int
+    dead: int
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        """Tasks not finished: queued, scheduled (delayed or awaiting retry) and running."""
+        return self.queued + self.scheduled + self.running
+
+
+def _one(replies: list[Any]) -> Any:
+    return replies[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """Builds plans for one key prefix and one set of telemetry/retention settings."""
+
+    prefix: str = DEFAULT_PREFIX
+    events_maxlen: int = DEFAULT_EVENTS_MAXLEN
+    dead_ttl_s: int = DEFAULT_DEAD_TTL_S
+
+    @property
+    def keys(self) -> GlobalKeys:
+        return GlobalKeys(self.prefix)
+
+    def queue_keys(self, queue: str) -> QueueKeys:
+        return self.keys.queue(queue)
+
+    # -- producer -------------------------------------------------------------------
+
+    def enqueue_command(self, spec: TaskSpec) -> Command:
+        k = self.queue_keys(spec.queue)
+        idem = spec.idempotency_key or ""
+        b = spec.backoff
+        return script_call(
+            "enqueue",
+            [k.task(spec.id), k.queued, k.scheduled, k.idem(idem), k.meta, k.config, k.stats, k.events],
+            [
+                spec.id,
+                spec.name,
+                spec.args_json,
+                spec.kwargs_json,
+                spec.priority,
+                spec.delay_ms,
+                spec.max_retries,
+                spec.timeout_ms,
+                spec.result_ttl_s,
+                int(b.base_s * 1000),
+                int(b.cap_s * 1000),
+                int(b.min_s * 1000),
+                repr(b.jitter),
+                idem,
+                self.events_maxlen,
+                spec.queue,
+                k.wake,
+            ],
+        )
+
+    def enqueue(self, specs: Sequence[TaskSpec]) -> Plan[list[str]]:
+        """Enqueue tasks (pipelined); the result is each task's id (an earlier task's id
+        where its idempotency key was already used)."""
+        return Plan([self.enqueue_command(s) for s in specs], lambda rs: [r[0] for r in rs])
+
+    def register_queues(self, queues: Sequence[str]) -> Plan[int]:
+        return Plan([Command(("SADD", self.keys.queues, *queues))], _one)
+
+    def get(self, task_id: str) -> Plan[Task]:
+        k = self.queue_keys(queue_of_task_id(task_id))
+
+        def parse(replies: list[Any]) -> Task:
+            raw = replies[0]
+            if not raw:
+                raise TaskNotFound(
+                    f"no task {task_id}: it never existed, or its record expired after its TTL"
+                )
+            return Task.from_hash(raw)
+
+        return Plan([Command(("HGETALL", k.task(task_id)))], parse)
+
+    def get_many(self, task_ids: Sequence[str]) -> Plan[list[Task | None]]:
+        cmds = [Command(("HGETALL", self.queue_keys(queue_of_task_id(t)).task(t))) for t in task_ids]
+        return Plan(cmds, lambda rs: [Task.from_hash(r) if r else None for r in rs])
+
+    def cancel(self, task_id: str) -> Plan[str]:
+        k = self.queue_keys(queue_of_task_id(task_id))
+        cmd = script_call(
+            "cancel",
+            [k.task(task_id), k.queued, k.scheduled, k.stats, k.events],
+            [task_id, self.events_maxlen, k.idem_prefix],
+        )
+        return Plan([cmd], _one)
+
+    def configure_queue(self, queue: str, aging_s: float | None) -> Plan[Any]:
+        k = self.queue_keys(queue)
+        if aging_s is None:
+            return Plan([Command(("HDEL", k.config, "aging_us"))], _one)
+        return Plan([Command(("HSET", k.config, "aging_us", int(aging_s * 1_000_000)))], _one)
+
+    def counts(self, queues: Sequence[str]) -> Plan[list[QueueCounts]]:
+        cmds: list[Command] = []
+        for q in queues:
+            k = self.queue_keys(q)
+            cmds += [
+                Command(("ZCARD", k.queued)),
+                Command(("ZCARD", k.scheduled)),
+                Command(("ZCARD", k.running)),
+                Command(("ZCARD", k.dead)),
+                Command(("HGETALL", k.stats)),
+            ]
+
+        def parse(rs: list[Any]) -> list[QueueCounts]:
+            out = []
+            for i, q in enumerate(queues):
+                r = rs[i * 5 : i * 5 + 5]
+                counters = {name: int(v) for name, v in (r[4] or {}).items()}
+                out.append(QueueCounts(q, int(r[0]), int(r[1]), int(r[2]), int(r[3]), counters))
+            return out
+
+        return Plan(cmds, parse)
+
+    def queues(self) -> Plan[list[str]]:
+        return Plan([Command(("SMEMBERS", self.keys.queues))], lambda rs: sorted(rs[0]))
+
+    def list_ids(self, queue: str, place: TaskStatus, offset: int, limit: int) -> Plan[list[str]]:
+        """Ids in one place of a queue, in the order they will leave it."""
+        k = self.queue_keys(queue)
+        zset = {
+            TaskStatus.QUEUED: k.queued,
+            TaskStatus.SCHEDULED: k.scheduled,
+            TaskStatus.RUNNING: k.running,
+            TaskStatus.DEAD: k.dead,
+        }[place]
+        return Plan([Command(("ZRANGE", zset, offset, offset + limit - 1))], _one)
+
+    def redrive(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[list[str]]:
+        """Re-drive the given dead task ids, or (ids=None) up to ``limit`` oldest."""
+        k = self.queue_keys(queue)
+        mode = "oldest" if ids is None else "ids"
+        cmd = script_call(
+            "redrive",
+            [k.dead, k.queued, k.meta, k.config, k.stats, k.events],
+            [k.task_prefix, k.idem_prefix, self.events_maxlen, k.wake, mode, limit, *(ids or [])],
+        )
+        return Plan([cmd], _one)
+
+    def purge_dead(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[int]:
+        k = self.queue_keys(queue)
+        mode = "oldest" if ids is None else "ids"
+        cmd = script_call(
+            "purge_dead", [k.dead, k.stats], [k.task_prefix, k.idem_prefix, mode, limit, *(ids or [])]
+        )
+        return Plan([cmd], lambda rs: int(rs[0]))
+
+    # -- worker ---------------------------------------------------------------------
+
+    def claim(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[list[ClaimedTask]]:
+        k = self.queue_keys(queue)
+        cmd = script_call(
+            "claim",
+            [k.queued, k.scheduled, k.running, k.meta, k.config, k.stats, k.events, k.hist],
+            [max_n, lease_ms, worker_id, k.task_prefix, self.events_maxlen, k.wake],
+        )
+
+        def parse(rs: list[Any]) -> list[ClaimedTask]:
+            flat = rs[0]
+            out = []
+            for i in range(0, len(flat), CLAIM_FIELDS):
+                f = flat[i : i + CLAIM_FIELDS]
+                timeout_ms = int(f[6] or 0)
+                out.append(
+                    ClaimedTask(
+                        id=f[0],
+                        queue=queue,
+                        token=f[1],
+                        attempts=int(f[2]),
+                        name=f[3],
+                        args=_loads(f[4], []),
+                        kwargs=_loads(f[5], {}),
+                        timeout_s=timeout_ms / 1000 if timeout_ms else None,
+                        max_retries=int(f[7]),
+                        backoff=Backoff(
+                            base_s=int(f[8]) / 1000,
+                            cap_s=int(f[9]) / 1000,
+                            min_s=int(f[10]) / 1000,
+                            jitter=float(f[11]),
+                        ),
+                        priority=int(f[12]),
+                    )
+                )
+            return out
+
+        return Plan([cmd], parse)
+
+    def complete_command(self, task: ClaimedTask, result_json: str) -> Command:
+        k = self.queue_keys(task.queue)
+        return script_call(
+            "complete",
+            [k.running, k.task(task.id), k.stats, k.events, k.hist],
+            [task.id, task.token, result_json, self.events_maxlen, k.idem_prefix],
+        )
+
+    def fail_command(
+        self,
+        task: ClaimedTask,
+        error_type: str,
+        error: str,
+        traceback: str,
+        retry_delay_ms: int,
+    ) -> Command:
+        """``retry_delay_ms`` < 0 sends the task to the dead-letter queue whatever is left."""
+        k = self.queue_keys(task.queue)
+        return script_call(
+            "fail",
+            [k.running, k.scheduled, k.dead, k.task(task.id), k.stats, k.events, k.hist],
+            [
+                task.id,
+                task.token,
+                error_type,
+                error,
+                traceback,
+                retry_delay_ms,
+                self.events_maxlen,
+                k.idem_prefix,
+                self.dead_ttl_s,
+            ],
+        )
+
+    def finish(self, commands: Sequence[Command]) -> Plan[list[Any]]:
+        """Send completions and failures together; replies may hold LeaseLost errors inline."""
+        return Plan(list(commands), lambda rs: [reply_error(r) or r for r in rs], errors_inline=True)
+
+    def extend(self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int) -> Plan[list[int]]:
+        k = self.queue_keys(queue)
+        argv: list[Any] = [lease_ms, k.task_prefix]
+        for task_id, token in leases:
+            argv += [task_id, token]
+        return Plan([script_call("extend", [k.running], argv)], lambda rs: [int(x) for x in rs[0]])
+
+    def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> Plan[int]:
+        k = self.queue_keys(queue)
+        argv: list[Any] = [k.task_prefix, self.events_maxlen, k.wake]
+        for task_id, token in leases:
+            argv += [task_id, token]
+        cmd = script_call("release", [k.running, k.queued, k.meta, k.config, k.stats, k.events], argv)
+        return Plan([cmd], lambda rs: int(rs[0]))
+
+    def requeue_expired(self, queue: str, limit: int = 1000) -> Plan[tuple[int, int]]:
+        k = self.queue_keys(queue)
+        cmd = script_call(
+            "requeue_expired",
+            [k.running, k.queued, k.dead, k.stats, k.events],
+            [limit, k.task_prefix, k.idem_prefix, self.events_maxlen, self.dead_ttl_s, k.wake],
+        )
+        return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
+
+    def promote_due(self, queue: str, limit: int = 1000) -> Plan[tuple[int, int]]:
+        """Promote due scheduled tasks; returns (promoted, next due ms or -1)."""
+        k = self.queue_keys(queue)
+        cmd = script_call(
+            "promote_due",
+            [k.scheduled, k.queued, k.meta, k.config, k.events],
+            [limit, k.task_prefix, self.events_maxlen, k.wake],
+        )
+        return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
+
+
+def _loads(raw: str | None, default: Any) -> Any:
+    return json.loads(raw) if raw else default

