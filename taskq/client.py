@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import redis
 import redis.asyncio as aioredis
@@ -31,13 +31,17 @@ from taskq.task import (
     DEFAULT_DEAD_TTL_S,
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_RETRIES,
-    DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     DEFAULT_RESULT_TTL_S,
     Task,
     TaskSpec,
     TaskStatus,
+    check_positive_s,
+    check_priority,
 )
+
+if TYPE_CHECKING:
+    from taskq.worker import BackgroundWorker
 
 F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H")
@@ -223,7 +227,7 @@ class _Base:
             args=args,
             kwargs=kwargs,
             queue=queue if queue is not None else d_queue,
-            priority=priority if priority is not None else (definition.priority if definition else DEFAULT_PRIORITY),
+            priority=priority if priority is not None else (definition.priority if definition else None),
             delay_s=delay_s,
             eta=eta,
             max_retries=max_retries
@@ -260,10 +264,21 @@ class _Base:
         return decorator(fn) if fn is not None else decorator
 
 
+def _check_queue_settings(
+    queue: str, aging_s: float | None, default_priority: int | None
+) -> tuple[str, float | None, int | None]:
+    check_queue_name(queue)
+    if aging_s is not None:
+        check_positive_s("aging_s", aging_s)
+    if default_priority is not None:
+        check_priority(default_priority)
+    return queue, aging_s, default_priority
+
+
 def _task_options(
     name: str | None,
     queue: str | None,
-    priority: int,
+    priority: int | None,
     max_retries: int,
     timeout_s: float | None,
     backoff: Backoff | None,
@@ -288,7 +303,7 @@ def _task_options(
 class TaskHandle:
     """A queued task, from a blocking :class:`TaskQueue`."""
 
-    __slots__ = ("id", "_tq")
+    __slots__ = ("_tq", "id")
 
     def __init__(self, task_id: str, tq: TaskQueue) -> None:
         self.id = task_id
@@ -377,7 +392,7 @@ class TaskQueue(_Base):
         *,
         name: str | None = None,
         queue: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
+        priority: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout_s: float | None = None,
         backoff: Backoff | None = None,
@@ -390,21 +405,25 @@ class TaskQueue(_Base):
         *,
         name: str | None = None,
         queue: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
+        priority: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout_s: float | None = None,
         backoff: Backoff | None = None,
         result_ttl_s: int | None = None,
     ) -> Any:
         """Register a function as a task (``@tq.task`` or ``@tq.task(queue=..., ...)``)."""
-        options = _task_options(name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue)
+        options = _task_options(
+            name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue
+        )
         return self._decorate(fn, lambda d: TaskFunction(d, self), options)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:
         spec = self._spec_for_def(definition, args, kwargs)
         return TaskHandle(self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))[0], self)
 
-    def enqueue(self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any) -> TaskHandle:
+    def enqueue(
+        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> TaskHandle:
         """Queue task ``name``. Options: queue, priority, delay_s, eta, idempotency_key,
         max_retries, timeout_s, result_ttl_s. With an idempotency key already used, returns
         the first task's handle and writes nothing."""
@@ -440,15 +459,29 @@ class TaskQueue(_Base):
         """Names of every queue that has had a task."""
         return self._exec.run(self.ops.queues())
 
-    def configure_queue(self, queue: str, *, aging_s: float | None) -> None:
-        """Set a queue's aging window: a task's priority rises one level per ``aging_s``
-        seconds of waiting, so nothing starves. ``None`` restores strict priority."""
-        if aging_s is not None and aging_s <= 0:
-            raise InvalidOption(f"aging_s must be > 0 seconds or None, got {aging_s}")
-        self._exec.run(self.ops.configure_queue(queue, aging_s))
+    def configure_queue(self, queue: str, *, aging_s: float | None = None, default_priority: int | None = None) -> None:
+        """Set a queue's settings, shared by every producer (``None`` clears a setting).
+
+        ``aging_s``: a waiting task gains one priority level per ``aging_s`` seconds, so
+        nothing starves (new enqueues only); unset, priority is strict.
+        ``default_priority``: the priority of tasks enqueued here without one (else 5).
+        """
+        self._exec.run(self.ops.configure_queue(*_check_queue_settings(queue, aging_s, default_priority)))
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
         return DeadLetters(self, queue or self.default_queue)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Registered workers: id, host, pid, queues, concurrency, counts, current tasks,
+        heartbeat_ms; a worker whose registration expired shows as ``{'gone': True}``."""
+        return self._exec.drive(self.ops.workers())
+
+    def start_worker(self, **settings: Any) -> BackgroundWorker:
+        """Run a worker for this queue's tasks in a background thread (notebooks, tests).
+        Settings are :class:`taskq.worker.Worker`'s; ``.stop()`` stops it."""
+        from taskq.worker import start_background_worker
+
+        return start_background_worker(self, **settings)
 
     def close(self) -> None:
         self.redis.close()
@@ -467,7 +500,7 @@ class TaskQueue(_Base):
 class AsyncTaskHandle:
     """A queued task, from an :class:`AsyncTaskQueue`."""
 
-    __slots__ = ("id", "_tq")
+    __slots__ = ("_tq", "id")
 
     def __init__(self, task_id: str, tq: AsyncTaskQueue) -> None:
         self.id = task_id
@@ -531,14 +564,16 @@ class AsyncTaskQueue(_Base):
         *,
         name: str | None = None,
         queue: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
+        priority: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout_s: float | None = None,
         backoff: Backoff | None = None,
         result_ttl_s: int | None = None,
     ) -> Any:
         """Register a function as a task; ``await fn.enqueue(...)`` queues it."""
-        options = _task_options(name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue)
+        options = _task_options(
+            name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue
+        )
         return self._decorate(fn, lambda d: TaskFunction(d, self), options)
 
     async def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncTaskHandle:
@@ -576,13 +611,22 @@ class AsyncTaskQueue(_Base):
     async def queues(self) -> list[str]:
         return await self._exec.run(self.ops.queues())
 
-    async def configure_queue(self, queue: str, *, aging_s: float | None) -> None:
-        if aging_s is not None and aging_s <= 0:
-            raise InvalidOption(f"aging_s must be > 0 seconds or None, got {aging_s}")
-        await self._exec.run(self.ops.configure_queue(queue, aging_s))
+    async def configure_queue(
+        self, queue: str, *, aging_s: float | None = None, default_priority: int | None = None
+    ) -> None:
+        await self._exec.run(self.ops.configure_queue(*_check_queue_settings(queue, aging_s, default_priority)))
 
     def dead_letters(self, queue: str | None = None) -> AsyncDeadLetters:
         return AsyncDeadLetters(self, queue or self.default_queue)
+
+    async def workers(self) -> list[dict[str, Any]]:
+        return await self._exec.drive(self.ops.workers())
+
+    def start_worker(self, **settings: Any) -> BackgroundWorker:
+        """Run a worker in a background thread with its own event loop; ``.stop()`` stops it."""
+        from taskq.worker import start_background_worker
+
+        return start_background_worker(self, **settings)
 
     async def aclose(self) -> None:
         await self.redis.aclose()

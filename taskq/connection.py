@@ -8,7 +8,9 @@ command that got NOSCRIPT did not run, so nothing runs twice.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import asyncio
+import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -18,13 +20,12 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.errors import ServerUnavailable
-from taskq.ops import Command, Plan, reply_error
+from taskq.ops import Command, Flow, Plan, reply_error
+
+__all__ = ["AsyncExecutor", "Flow", "SyncExecutor"]
 from taskq.scripts import Script
 
 T = TypeVar("T")
-
-#: A flow is a generator that yields plans (or a float: seconds to sleep) and returns a value.
-Flow = Generator["Plan[Any] | float", Any, T]
 
 
 def _scripts_to_load(commands: Sequence[Command], replies: Sequence[Any]) -> dict[str, Script]:
@@ -70,7 +71,7 @@ class SyncExecutor:
             missing = _scripts_to_load(plan.commands, replies)
             if missing:
                 for script in missing.values():
-                    self.client.execute_command("SCRIPT", "LOAD", script.source)
+                    self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
                 retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 replies = _merge(replies, retry, self._send([plan.commands[i] for i in retry]))
         except _UNAVAILABLE as exc:
@@ -80,18 +81,16 @@ class SyncExecutor:
     def _send(self, commands: Sequence[Command]) -> list[Any]:
         if len(commands) == 1:
             try:
-                return [self.client.execute_command(*commands[0].args)]
+                return [self.client.execute_command(*commands[0].args)]  # type: ignore[no-untyped-call]
             except ResponseError as exc:
                 return [exc]
         pipe = self.client.pipeline(transaction=False)
         for cmd in commands:
-            pipe.execute_command(*cmd.args)
+            pipe.execute_command(*cmd.args)  # type: ignore[no-untyped-call]
         return list(pipe.execute(raise_on_error=False))
 
     def drive(self, flow: Flow[T]) -> T:
         """Run a flow to its end: plans are executed, floats are slept."""
-        import time
-
         reply: Any = None
         try:
             while True:
@@ -118,7 +117,7 @@ class AsyncExecutor:
             missing = _scripts_to_load(plan.commands, replies)
             if missing:
                 for script in missing.values():
-                    await self.client.execute_command("SCRIPT", "LOAD", script.source)
+                    await self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
                 retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 again = await self._send([plan.commands[i] for i in retry])
                 replies = _merge(replies, retry, again)
@@ -129,7 +128,7 @@ class AsyncExecutor:
     async def _send(self, commands: Sequence[Command]) -> list[Any]:
         if len(commands) == 1:
             try:
-                return [await self.client.execute_command(*commands[0].args)]
+                return [await self.client.execute_command(*commands[0].args)]  # type: ignore[no-untyped-call]
             except ResponseError as exc:
                 return [exc]
         pipe = self.client.pipeline(transaction=False)
@@ -138,8 +137,6 @@ class AsyncExecutor:
         return list(await pipe.execute(raise_on_error=False))
 
     async def drive(self, flow: Flow[T]) -> T:
-        import asyncio
-
         reply: Any = None
         try:
             while True:

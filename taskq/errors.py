@@ -98,7 +98,7 @@ class ScriptError(TaskqError):
     """A Lua script returned an error code this version of taskq does not know."""
 
 
-class Retry(Exception):  # noqa: N818 - a control-flow signal raised by task code, like dramatiq's Retry
+class Retry(Exception):
     """Raise inside a task to ask for another attempt after ``delay_s`` seconds.
 
     The attempt counts against ``max_retries``; with none left the task goes to the

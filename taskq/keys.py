@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from taskq.errors import InvalidQueueName, TaskNotFound
 
 DEFAULT_PREFIX = "taskq"
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "q\n" through.
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 TASK_ID_SEPARATOR = ":"
 
 

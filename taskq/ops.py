@@ -9,7 +9,7 @@ independent of each other and may be pipelined in one round trip.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +20,9 @@ from taskq.scripts import Script, error_from_reply, load_script
 from taskq.task import DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
 
 T = TypeVar("T")
+
+#: A multi-step operation: yields plans (or seconds to sleep), returns a value.
+Flow = Generator["Plan[Any] | float", Any, T]
 
 DEFAULT_EVENTS_MAXLEN = 10_000
 
@@ -100,6 +103,10 @@ class QueueCounts:
         return self.queued + self.scheduled + self.running
 
 
+def _nothing(replies: list[Any]) -> None:
+    return None
+
+
 def _one(replies: list[Any]) -> Any:
     return replies[0]
 
@@ -133,7 +140,7 @@ class Operations:
                 spec.name,
                 spec.args_json,
                 spec.kwargs_json,
-                spec.priority,
+                "" if spec.priority is None else spec.priority,
                 spec.delay_ms,
                 spec.max_retries,
                 spec.timeout_ms,
@@ -163,9 +170,7 @@ class Operations:
         def parse(replies: list[Any]) -> Task:
             raw = replies[0]
             if not raw:
-                raise TaskNotFound(
-                    f"no task {task_id}: it never existed, or its record expired after its TTL"
-                )
+                raise TaskNotFound(f"no task {task_id}: it never existed, or its record expired after its TTL")
             return Task.from_hash(raw)
 
         return Plan([Command(("HGETALL", k.task(task_id)))], parse)
@@ -183,11 +188,17 @@ class Operations:
         )
         return Plan([cmd], _one)
 
-    def configure_queue(self, queue: str, aging_s: float | None) -> Plan[Any]:
+    def configure_queue(self, queue: str, aging_s: float | None, default_priority: int | None) -> Plan[Any]:
+        """Set (or, with None, clear) a queue's aging window and default priority."""
         k = self.queue_keys(queue)
-        if aging_s is None:
-            return Plan([Command(("HDEL", k.config, "aging_us"))], _one)
-        return Plan([Command(("HSET", k.config, "aging_us", int(aging_s * 1_000_000)))], _one)
+        cmds = [
+            Command(("HDEL", k.config, field)) if value is None else Command(("HSET", k.config, field, value))
+            for field, value in (
+                ("aging_us", None if aging_s is None else int(aging_s * 1_000_000)),
+                ("default_priority", default_priority),
+            )
+        ]
+        return Plan(cmds, lambda rs: None)
 
     def counts(self, queues: Sequence[str]) -> Plan[list[QueueCounts]]:
         cmds: list[Command] = []
@@ -239,57 +250,75 @@ class Operations:
     def purge_dead(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[int]:
         k = self.queue_keys(queue)
         mode = "oldest" if ids is None else "ids"
-        cmd = script_call(
-            "purge_dead", [k.dead, k.stats], [k.task_prefix, k.idem_prefix, mode, limit, *(ids or [])]
-        )
+        cmd = script_call("purge_dead", [k.dead, k.stats], [k.task_prefix, k.idem_prefix, mode, limit, *(ids or [])])
         return Plan([cmd], lambda rs: int(rs[0]))
 
     # -- worker ---------------------------------------------------------------------
 
-    def claim(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[list[ClaimedTask]]:
+    def worker_heartbeat(self, info: dict[str, Any], ttl_s: float) -> Plan[None]:
+        """Write a worker's registration; it disappears ``ttl_s`` after the last heartbeat."""
+        g = self.keys
+        fields = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
+        flat = [x for kv in fields.items() for x in kv]
+        key = g.worker(str(info["id"]))
+        cmds = [
+            Command(("HSET", key, *flat)),
+            Command(("PEXPIRE", key, int(ttl_s * 1000))),
+            Command(("ZADD", g.workers, info["heartbeat_ms"], info["id"])),
+        ]
+        return Plan(cmds, _nothing)
+
+    def worker_gone(self, worker_id: str) -> Plan[None]:
+        g = self.keys
+        return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], _nothing)
+
+    def workers(self, forget_after_ms: int = 3_600_000) -> Flow[list[dict[str, Any]]]:
+        """Registered workers (alive or recently gone): their info, or {'id', 'gone': True}."""
+        g = self.keys
+        pairs: list[tuple[str, float]] = yield Plan(
+            [Command(("ZRANGE", g.workers, 0, -1, "WITHSCORES"))], lambda rs: _score_pairs(rs[0])
+        )
+        if not pairs:
+            return []
+        raws: list[Any] = yield Plan([Command(("HGETALL", g.worker(i))) for i, _ in pairs], lambda rs: rs)
+        out: list[dict[str, Any]] = []
+        stale: list[str] = []
+        newest = max(float(score) for _, score in pairs)
+        for (worker_id, score), raw in zip(pairs, raws, strict=True):
+            if raw:
+                out.append(_decode_worker(raw))
+            else:
+                out.append({"id": worker_id, "gone": True, "heartbeat_ms": int(float(score))})
+                if newest - float(score) > forget_after_ms:
+                    stale.append(worker_id)
+        if stale:
+            yield Plan([Command(("ZREM", g.workers, *stale))], _one)
+        return out
+
+    def claim_batch(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[tuple[list[ClaimedTask], int]]:
+        """Lease up to ``max_n`` tasks; also returns the due time (ms) of the earliest task
+        still scheduled, or -1, so an idle worker knows when to look again."""
         k = self.queue_keys(queue)
         cmd = script_call(
             "claim",
             [k.queued, k.scheduled, k.running, k.meta, k.config, k.stats, k.events, k.hist],
             [max_n, lease_ms, worker_id, k.task_prefix, self.events_maxlen, k.wake],
         )
+        return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
 
-        def parse(rs: list[Any]) -> list[ClaimedTask]:
-            flat = rs[0]
-            out = []
-            for i in range(0, len(flat), CLAIM_FIELDS):
-                f = flat[i : i + CLAIM_FIELDS]
-                timeout_ms = int(f[6] or 0)
-                out.append(
-                    ClaimedTask(
-                        id=f[0],
-                        queue=queue,
-                        token=f[1],
-                        attempts=int(f[2]),
-                        name=f[3],
-                        args=_loads(f[4], []),
-                        kwargs=_loads(f[5], {}),
-                        timeout_s=timeout_ms / 1000 if timeout_ms else None,
-                        max_retries=int(f[7]),
-                        backoff=Backoff(
-                            base_s=int(f[8]) / 1000,
-                            cap_s=int(f[9]) / 1000,
-                            min_s=int(f[10]) / 1000,
-                            jitter=float(f[11]),
-                        ),
-                        priority=int(f[12]),
-                    )
-                )
-            return out
+    def claim(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[list[ClaimedTask]]:
+        """Lease up to ``max_n`` tasks (see :meth:`claim_batch`)."""
+        plan = self.claim_batch(queue, max_n, lease_ms, worker_id)
+        return Plan(plan.commands, lambda rs: _parse_claim(queue, rs[0])[0])
 
-        return Plan([cmd], parse)
-
-    def complete_command(self, task: ClaimedTask, result_json: str) -> Command:
+    def complete_command(self, task: ClaimedTask, result_json: str, outcome: str = "succeeded") -> Command:
+        """Finish a leased task: ``outcome`` is 'succeeded', or 'cancelled' when it stopped
+        on its abort flag."""
         k = self.queue_keys(task.queue)
         return script_call(
             "complete",
             [k.running, k.task(task.id), k.stats, k.events, k.hist],
-            [task.id, task.token, result_json, self.events_maxlen, k.idem_prefix],
+            [task.id, task.token, result_json, self.events_maxlen, k.idem_prefix, outcome],
         )
 
     def fail_command(
@@ -315,6 +344,7 @@ class Operations:
                 self.events_maxlen,
                 k.idem_prefix,
                 self.dead_ttl_s,
+                k.wake,
             ],
         )
 
@@ -355,6 +385,51 @@ class Operations:
             [limit, k.task_prefix, self.events_maxlen, k.wake],
         )
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
+
+
+def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:
+    """(member, score) pairs from a WITHSCORES reply, flat or already paired by redis-py."""
+    if reply and isinstance(reply[0], (list, tuple)):
+        return [(str(m), float(sc)) for m, sc in reply]
+    return [(str(m), float(sc)) for m, sc in zip(reply[::2], reply[1::2], strict=True)]
+
+
+def _decode_worker(raw: dict[str, str]) -> dict[str, Any]:
+    info: dict[str, Any] = dict(raw)
+    for name in ("pid", "concurrency", "started_ms", "heartbeat_ms", "processed", "failed", "ttl_ms"):
+        if name in info:
+            info[name] = int(info[name])
+    info["queues"] = json.loads(raw.get("queues") or "[]")
+    info["current"] = json.loads(raw.get("current") or "[]")
+    return info
+
+
+def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
+    out = []
+    for i in range(1, len(flat), CLAIM_FIELDS):
+        f = flat[i : i + CLAIM_FIELDS]
+        timeout_ms = int(f[6] or 0)
+        out.append(
+            ClaimedTask(
+                id=f[0],
+                queue=queue,
+                token=f[1],
+                attempts=int(f[2]),
+                name=f[3],
+                args=_loads(f[4], []),
+                kwargs=_loads(f[5], {}),
+                timeout_s=timeout_ms / 1000 if timeout_ms else None,
+                max_retries=int(f[7]),
+                backoff=Backoff(
+                    base_s=int(f[8]) / 1000,
+                    cap_s=int(f[9]) / 1000,
+                    min_s=int(f[10]) / 1000,
+                    jitter=float(f[11]),
+                ),
+                priority=int(f[12]),
+            )
+        )
+    return out, int(flat[0])
 
 
 def _loads(raw: str | None, default: Any) -> Any:

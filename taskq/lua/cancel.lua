@@ -12,7 +12,8 @@ local id, maxlen = ARGV[1], tonumber(ARGV[2])
 local f = redis.call('HMGET', KEYS[1], 'status', 'result_ttl_s', 'priority', 'attempts')
 local status = f[1]
 if not status then
-  return redis.error_reply('TASKQ NOT_FOUND no task ' .. id)
+  return redis.error_reply('TASKQ NOT_FOUND no task ' .. id ..
+    ': it never existed, or its record expired after its TTL')
 end
 if status == 'queued' or status == 'scheduled' then
   local now_ms = server_time()

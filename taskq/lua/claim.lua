@@ -6,7 +6,8 @@ KEYS[1] queued  KEYS[2] scheduled  KEYS[3] running  KEYS[4] meta  KEYS[5] config
 KEYS[6] stats   KEYS[7] events     KEYS[8] hist
 ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
 ARGV[5] events maxlen (0 = off)  ARGV[6] wake channel
-Returns: a flat array, 13 fields per claimed task:
+Returns: a flat array: first the due time (ms) of the earliest task still scheduled, or -1
+  when none is; then 13 fields per claimed task:
   id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
   retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority
 ]]
@@ -20,7 +21,9 @@ promote_due(KEYS[2], KEYS[1], KEYS[4], KEYS[5], KEYS[7], prefix, math.max(max_n,
   now_ms, now_us)
 
 local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
-local out = {}
+local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local out = {-1}
+if first_due[2] then out[1] = tonumber(first_due[2]) end
 local deadline = now_ms + lease_ms
 local claimed = 0
 for i = 1, #popped, 2 do

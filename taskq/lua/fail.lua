@@ -5,7 +5,7 @@ KEYS[1] running  KEYS[2] scheduled  KEYS[3] dead  KEYS[4] task record  KEYS[5] s
 KEYS[6] events   KEYS[7] hist
 ARGV[1] id  ARGV[2] lease token  ARGV[3] error type  ARGV[4] error message  ARGV[5] traceback
 ARGV[6] retry delay ms (-1 = do not retry)  ARGV[7] events maxlen (0 = off)
-ARGV[8] idempotency key prefix  ARGV[9] dead TTL s
+ARGV[8] idempotency key prefix  ARGV[9] dead TTL s  ARGV[10] wake channel
 Returns: {'scheduled', due_ms} or {'dead', dead_ms}.
 Errors: TASKQ LEASE_LOST when the token is not the task's current lease.
 ]]
@@ -31,6 +31,7 @@ if delay_ms >= 0 and attempts <= tonumber(f[4]) then
   local due = now_ms + delay_ms
   redis.call('ZADD', KEYS[2], due, id)
   redis.call('HSET', KEYS[4], 'status', 'scheduled', 'due_ms', due)
+  wake_if_earliest(KEYS[2], id, ARGV[10])
   redis.call('HINCRBY', KEYS[5], 'retried', 1)
   emit(KEYS[6], maxlen, 'retried', id, f[6], attempts, f[7])
   return {'scheduled', due}

@@ -48,6 +48,13 @@ local function make_ready(queued_key, meta_key, config_key, task_key, id, priori
   return score
 end
 
+-- A newly scheduled task that is now the earliest one changes when workers must wake.
+local function wake_if_earliest(scheduled_key, id, wake)
+  if wake ~= '' and redis.call('ZRANGE', scheduled_key, 0, 0)[1] == id then
+    redis.call('PUBLISH', wake, '0')
+  end
+end
+
 -- Finished records expire after their TTL, and so does their idempotency key.
 local function expire_record(task_key, idem_prefix, ttl_s)
   local idem = redis.call('HGET', task_key, 'idem')

@@ -1,0 +1,117 @@
+"""Running workers from the command line: one in this process, or a supervised pool.
+
+``taskq worker APP --processes P`` starts P child processes, each a full worker
+(``taskq worker APP --processes 1``), and restarts any child that dies unexpectedly,
+backing off when one keeps crashing. SIGTERM or SIGINT is passed on to the children,
+which shut down gracefully; a second signal makes them skip their grace period.
+Children die with the supervisor (PR_SET_PDEATHSIG), and since every task they held
+is leased, whatever they were running is requeued when their leases expire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskq.errors import InvalidOption
+
+log = logging.getLogger("taskq.pool")
+
+RESTART_MIN_S = 0.5
+RESTART_MAX_S = 30.0
+STABLE_AFTER_S = 10.0
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class _Child:
+    slot: int
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    crashes: int = 0
+
+
+class Supervisor:
+    """Keeps ``processes`` worker processes running until told to stop."""
+
+    def __init__(self, argv: list[str], processes: int, env: dict[str, str] | None = None) -> None:
+        if processes < 1:
+            raise InvalidOption(f"--processes must be >= 1, got {processes}")
+        self.argv = argv
+        self.processes = processes
+        self.env = env
+        self.children: dict[int, _Child] = {}
+        self.restarts = 0
+        self._signals = 0
+
+    def _spawn(self, slot: int, crashes: int = 0) -> None:
+        proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        self.children[slot] = _Child(slot, proc, crashes=crashes)
+        log.info("worker process %d started (pid %d)", slot, proc.pid)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signals += 1
+        forward = signal.SIGTERM if self._signals == 1 else signal.SIGINT
+        for child in self.children.values():
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(forward)
+                if self._signals > 1:
+                    child.proc.send_signal(forward)  # children treat a second signal as "now"
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for slot in range(self.processes):
+                self._spawn(slot)
+            pending_restart: dict[int, tuple[float, int]] = {}  # slot -> (when, crashes in a row)
+            while self.children or pending_restart:
+                time.sleep(0.1)
+                for slot, child in list(self.children.items()):
+                    code = child.proc.poll()
+                    if code is None:
+                        continue
+                    del self.children[slot]
+                    if self._signals:
+                        continue
+                    lived = time.monotonic() - child.started
+                    crashes = 0 if lived > STABLE_AFTER_S else child.crashes + 1
+                    delay = min(RESTART_MAX_S, RESTART_MIN_S * 2 ** max(0, crashes - 1)) if crashes else 0.0
+                    log.warning("worker process %d (pid %d) exited with %s; restarting in %.1fs",
+                                slot, child.proc.pid, code, delay)  # fmt: skip
+                    pending_restart[slot] = (time.monotonic() + delay, crashes)
+                    self.restarts += 1
+                for slot, (when, crashes) in list(pending_restart.items()):
+                    if self._signals:
+                        del pending_restart[slot]
+                    elif time.monotonic() >= when:
+                        del pending_restart[slot]
+                        self._spawn(slot, crashes)
+            return 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def child_argv(app: str, options: list[str]) -> list[str]:
+    """The command line of one worker process of a pool."""
+    return [sys.executable, "-m", "taskq.cli", "worker", app, "--processes", "1", *options]
+
+
+def run_supervisor(app: str, processes: int, options: list[str], url: str) -> int:
+    env = dict(os.environ, TASKQ_REDIS_URL=url)
+    return Supervisor(child_argv(app, options), processes, env).run()

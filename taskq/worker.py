@@ -1,0 +1,686 @@
+"""The worker: claim → run → extend → complete/fail, on asyncio.
+
+One worker process runs up to ``concurrency`` tasks at once. Async task functions are
+awaited on the worker's loop; sync ones run in a thread pool (with the task's context
+variables). Around the run loop, four small loops keep the promises of DESIGN.md:
+
+* **claim** (``_claim_loop``): leases tasks in batches sized to the free slots, from the
+  worker's queues in affinity order; idles on a pub/sub wake-up (no busy polling).
+* **flush** (``_flush_loop``): sends finished tasks' completions and failures in one
+  pipeline per batch ("group commit"): one round trip serves many tasks.
+* **heartbeat** (``_heartbeat_loop``): extends the leases of every task held, learns of
+  cancellations and lost leases, and refreshes the worker's registration.
+* **maintenance** (``_maintenance_loop``): the reaper (expired leases back to queued, or
+  dead) and the promoter (due scheduled tasks to queued). Every worker runs both; the
+  scripts are idempotent and atomic, so many workers doing it at once is safe.
+
+Shutdown: stop claiming; let running tasks finish within ``grace_s``; then cancel async
+ones and release every lease still held straight back to queued (no attempt spent, no
+wait for a lease to expire). A second signal skips the grace period.
+
+Timeouts differ by kind: an async task past ``timeout_s`` is cancelled; a sync task
+cannot be interrupted, so its attempt is failed at once and whatever its thread returns
+later is ignored (the thread stays busy until the function returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from taskq.connection import AsyncExecutor
+from taskq.errors import (
+    InvalidOption,
+    LeaseLost,
+    NotSerializable,
+    Retry,
+    ServerUnavailable,
+    TaskTimeout,
+    UnknownTaskName,
+)
+from taskq.keys import check_queue_name
+from taskq.ops import ClaimedTask, Command, Operations
+from taskq.registry import TaskDef
+from taskq.task import dumps
+
+log = logging.getLogger("taskq.worker")
+
+
+# ---------------------------------------------------------------------------
+# What a running task can see of itself
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """The running task, as seen from inside it: ``taskq.current_task()``."""
+
+    id: str
+    queue: str
+    name: str
+    attempt: int
+    worker_id: str
+    _abort: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def aborted(self) -> bool:
+        """True once cancellation was requested. Sync tasks should check it and return."""
+        return self._abort.is_set()
+
+
+_current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("taskq_current_task", default=None)
+
+
+def current_task() -> TaskContext | None:
+    """The task being run by this thread or coroutine, or None outside a task."""
+    return _current.get()
+
+
+# ---------------------------------------------------------------------------
+# Queue selection
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSelection:
+    """Which queues a worker serves, and in what order it claims from them.
+
+    Ordered (``emails,default``): always the first queue first. Weighted
+    (``emails=3,default=1``): each claim round starts at a queue drawn with probability
+    proportional to its weight, so no queue is starved by another's backlog.
+    """
+
+    queues: tuple[str, ...]
+    weights: tuple[int, ...] | None = None
+
+    @classmethod
+    def parse(cls, spec: str | Sequence[str] | Mapping[str, int]) -> QueueSelection:
+        if isinstance(spec, str):
+            parts = [p.strip() for p in spec.split(",") if p.strip()]
+            if any("=" in p for p in parts):
+                pairs = [p.split("=", 1) for p in parts]
+                try:
+                    return cls.parse({q.strip(): int(w) for q, w in pairs})
+                except ValueError:
+                    raise InvalidOption(f"weights must be integers, as in emails=3,default=1: {spec!r}") from None
+            return cls.parse(parts)
+        if isinstance(spec, Mapping):
+            if not spec:
+                raise InvalidOption("a worker needs at least one queue")
+            for queue, weight in spec.items():
+                check_queue_name(queue)
+                if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+                    raise InvalidOption(f"queue weight must be an integer >= 1, got {queue}={weight!r}")
+            return cls(tuple(spec), tuple(spec.values()))
+        queues = tuple(spec)
+        if not queues:
+            raise InvalidOption("a worker needs at least one queue")
+        if len(set(queues)) != len(queues):
+            raise InvalidOption(f"a queue is listed twice: {list(queues)}")
+        for queue in queues:
+            check_queue_name(queue)
+        return cls(queues)
+
+    def claim_order(self, rng: random.Random) -> Sequence[str]:
+        if self.weights is None:
+            return self.queues
+        # Weighted random order without replacement (Efraimidis-Spirakis keys).
+        keyed = sorted(zip(self.queues, self.weights, strict=True), key=lambda qw: -(rng.random() ** (1 / qw[1])))
+        return [q for q, _ in keyed]
+
+
+# ---------------------------------------------------------------------------
+# The worker
+
+
+@dataclass(slots=True)
+class _Held:
+    """A task this worker holds a lease on, from claim until its outcome is flushed."""
+
+    task: ClaimedTask
+    context: TaskContext
+    runner: asyncio.Task[None] | None = None
+    released: bool = False  # given back at shutdown: its outcome must not be written
+    lost: bool = False  # lease gone (requeued elsewhere): its outcome would be refused
+
+
+class Worker:
+    """Runs the tasks registered on ``app`` (a TaskQueue or AsyncTaskQueue).
+
+    ``queues``: names (ordered affinity), a ``{name: weight}`` mapping, or a spec string
+    ``"emails,default"`` / ``"emails=3,default=1"``; default: the app's default queue.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        queues: str | Sequence[str] | Mapping[str, int] | None = None,
+        concurrency: int = 10,
+        lease_s: float = 30.0,
+        heartbeat_s: float | None = None,
+        maintenance_s: float = 1.0,
+        idle_poll_s: float = 1.0,
+        grace_s: float = 10.0,
+        threads: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidOption(f"concurrency must be an integer >= 1, got {concurrency!r}")
+        for name, value in (("lease_s", lease_s), ("maintenance_s", maintenance_s), ("idle_poll_s", idle_poll_s)):
+            if not value > 0:
+                raise InvalidOption(f"{name} must be > 0, got {value}")
+        self.url: str = app.url
+        self.ops: Operations = app.ops
+        self.registry: dict[str, TaskDef] = app.registry
+        self.selection = QueueSelection.parse(queues if queues is not None else [app.default_queue])
+        self.concurrency = concurrency
+        self.lease_ms = int(lease_s * 1000)
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
+        self.maintenance_s = maintenance_s
+        self.idle_poll_s = idle_poll_s
+        self.grace_s = grace_s
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.started_ms = int(time.time() * 1000)
+        self.processed = 0
+        self.failed = 0
+        self._threads = ThreadPoolExecutor(max_workers=threads or concurrency, thread_name_prefix="taskq-task")
+        self._refill_at = max(1, concurrency // 4)
+        self._rng = random.Random()
+        self._held: dict[str, _Held] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[Command, _Held]] = []
+        self._stopping = False
+        self._grace_override: float | None = None
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # asyncio primitives are made inside run(), on the loop that runs the worker
+        self._stop_event: asyncio.Event
+        self._work_event: asyncio.Event
+        self._slot_event: asyncio.Event
+        self._flush_event: asyncio.Event
+        self._flush_lock: asyncio.Lock
+        self._redis: aioredis.Redis
+        self._exec: AsyncExecutor
+
+    # -- public ----------------------------------------------------------------------
+
+    @property
+    def running_ids(self) -> list[str]:
+        return [h.task.id for h in self._held.values() if h.runner is not None and not h.runner.done()]
+
+    async def run(self) -> None:
+        """Run until :meth:`request_stop` (or a signal, under :func:`run_worker`)."""
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._work_event = asyncio.Event()
+        self._slot_event = asyncio.Event()
+        self._flush_event = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        self._exec = AsyncExecutor(self._redis, self.url)
+        pubsub = self._redis.pubsub()
+        helpers: list[asyncio.Task[None]] = []
+        try:
+            await self._subscribe(pubsub)
+            await self._heartbeat()
+            helpers = [
+                asyncio.create_task(self._listen(pubsub), name="taskq-listen"),
+                asyncio.create_task(self._flush_loop(), name="taskq-flush"),
+                asyncio.create_task(self._heartbeat_loop(), name="taskq-heartbeat"),
+                asyncio.create_task(self._maintenance_loop(), name="taskq-maintenance"),
+            ]
+            log.info("worker %s serving %s, concurrency %d", self.id, ",".join(self.selection.queues), self.concurrency)
+            self._started.set()
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._exec.run(self.ops.worker_gone(self.id))
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._redis.aclose()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._stopped.set()
+            log.info("worker %s stopped: %d processed, %d failed", self.id, self.processed, self.failed)
+
+    def request_stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming and shut down gracefully; thread-safe. A second call (or
+        ``grace_s=0``) skips the rest of the grace period."""
+        if self._loop is None:
+            self._stopping = True
+            return
+
+        def stop() -> None:
+            if self._stopping:
+                self._grace_override = 0.0
+            elif grace_s is not None:
+                self._grace_override = grace_s
+            self._stopping = True
+            self._stop_event.set()
+            self._slot_event.set()
+            self._work_event.set()
+
+        if threading.current_thread() is threading.main_thread() and _loop_is(self._loop):
+            stop()
+        else:
+            self._loop.call_soon_threadsafe(stop)
+
+    # -- claiming ------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            if free <= 0 or (self._running and free < self._refill_at):
+                self._slot_event.clear()
+                await self._slot_event.wait()
+                continue
+            self._work_event.clear()
+            try:
+                claimed, next_due_ms = await self._claim(free)
+            except ServerUnavailable as exc:
+                log.warning("claim failed, retrying: %s", exc)
+                await self._sleep(min(self.idle_poll_s, 1.0))
+                continue
+            for task in claimed:
+                self._start(task)
+            if claimed:
+                continue
+            await self._wait_for_work(next_due_ms)
+
+    async def _claim(self, free: int) -> tuple[list[ClaimedTask], int]:
+        claimed: list[ClaimedTask] = []
+        next_due = -1
+        for queue in self.selection.claim_order(self._rng):
+            want = free - len(claimed)
+            if want <= 0:
+                break
+            got, due = await self._exec.run(self.ops.claim_batch(queue, want, self.lease_ms, self.id))
+            claimed += got
+            if due >= 0 and (next_due < 0 or due < next_due):
+                next_due = due
+        return claimed, next_due
+
+    async def _wait_for_work(self, next_due_ms: int) -> None:
+        timeout = self.idle_poll_s
+        if next_due_ms >= 0:
+            timeout = min(timeout, max(0.0, next_due_ms / 1000 - time.time()) + 0.001)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._work_event.wait()
+
+    async def _subscribe(self, pubsub: Any) -> None:
+        channels = [self.ops.queue_keys(q).wake for q in self.selection.queues]
+        await pubsub.subscribe(*channels)
+        confirmed = 0
+        deadline = time.monotonic() + 10
+        while confirmed < len(channels) and time.monotonic() < deadline:
+            message = await pubsub.get_message(timeout=1.0)
+            if message and message["type"] == "subscribe":
+                confirmed += 1
+
+    async def _listen(self, pubsub: Any) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect below; the idle poll covers the gap
+                log.warning("wake-up channel lost (%s); resubscribing", exc)
+                await self._sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await pubsub.reset()
+                    await self._subscribe(pubsub)
+                self._work_event.set()
+                continue
+            if message is not None:
+                self._work_event.set()
+
+    # -- running ---------------------------------------------------------------------
+
+    def _start(self, task: ClaimedTask) -> None:
+        context = TaskContext(task.id, task.queue, task.name, task.attempts, self.id)
+        held = _Held(task, context)
+        self._held[task.id] = held
+        runner = asyncio.create_task(self._execute(held), name=f"taskq:{task.id}")
+        held.runner = runner
+        self._running.add(runner)
+        runner.add_done_callback(self._on_done)
+
+    def _on_done(self, runner: asyncio.Task[None]) -> None:
+        self._running.discard(runner)
+        self._slot_event.set()
+
+    async def _execute(self, held: _Held) -> None:
+        task = held.task
+        _current.set(held.context)
+        definition = self.registry.get(task.name)
+        if definition is None:
+            err = UnknownTaskName(f"no task named {task.name!r} is registered on worker {self.id}")
+            self._fail(held, err, "", retry=False)
+            return
+        try:
+            result = await self._call(definition, task)
+        except asyncio.CancelledError:
+            if held.released or held.lost:
+                return  # shutdown gave it back, or another attempt owns it
+            if held.context.aborted:
+                self._finish(held, "null", outcome="cancelled")
+                return
+            raise
+        except Retry as exc:
+            self._fail(held, exc, traceback.format_exc(), retry=True, delay_s=exc.delay_s)
+            return
+        except Exception as exc:  # noqa: BLE001 - any task error is recorded, never raised
+            self._fail(held, exc, traceback.format_exc(), retry=True)
+            return
+        if held.released or held.lost:
+            return
+        try:
+            result_json = dumps(result, f"the result of task {task.name}")
+        except NotSerializable as exc:
+            self._fail(held, exc, "", retry=False)
+            return
+        self._finish(held, result_json, outcome="cancelled" if held.context.aborted else "succeeded")
+
+    async def _call(self, definition: TaskDef, task: ClaimedTask) -> Any:
+        if definition.is_async:
+            coro = definition.fn(*task.args, **task.kwargs)
+            if task.timeout_s is None:
+                return await coro
+            try:
+                async with asyncio.timeout(task.timeout_s):
+                    return await coro
+            except TimeoutError:
+                raise TaskTimeout(f"task {task.name} ran past its timeout of {task.timeout_s}s") from None
+        call = functools.partial(contextvars.copy_context().run, definition.fn, *task.args, **task.kwargs)
+        future = asyncio.get_running_loop().run_in_executor(self._threads, call)
+        if task.timeout_s is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, task.timeout_s)
+        except TimeoutError:
+            raise TaskTimeout(
+                f"sync task {task.name} ran past its timeout of {task.timeout_s}s; "
+                "its thread runs on, and its result will be ignored"
+            ) from None
+
+    def _fail(self, held: _Held, exc: BaseException, tb: str, *, retry: bool, delay_s: float | None = None) -> None:
+        task = held.task
+        delay_ms = -1
+        if retry:
+            seconds = delay_s if delay_s is not None else task.backoff.delay_s(task.attempts)
+            delay_ms = max(0, int(seconds * 1000))
+        error_type = type(exc).__name__
+        log.info(
+            "task %s %s attempt %d failed: %s: %s", task.id, task.name, task.attempts, error_type, exc,
+            extra={"task_id": task.id, "queue": task.queue, "attempt": task.attempts, "worker": self.id},
+        )  # fmt: skip
+        self.failed += 1
+        command = self.ops.fail_command(task, error_type, str(exc), tb, delay_ms)
+        self._queue_outcome(command, held)
+
+    def _finish(self, held: _Held, result_json: str, *, outcome: str) -> None:
+        self.processed += 1
+        self._queue_outcome(self.ops.complete_command(held.task, result_json, outcome), held)
+
+    def _queue_outcome(self, command: Command, held: _Held) -> None:
+        self._pending.append((command, held))
+        self._flush_event.set()
+
+    # -- flushing outcomes -----------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_event.wait()
+            self._flush_event.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    replies = await self._exec.run(self.ops.finish([command for command, _ in batch]))
+                except ServerUnavailable as exc:
+                    log.warning("could not record %d outcomes, retrying: %s", len(batch), exc)
+                    self._pending[:0] = batch
+                    await self._sleep(0.2)
+                    if self._stop_event.is_set() and self._grace_override == 0.0:
+                        return
+                    continue
+                for (_, held), reply in zip(batch, replies, strict=True):
+                    if self._held.get(held.task.id) is held:
+                        del self._held[held.task.id]
+                    if isinstance(reply, LeaseLost):
+                        log.warning("task %s: %s (another attempt owns it)", held.task.id, reply)
+                    elif isinstance(reply, Exception):
+                        log.error("task %s: recording its outcome failed: %s", held.task.id, reply)
+
+    # -- heartbeat -------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:  # runs through the grace period too: running tasks keep their leases
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self._heartbeat()
+            except ServerUnavailable as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        by_queue: dict[str, list[_Held]] = {}
+        for held in list(self._held.values()):
+            if not held.released:
+                by_queue.setdefault(held.task.queue, []).append(held)
+        for queue, helds in by_queue.items():
+            leases = [(h.task.id, h.task.token) for h in helds]
+            states = await self._exec.run(self.ops.extend(queue, leases, self.lease_ms))
+            for held, state in zip(helds, states, strict=True):
+                self._apply_lease_state(held, state)
+        now_ms = int(time.time() * 1000)
+        info = {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(self.selection.queues),
+            "concurrency": self.concurrency,
+            "started_ms": self.started_ms,
+            "heartbeat_ms": now_ms,
+            "ttl_ms": int(self._registration_ttl_s() * 1000),
+            "processed": self.processed,
+            "failed": self.failed,
+            "current": self.running_ids,
+        }
+        await self._exec.run(self.ops.worker_heartbeat(info, self._registration_ttl_s()))
+
+    def _registration_ttl_s(self) -> float:
+        return max(3 * self.heartbeat_s, 2.0)
+
+    def _apply_lease_state(self, held: _Held, state: int) -> None:
+        runner_alive = held.runner is not None and not held.runner.done()
+        if state == 0 and runner_alive:
+            log.warning("task %s: lease lost (expired and requeued); dropping this attempt", held.task.id)
+            held.lost = True
+            held.context._abort.set()
+            if held.runner is not None:
+                held.runner.cancel()
+        elif state == 2 and not held.context.aborted:
+            log.info("task %s: cancellation requested", held.task.id)
+            held.context._abort.set()
+            definition = self.registry.get(held.task.name)
+            if held.runner is not None and definition is not None and definition.is_async:
+                held.runner.cancel()
+
+    # -- maintenance -----------------------------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        while not self._stopping:
+            await self._sleep(self.maintenance_s * (0.75 + 0.5 * self._rng.random()))
+            for queue in self.selection.queues:
+                try:
+                    requeued, dead = await self._exec.run(self.ops.requeue_expired(queue))
+                    await self._exec.run(self.ops.promote_due(queue))
+                except ServerUnavailable as exc:
+                    log.warning("maintenance failed: %s", exc)
+                    break
+                if requeued or dead:
+                    log.warning("queue %s: %d expired leases requeued, %d dead", queue, requeued, dead)
+
+    # -- shutdown --------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Graceful end: wait for running tasks (up to the grace period), record their
+        outcomes, then hand back every lease still held."""
+        grace = self.grace_s if self._grace_override is None else self._grace_override
+        deadline = time.monotonic() + grace
+        while self._running and time.monotonic() < deadline:
+            if self._grace_override == 0.0:
+                break
+            self._slot_event.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(0.1, max(0.0, deadline - time.monotonic()))):
+                    await self._slot_event.wait()
+        await self._flush()
+        leftover = [h for h in self._held.values() if h.runner is not None and not h.runner.done()]
+        for held in leftover:
+            held.released = True
+            if held.runner is not None:
+                held.runner.cancel()
+        by_queue: dict[str, list[tuple[str, str]]] = {}
+        for held in leftover:
+            by_queue.setdefault(held.task.queue, []).append((held.task.id, held.task.token))
+        for queue, leases in by_queue.items():
+            try:
+                released = await self._exec.run(self.ops.release(queue, leases))
+                log.info("released %d running tasks of %s back to the queue", released, queue)
+            except ServerUnavailable as exc:
+                log.error("could not release %d tasks (their leases will expire): %s", len(leases), exc)
+        await asyncio.gather(*self._running, return_exceptions=True)
+        await self._flush()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop_event.wait()
+
+
+def _loop_is(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Running a worker: in the foreground with signals, or in a background thread
+
+
+def run_worker(worker: Worker, *, install_signals: bool = True) -> None:
+    """Run ``worker`` in this thread until SIGTERM/SIGINT (a second one exits now)."""
+
+    async def main() -> None:
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.request_stop)
+        await worker.run()
+
+    asyncio.run(main())
+
+
+class BackgroundWorker:
+    """A worker running in a thread of its own, e.g. inside a notebook kernel.
+
+    >>> w = tq.start_worker(queues=["default"], concurrency=4)   # doctest: +SKIP
+    >>> w.stop()                                                 # doctest: +SKIP
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"taskq-worker-{worker.id}", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> BackgroundWorker:
+        self._thread.start()
+        if not self.worker._started.wait(timeout_s) and self.error is None:
+            raise ServerUnavailable(f"worker did not start within {timeout_s}s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self.worker.run())
+        except BaseException as exc:  # noqa: BLE001 - surfaced by start()/stop()
+            self.error = exc
+            self.worker._started.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, grace_s: float | None = None, timeout_s: float = 30.0) -> None:
+        """Stop gracefully (running tasks get ``grace_s``, default the worker's), and wait."""
+        self.worker.request_stop(grace_s)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"worker {self.worker.id} did not stop within {timeout_s}s")
+
+    def __enter__(self) -> BackgroundWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_background_worker(app: Any, **settings: Any) -> BackgroundWorker:
+    return BackgroundWorker(Worker(app, **settings)).start()
+
+
+def load_app(path: str) -> Any:
+    """Import ``module:attribute`` and return the TaskQueue it names."""
+    import importlib
+    import sys
+
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise InvalidOption(f"APP must look like 'module:attribute' (e.g. myapp.tasks:tq), got {path!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    if not hasattr(obj, "registry") or not hasattr(obj, "ops"):
+        raise InvalidOption(f"{path} is a {type(obj).__name__}, not a taskq TaskQueue")
+    return obj
+
+
+__all__ = [
+    "BackgroundWorker",
+    "QueueSelection",
+    "TaskContext",
+    "Worker",
+    "current_task",
+    "load_app",
+    "run_worker",
+    "start_background_worker",
+]
