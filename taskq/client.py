@@ -96,8 +96,12 @@ def _dead_select_flow(
     ops: Operations, queue: str, ids: Iterable[str] | None, name: str | None, error_type: str | None, all_: bool
 ) -> Flow[list[str] | None]:
     """The dead task ids a re-drive or purge applies to; None means "all of them"."""
-    if ids is None and name is None and error_type is None and not all_:
-        raise InvalidOption("say which dead tasks: ids=[...], name=..., error_type=..., or all=True")
+    kinds = (ids is not None) + (name is not None or error_type is not None) + bool(all_)
+    if kinds != 1:
+        raise InvalidOption(
+            "choose exactly one way to select dead tasks: ids=[...], a filter (name=... and/or "
+            "error_type=...), or all=True"
+        )
     if ids is not None:
         return list(ids)
     if name is None and error_type is None:

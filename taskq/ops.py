@@ -8,13 +8,14 @@ independent of each other and may be pipelined in one round trip.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from taskq.backoff import Backoff
-from taskq.errors import TaskNotFound, TaskqError
+from taskq.errors import LeaseLost, TaskNotFound, TaskqError
 from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
 from taskq.scripts import Script, error_from_reply, load_script
 from taskq.task import DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
@@ -84,6 +85,28 @@ class ClaimedTask:
 
 
 CLAIM_FIELDS = 13
+#: Most tasks one script call claims or completes (Lua's unpack() limit is near 8000 values).
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A leased task finished: its JSON result and outcome ('succeeded' or 'cancelled')."""
+
+    task: ClaimedTask
+    result_json: str
+    outcome: str = "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A leased task's attempt failed; ``retry_delay_ms`` < 0 means do not retry."""
+
+    task: ClaimedTask
+    error_type: str
+    error: str
+    traceback: str
+    retry_delay_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +147,16 @@ class Operations:
         return GlobalKeys(self.prefix)
 
     def queue_keys(self, queue: str) -> QueueKeys:
-        return self.keys.queue(queue)
+        return _queue_keys(self.prefix, queue)
 
     # -- producer -------------------------------------------------------------------
 
-    def enqueue_command(self, spec: TaskSpec) -> Command:
-        k = self.queue_keys(spec.queue)
-        idem = spec.idempotency_key or ""
-        b = spec.backoff
-        return script_call(
-            "enqueue",
-            [k.task(spec.id), k.queued, k.scheduled, k.idem(idem), k.meta, k.config, k.stats, k.events],
-            [
+    def _enqueue_call(self, queue: str, specs: Sequence[TaskSpec]) -> Command:
+        k = self.queue_keys(queue)
+        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.events_maxlen, queue, k.wake]
+        for spec in specs:
+            b = spec.backoff
+            argv += [
                 spec.id,
                 spec.name,
                 spec.args_json,
@@ -149,17 +170,30 @@ class Operations:
                 int(b.cap_s * 1000),
                 int(b.min_s * 1000),
                 repr(b.jitter),
-                idem,
-                self.events_maxlen,
-                spec.queue,
-                k.wake,
-            ],
-        )
+                spec.idempotency_key or "",
+            ]
+        return script_call("enqueue", [k.queued, k.scheduled, k.meta, k.config, k.stats, k.events], argv)
 
     def enqueue(self, specs: Sequence[TaskSpec]) -> Plan[list[str]]:
-        """Enqueue tasks (pipelined); the result is each task's id (an earlier task's id
-        where its idempotency key was already used)."""
-        return Plan([self.enqueue_command(s) for s in specs], lambda rs: [r[0] for r in rs])
+        """Enqueue tasks: one script call per queue (and per MAX_BATCH tasks), pipelined.
+        The result is each task's id, in order (an earlier task's id where its idempotency
+        key was already used)."""
+        groups: dict[str, list[int]] = {}
+        for i, spec in enumerate(specs):
+            groups.setdefault(spec.queue, []).append(i)
+        commands: list[Command] = []
+        where: list[tuple[int, int]] = [(0, 0)] * len(specs)  # spec -> (command, position)
+        for queue, indexes in groups.items():
+            for start in range(0, len(indexes), MAX_BATCH):
+                chunk = indexes[start : start + MAX_BATCH]
+                for position, i in enumerate(chunk):
+                    where[i] = (len(commands), position)
+                commands.append(self._enqueue_call(queue, [specs[i] for i in chunk]))
+
+        def parse(replies: list[Any]) -> list[str]:
+            return [str(replies[c][2 * p]) for c, p in where]
+
+        return Plan(commands, parse)
 
     def register_queues(self, queues: Sequence[str]) -> Plan[int]:
         return Plan([Command(("SADD", self.keys.queues, *queues))], _one)
@@ -311,15 +345,10 @@ class Operations:
         plan = self.claim_batch(queue, max_n, lease_ms, worker_id)
         return Plan(plan.commands, lambda rs: _parse_claim(queue, rs[0])[0])
 
-    def complete_command(self, task: ClaimedTask, result_json: str, outcome: str = "succeeded") -> Command:
-        """Finish a leased task: ``outcome`` is 'succeeded', or 'cancelled' when it stopped
-        on its abort flag."""
-        k = self.queue_keys(task.queue)
-        return script_call(
-            "complete",
-            [k.running, k.task(task.id), k.stats, k.events, k.hist],
-            [task.id, task.token, result_json, self.events_maxlen, k.idem_prefix, outcome],
-        )
+    def complete_command(self, task: ClaimedTask, result_json: str, outcome: str = "succeeded") -> Completion:
+        """A leased task's result, for :meth:`finish`. ``outcome`` is 'succeeded', or
+        'cancelled' when it stopped on its abort flag."""
+        return Completion(task, result_json, outcome)
 
     def fail_command(
         self,
@@ -328,29 +357,78 @@ class Operations:
         error: str,
         traceback: str,
         retry_delay_ms: int,
-    ) -> Command:
-        """``retry_delay_ms`` < 0 sends the task to the dead-letter queue whatever is left."""
-        k = self.queue_keys(task.queue)
+    ) -> Failure:
+        """A failed attempt, for :meth:`finish`. ``retry_delay_ms`` < 0 sends the task to the
+        dead-letter queue whatever attempts are left."""
+        return Failure(task, error_type, error, traceback, retry_delay_ms)
+
+    def finish(self, outcomes: Sequence[Completion | Failure]) -> Plan[list[Any]]:
+        """Record outcomes in one round trip: the completions of each queue in one script
+        call, each failure in its own. The result has one entry per outcome, in order: 1 for
+        a completion, ('scheduled', due_ms) or ('dead', ms) for a failure, or a
+        :class:`~taskq.errors.LeaseLost` instance where the lease was no longer held."""
+        commands: list[Command] = []
+        slots: list[tuple[int, int]] = []  # per outcome: (command index, index in its reply or -1)
+        batches: list[tuple[int, list[Completion]]] = []  # (command index, completions)
+        open_batch: dict[str, tuple[int, list[Completion]]] = {}  # per queue: the batch being filled
+        for item in outcomes:
+            if isinstance(item, Failure):
+                slots.append((len(commands), -1))
+                commands.append(self._fail_call(item))
+                continue
+            index, batch = open_batch.get(item.task.queue, (-1, []))
+            if index < 0 or len(batch) >= MAX_BATCH:
+                index, batch = len(commands), []
+                open_batch[item.task.queue] = (index, batch)
+                batches.append((index, batch))
+                commands.append(Command(()))  # replaced below, once the batch is complete
+            slots.append((index, len(batch)))
+            batch.append(item)
+        for index, batch in batches:
+            commands[index] = self._complete_call(batch)
+
+        def parse(replies: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            for item, (index, position) in zip(outcomes, slots, strict=True):
+                reply = replies[index]
+                error = reply_error(reply)
+                if error is not None:
+                    out.append(error)
+                elif position < 0:
+                    out.append((str(reply[0]), int(reply[1])))
+                elif int(reply[position]) == 1:
+                    out.append(1)
+                else:
+                    out.append(LeaseLost(f"task {item.task.id} is no longer leased with this token"))
+            return out
+
+        return Plan(commands, parse, errors_inline=True)
+
+    def _complete_call(self, batch: Sequence[Completion]) -> Command:
+        k = self.queue_keys(batch[0].task.queue)
+        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.events_maxlen]
+        for c in batch:
+            argv += [c.task.id, c.task.token, c.result_json, c.outcome]
+        return script_call("complete", [k.running, k.stats, k.events, k.hist], argv)
+
+    def _fail_call(self, f: Failure) -> Command:
+        k = self.queue_keys(f.task.queue)
         return script_call(
             "fail",
-            [k.running, k.scheduled, k.dead, k.task(task.id), k.stats, k.events, k.hist],
+            [k.running, k.scheduled, k.dead, k.task(f.task.id), k.stats, k.events, k.hist],
             [
-                task.id,
-                task.token,
-                error_type,
-                error,
-                traceback,
-                retry_delay_ms,
+                f.task.id,
+                f.task.token,
+                f.error_type,
+                f.error,
+                f.traceback,
+                f.retry_delay_ms,
                 self.events_maxlen,
                 k.idem_prefix,
                 self.dead_ttl_s,
                 k.wake,
             ],
         )
-
-    def finish(self, commands: Sequence[Command]) -> Plan[list[Any]]:
-        """Send completions and failures together; replies may hold LeaseLost errors inline."""
-        return Plan(list(commands), lambda rs: [reply_error(r) or r for r in rs], errors_inline=True)
 
     def extend(self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int) -> Plan[list[int]]:
         k = self.queue_keys(queue)
@@ -387,6 +465,16 @@ class Operations:
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
 
 
+@functools.lru_cache(maxsize=4096)
+def _queue_keys(prefix: str, queue: str) -> QueueKeys:
+    return GlobalKeys(prefix).queue(queue)
+
+
+@functools.lru_cache(maxsize=256)
+def _backoff(base_ms: str, cap_ms: str, min_ms: str, jitter: str) -> Backoff:
+    return Backoff(base_s=int(base_ms) / 1000, cap_s=int(cap_ms) / 1000, min_s=int(min_ms) / 1000, jitter=float(jitter))
+
+
 def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:
     """(member, score) pairs from a WITHSCORES reply, flat or already paired by redis-py."""
     if reply and isinstance(reply[0], (list, tuple)):
@@ -420,12 +508,7 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
                 kwargs=_loads(f[5], {}),
                 timeout_s=timeout_ms / 1000 if timeout_ms else None,
                 max_retries=int(f[7]),
-                backoff=Backoff(
-                    base_s=int(f[8]) / 1000,
-                    cap_s=int(f[9]) / 1000,
-                    min_s=int(f[10]) / 1000,
-                    jitter=float(f[11]),
-                ),
+                backoff=_backoff(f[8], f[9], f[10], f[11]),
                 priority=int(f[12]),
             )
         )

@@ -35,19 +35,17 @@ class TaskDef:
     timeout_s: float | None
     backoff: Backoff
     result_ttl_s: int | None
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+    signature: inspect.Signature | None = None  # None where the function has none to read
+    is_async: bool = False
 
     def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
         """Raise :class:`InvalidArguments` if the call would not bind to the function."""
+        if self.signature is None:
+            return
         try:
-            inspect.signature(self.fn).bind(*args, **kwargs)
+            self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArguments(f"task {self.name!r}: {exc}") from None
-        except ValueError:  # no signature (some builtins): cannot check
-            pass
 
 
 def make_task_def(
@@ -68,7 +66,11 @@ def make_task_def(
     check_non_negative_int("max_retries", max_retries, upper=1000)
     if timeout_s is not None:
         check_positive_s("timeout_s", timeout_s)
-    clash = ENQUEUE_OPTIONS & set(inspect.signature(fn).parameters)
+    try:
+        signature: inspect.Signature | None = inspect.signature(fn)
+    except ValueError:  # some builtins have no signature to read
+        signature = None
+    clash = ENQUEUE_OPTIONS & set(signature.parameters if signature else ())
     if clash:
         raise InvalidOption(
             f"task {fn.__qualname__} has parameters named like enqueue options ({', '.join(sorted(clash))}); "
@@ -83,6 +85,8 @@ def make_task_def(
         timeout_s=timeout_s,
         backoff=backoff or Backoff(),
         result_ttl_s=result_ttl_s,
+        signature=signature,
+        is_async=inspect.iscoroutinefunction(fn),
     )
 
 

@@ -39,7 +39,7 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -55,7 +55,7 @@ from taskq.errors import (
     UnknownTaskName,
 )
 from taskq.keys import check_queue_name
-from taskq.ops import ClaimedTask, Command, Operations
+from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
 from taskq.task import dumps
 
@@ -75,12 +75,9 @@ class TaskContext:
     name: str
     attempt: int
     worker_id: str
-    _abort: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    @property
-    def aborted(self) -> bool:
-        """True once cancellation was requested. Sync tasks should check it and return."""
-        return self._abort.is_set()
+    aborted: bool = False
+    """True once cancellation was requested (or the lease was lost): a sync task should
+    check it now and then, and return early."""
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("taskq_current_task", default=None)
@@ -203,7 +200,7 @@ class Worker:
         self._rng = random.Random()
         self._held: dict[str, _Held] = {}
         self._running: set[asyncio.Task[None]] = set()
-        self._pending: list[tuple[Command, _Held]] = []
+        self._pending: list[tuple[Completion | Failure, _Held]] = []
         self._stopping = False
         self._grace_override: float | None = None
         self._started = threading.Event()
@@ -310,7 +307,7 @@ class Worker:
         claimed: list[ClaimedTask] = []
         next_due = -1
         for queue in self.selection.claim_order(self._rng):
-            want = free - len(claimed)
+            want = min(free - len(claimed), MAX_BATCH)
             if want <= 0:
                 break
             got, due = await self._exec.run(self.ops.claim_batch(queue, want, self.lease_ms, self.id))
@@ -442,7 +439,7 @@ class Worker:
         self.processed += 1
         self._queue_outcome(self.ops.complete_command(held.task, result_json, outcome), held)
 
-    def _queue_outcome(self, command: Command, held: _Held) -> None:
+    def _queue_outcome(self, command: Completion | Failure, held: _Held) -> None:
         self._pending.append((command, held))
         self._flush_event.set()
 
@@ -519,12 +516,12 @@ class Worker:
         if state == 0 and runner_alive:
             log.warning("task %s: lease lost (expired and requeued); dropping this attempt", held.task.id)
             held.lost = True
-            held.context._abort.set()
+            held.context.aborted = True
             if held.runner is not None:
                 held.runner.cancel()
         elif state == 2 and not held.context.aborted:
             log.info("task %s: cancellation requested", held.task.id)
-            held.context._abort.set()
+            held.context.aborted = True
             definition = self.registry.get(held.task.name)
             if held.runner is not None and definition is not None and definition.is_async:
                 held.runner.cancel()

@@ -10,6 +10,7 @@ Returns: a flat array: first the due time (ms) of the earliest task still schedu
   when none is; then 13 fields per claimed task:
   id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
   retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority
+  Lease tokens are unique per queue: a fresh number from the queue's lease counter.
 ]]
 --!include lib/common.lua
 
@@ -24,20 +25,28 @@ local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
 local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local out = {-1}
 if first_due[2] then out[1] = tonumber(first_due[2]) end
+if #popped == 0 then return out end
+
 local deadline = now_ms + lease_ms
+local last_token = redis.call('HINCRBY', KEYS[4], 'lease_seq', #popped / 2)
+local first_token = last_token - #popped / 2
+local leases = {}
+local waits = {}
 local claimed = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local key = prefix .. id
-  if redis.call('EXISTS', key) == 1 then
-    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-    local token = tostring(redis.call('HINCRBY', KEYS[4], 'lease_seq', 1))
-    redis.call('HSET', key, 'status', 'running', 'started_ms', now_ms, 'worker', worker,
-      'token', token, 'lease_ms', lease_ms)
-    redis.call('ZADD', KEYS[3], deadline, id)
-    local f = redis.call('HMGET', key, 'name', 'args', 'kwargs', 'timeout_ms', 'max_retries',
-      'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms')
-    observe(KEYS[8], 'wait', now_ms - tonumber(f[11] or now_ms))
+  local f = redis.call('HMGET', key, 'name', 'args', 'kwargs', 'timeout_ms', 'max_retries',
+    'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms', 'attempts')
+  if f[1] then
+    local attempts = tonumber(f[12]) + 1
+    local token = tostring(first_token + (i + 1) / 2)
+    redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_ms', now_ms,
+      'worker', worker, 'token', token, 'lease_ms', lease_ms)
+    leases[#leases + 1] = deadline
+    leases[#leases + 1] = id
+    local wait = bucket_of(now_ms - tonumber(f[11] or now_ms))
+    waits[wait] = (waits[wait] or 0) + 1
     emit(KEYS[7], maxlen, 'started', id, f[10], attempts, worker)
     local n = #out
     out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
@@ -45,5 +54,9 @@ for i = 1, #popped, 2 do
     claimed = claimed + 1
   end
 end
-if claimed > 0 then redis.call('HINCRBY', KEYS[6], 'started', claimed) end
+if claimed > 0 then
+  redis.call('ZADD', KEYS[3], unpack(leases))
+  redis.call('HINCRBY', KEYS[6], 'started', claimed)
+  observe_counts(KEYS[8], 'wait', waits)
+end
 return out

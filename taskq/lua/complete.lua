@@ -1,30 +1,47 @@
---[[ complete: record a task's result and finish it, fenced by the lease token (a worker
-  whose lease expired and was requeued cannot finish the task a second time). The outcome
-  is 'succeeded', or 'cancelled' for a running task that stopped on its abort flag.
+--[[ complete: record the results of finished tasks of one queue, each fenced by its lease
+  token (a worker whose lease expired and was requeued cannot finish the task a second
+  time). An outcome is 'succeeded', or 'cancelled' for a running task that stopped on its
+  abort flag. A worker sends every task that finished since its last round trip at once.
 
-KEYS[1] running  KEYS[2] task record  KEYS[3] stats  KEYS[4] events  KEYS[5] hist
-ARGV[1] id  ARGV[2] lease token  ARGV[3] result JSON  ARGV[4] events maxlen (0 = off)
-ARGV[5] idempotency key prefix  ARGV[6] outcome: 'succeeded' or 'cancelled'
-Returns: 1. Errors: TASKQ LEASE_LOST when the token is not the task's current lease.
+KEYS[1] running  KEYS[2] stats  KEYS[3] events  KEYS[4] hist
+ARGV[1] task key prefix  ARGV[2] idempotency key prefix  ARGV[3] events maxlen (0 = off)
+ARGV[4..] groups of four: task id, lease token, result JSON, outcome
+Returns: one integer per task: 1 finished, 0 refused (not leased with this token).
 ]]
 --!include lib/common.lua
 
-local id, token = ARGV[1], ARGV[2]
-local f = redis.call('HMGET', KEYS[2], 'token', 'status', 'started_ms', 'enqueued_ms', 'result_ttl_s',
-  'priority', 'attempts', 'worker')
-if f[1] ~= token or f[2] ~= 'running' then
-  return redis.error_reply('TASKQ LEASE_LOST task ' .. id .. ' is no longer leased with this token')
-end
+local prefix, idem_prefix, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now_ms = server_time()
-local outcome = ARGV[6]
-redis.call('ZREM', KEYS[1], id)
-redis.call('HSET', KEYS[2], 'status', outcome, 'result', ARGV[3], 'finished_ms', now_ms)
-redis.call('HDEL', KEYS[2], 'token', 'cancel')
-redis.call('HINCRBY', KEYS[3], outcome, 1)
-if outcome == 'succeeded' then
-  observe(KEYS[5], 'run', now_ms - tonumber(f[3]))
-  observe(KEYS[5], 'e2e', now_ms - tonumber(f[4]))
+local out = {}
+local done = {}
+local counts = {}
+local runs, e2es = {}, {}
+for i = 4, #ARGV, 4 do
+  local id, token, result, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local key = prefix .. id
+  local f = redis.call('HMGET', key, 'token', 'status', 'started_ms', 'enqueued_ms', 'result_ttl_s',
+    'priority', 'attempts', 'worker', 'idem')
+  if f[1] == token and f[2] == 'running' then
+    redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_ms)
+    redis.call('HDEL', key, 'token', 'cancel')
+    done[#done + 1] = id
+    counts[outcome] = (counts[outcome] or 0) + 1
+    if outcome == 'succeeded' then
+      local run, e2e = bucket_of(now_ms - tonumber(f[3])), bucket_of(now_ms - tonumber(f[4]))
+      runs[run] = (runs[run] or 0) + 1
+      e2es[e2e] = (e2es[e2e] or 0) + 1
+    end
+    emit(KEYS[3], maxlen, outcome, id, f[6], f[7], f[8])
+    expire_finished(key, idem_key_of(idem_prefix, f[9]), tonumber(f[5]))
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
 end
-emit(KEYS[4], tonumber(ARGV[4]), outcome, id, f[6], f[7], f[8])
-expire_record(KEYS[2], ARGV[5], tonumber(f[5]))
-return 1
+if #done > 0 then
+  redis.call('ZREM', KEYS[1], unpack(done))
+  for outcome, n in pairs(counts) do redis.call('HINCRBY', KEYS[2], outcome, n) end
+  observe_counts(KEYS[4], 'run', runs)
+  observe_counts(KEYS[4], 'e2e', e2es)
+end
+return out

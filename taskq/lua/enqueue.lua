@@ -1,54 +1,67 @@
---[[ enqueue: create a task record and put it in `queued` (or `scheduled` when delayed),
-  honouring an idempotency key, in one step.
+--[[ enqueue: create task records and put each in `queued` (or `scheduled` when delayed),
+  honouring idempotency keys, in one step. One call takes a whole batch of one queue.
 
-KEYS[1] task record      KEYS[2] queued     KEYS[3] scheduled   KEYS[4] idempotency key
-KEYS[5] meta             KEYS[6] config     KEYS[7] stats       KEYS[8] events
-ARGV[1] id  ARGV[2] name  ARGV[3] args JSON  ARGV[4] kwargs JSON
-ARGV[5] priority 1..10, or '' for the queue's default priority (config field, else 5)
-ARGV[6] delay ms  ARGV[7] max_retries  ARGV[8] timeout ms (0 none)  ARGV[9] result TTL s
-ARGV[10] retry base ms  ARGV[11] retry cap ms  ARGV[12] retry min ms  ARGV[13] retry jitter
-ARGV[14] idempotency key ('' for none)  ARGV[15] events maxlen (0 = off)  ARGV[16] queue
-ARGV[17] wake channel (published to when the task is the first in `queued`, or the
-  earliest in `scheduled`, so sleeping workers wake for it)
-Returns: {id, created}: created is 1, or 0 when the idempotency key already named a task
-  (then id is that task's id and nothing was written).
+KEYS[1] queued  KEYS[2] scheduled  KEYS[3] meta  KEYS[4] config  KEYS[5] stats  KEYS[6] events
+ARGV[1] task key prefix  ARGV[2] idempotency key prefix  ARGV[3] events maxlen (0 = off)
+ARGV[4] queue name  ARGV[5] wake channel (published to when a task is the first in `queued`,
+  or the earliest in `scheduled`, so sleeping workers wake for it)
+ARGV[6..] groups of 14 per task: id, name, args JSON, kwargs JSON,
+  priority 1..10 or '' for the queue's default priority (config field, else 5),
+  delay ms, max_retries, timeout ms (0 none), result TTL s,
+  retry base ms, retry cap ms, retry min ms, retry jitter, idempotency key ('' none)
+Returns: a flat array of (id, created) per task: created is 1, or 0 when the idempotency key
+  already named a task (then id is that task's id and nothing was written for it).
 ]]
 --!include lib/common.lua
 
-local id, priority, delay_ms = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[6])
-if not priority then
-  priority = tonumber(redis.call('HGET', KEYS[6], 'default_priority') or '5')
-end
-local idem, maxlen = ARGV[14], tonumber(ARGV[15])
-
-if idem ~= '' then
-  local existing = redis.call('GET', KEYS[4])
-  if existing then return {existing, 0} end
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.error_reply('TASKQ DUPLICATE_ID task id ' .. id .. ' already exists')
-end
+local prefix, idem_prefix, maxlen, queue, wake = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local FIELDS = 14
 
 local now_ms, now_us = server_time()
-redis.call('HSET', KEYS[1],
-  'id', id, 'name', ARGV[2], 'queue', ARGV[16], 'args', ARGV[3], 'kwargs', ARGV[4],
-  'priority', priority, 'attempts', 0, 'max_retries', ARGV[7], 'timeout_ms', ARGV[8],
-  'result_ttl_s', ARGV[9], 'retry_base_ms', ARGV[10], 'retry_cap_ms', ARGV[11],
-  'retry_min_ms', ARGV[12], 'retry_jitter', ARGV[13], 'enqueued_ms', now_ms)
-if idem ~= '' then
-  redis.call('HSET', KEYS[1], 'idem', idem)
-  redis.call('SET', KEYS[4], id)
+local ready = ready_batch(KEYS[1], KEYS[3], KEYS[4], now_us)
+local default_priority = nil
+local out = {}
+local created = 0
+for i = 6, #ARGV, FIELDS do
+  local id, idem = ARGV[i], ARGV[i + 13]
+  local existing = false
+  if idem ~= '' then existing = redis.call('GET', idem_prefix .. idem) end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 0
+  else
+    local key = prefix .. id
+    local priority = tonumber(ARGV[i + 4])
+    if not priority then
+      default_priority = default_priority or tonumber(redis.call('HGET', KEYS[4], 'default_priority') or '5')
+      priority = default_priority
+    end
+    local delay_ms = tonumber(ARGV[i + 5])
+    local status, score, due = 'queued', '', ''
+    if delay_ms > 0 then
+      status, due = 'scheduled', now_ms + delay_ms
+    else
+      score = ready_add(ready, id, priority)
+    end
+    redis.call('HSET', key,
+      'id', id, 'name', ARGV[i + 1], 'queue', queue, 'args', ARGV[i + 2], 'kwargs', ARGV[i + 3],
+      'priority', priority, 'attempts', 0, 'max_retries', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
+      'result_ttl_s', ARGV[i + 8], 'retry_base_ms', ARGV[i + 9], 'retry_cap_ms', ARGV[i + 10],
+      'retry_min_ms', ARGV[i + 11], 'retry_jitter', ARGV[i + 12], 'enqueued_ms', now_ms,
+      'status', status, 'score', score, 'ready_ms', now_ms, 'due_ms', due, 'idem', idem)
+    if idem ~= '' then redis.call('SET', idem_prefix .. idem, id) end
+    if delay_ms > 0 then
+      redis.call('ZADD', KEYS[2], due, id)
+      wake_if_earliest(KEYS[2], id, wake)
+      emit(KEYS[6], maxlen, 'scheduled', id, priority, 0, nil)
+    else
+      emit(KEYS[6], maxlen, 'enqueued', id, priority, 0, nil)
+    end
+    created = created + 1
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
 end
-
-if delay_ms > 0 then
-  local due = now_ms + delay_ms
-  redis.call('ZADD', KEYS[3], due, id)
-  redis.call('HSET', KEYS[1], 'status', 'scheduled', 'due_ms', due)
-  wake_if_earliest(KEYS[3], id, ARGV[17])
-  emit(KEYS[8], maxlen, 'scheduled', id, priority, 0, nil)
-else
-  make_ready(KEYS[2], KEYS[5], KEYS[6], KEYS[1], id, priority, now_ms, now_us, ARGV[17])
-  emit(KEYS[8], maxlen, 'enqueued', id, priority, 0, nil)
-end
-redis.call('HINCRBY', KEYS[7], 'enqueued', 1)
-return {id, 1}
+ready_commit(ready, wake)
+if created > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', created) end
+return out

@@ -17,6 +17,7 @@ else
   for i = 7, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local now_ms, now_us = server_time()
+local ready = ready_batch(KEYS[2], KEYS[3], KEYS[4], now_us)
 local out = {}
 for _, id in ipairs(ids) do
   local key = prefix .. id
@@ -24,14 +25,16 @@ for _, id in ipairs(ids) do
     local f = redis.call('HMGET', key, 'priority', 'idem')
     if f[1] then
       redis.call('PERSIST', key)
-      if f[2] then redis.call('PERSIST', idem_prefix .. f[2]) end
-      redis.call('HSET', key, 'attempts', 0)
+      local idem_key = idem_key_of(idem_prefix, f[2])
+      if idem_key then redis.call('PERSIST', idem_key) end
+      local score = ready_add(ready, id, tonumber(f[1]))
+      redis.call('HSET', key, 'attempts', 0, 'status', 'queued', 'score', score, 'ready_ms', now_ms)
       redis.call('HDEL', key, 'finished_ms', 'due_ms')
-      make_ready(KEYS[2], KEYS[3], KEYS[4], key, id, tonumber(f[1]), now_ms, now_us, wake)
       emit(KEYS[6], maxlen, 'redriven', id, f[1], 0, nil)
       out[#out + 1] = id
     end
   end
 end
+ready_commit(ready, wake)
 if #out > 0 then redis.call('HINCRBY', KEYS[5], 'redriven', #out) end
 return out

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The project's one test command (`make test` runs it; so does CI, through .ci/run).
+#
+#   scripts/test.sh [PYTEST ARGS...]   set up .venv if needed, then ruff check, mypy, pytest
+#   scripts/test.sh --setup            only set up .venv
+#
+# Setup: creates .venv (python3 -m venv) if it is missing, and installs the project with
+# `pip install -e '.[dev,embedded]'` when pyproject.toml changed since the last install (a
+# stamp in .venv holds its hash) or the venv's taskq is not this checkout's.
+# Every check runs even when an earlier one fails; the script fails if any did. pytest
+# collecting no test at all (exit 5) is a failure, never a silent pass.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+STAMP="$VENV/.taskq-install-stamp"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+setup() {
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        say "creating $VENV with $("$PYTHON" --version 2>&1)"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local want have=""
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
+    if [[ "$have" != "$want" ]] || ! "$VENV/bin/python" - <<'PY' 2>/dev/null; then
+import os, sys, taskq
+sys.exit(not os.path.samefile(os.path.dirname(taskq.__file__), "taskq"))
+PY
+        say "installing the project into $VENV (pip install -e '.[dev,embedded]')"
+        rm -f "$STAMP"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
+        echo "$want" >"$STAMP"
+    fi
+}
+
+setup
+if [[ "${1:-}" == "--setup" ]]; then
+    exit 0
+fi
+
+# shellcheck disable=SC1091
+. "$VENV/bin/activate" # tests run the `taskq` CLI and `python` from the venv
+
+failed=()
+say "ruff check"
+ruff check || failed+=("ruff check")
+say "mypy"
+mypy || failed+=("mypy")
+say "pytest $*"
+rc=0
+python -m pytest "$@" || rc=$?
+if [[ $rc -eq 5 ]]; then
+    echo "test.sh: pytest collected no tests (exit 5): that is a failure" >&2
+    failed+=("pytest (no tests collected)")
+elif [[ $rc -ne 0 ]]; then
+    failed+=("pytest (exit $rc)")
+fi
+
+if ((${#failed[@]})); then
+    printf 'test.sh: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
+    exit 1
+fi

@@ -1,0 +1,763 @@
+"""The ``taskq`` command line: enqueue tasks, look at queues and tasks, re-drive the
+dead-letter queue, and run a server in the foreground.
+
+Every command is a thin shell over the blocking API (:class:`taskq.TaskQueue`): read the
+options, call one method, render the answer as rich tables or, with ``--json``, as JSON.
+Any :class:`~taskq.errors.TaskqError` becomes one red ``error: ...`` line on stderr and
+exit code 1; bad command-line input (invalid JSON, contradictory selectors) exits 2.
+
+Adding a command is one decorated function; ``connected(ctx)`` gives it a TaskQueue built
+from the global ``--url`` / ``--prefix`` and turns taskq errors into that one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from types import FrameType
+from typing import Annotated, Any
+
+import redis
+import typer
+from rich.columns import Columns
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from taskq import __version__
+from taskq.client import DeadLetters, TaskQueue
+from taskq.errors import TaskqError
+from taskq.keys import queue_of_task_id
+from taskq.ops import QueueCounts
+from taskq.server import LOCAL_DEFAULT, EmbeddedServer, Kind, ping, url_from_env
+from taskq.task import DEFAULT_QUEUE, Task
+
+HELP = """\
+[bold]taskq[/]: a small, fast distributed task queue on Redis.
+
+Producers enqueue named tasks with JSON arguments; workers claim them, retry failures, and dead-letter the rest.
+
+[dim]Example:[/]
+
+  [cyan]taskq server &[/]                                  [dim]# or point TASKQ_REDIS_URL at your Redis[/]
+  [cyan]taskq enqueue send_email --args '["a@b.c"]' --priority 9[/]
+  [cyan]taskq stats --watch[/]
+"""
+
+app = typer.Typer(
+    name="taskq",
+    help=HELP,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+task_app = typer.Typer(help="Look at one task, or cancel it.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="The dead-letter queue: list, re-drive (requeue) or purge tasks that ran out of attempts.",
+    no_args_is_help=True,
+)
+app.add_typer(task_app, name="task")
+app.add_typer(dlq_app, name="dlq")
+
+#: The lifetime counters every queue keeps, in the order `taskq stats` shows them.
+COUNTERS = ("enqueued", "started", "succeeded", "failed", "retried", "dead", "cancelled", "requeued", "redriven")
+#: Where a queue's tasks are right now.
+PLACES = ("queued", "scheduled", "running", "dead")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables (for scripts and jq).")]
+QueueOption = Annotated[
+    str | None, typer.Option("--queue", "-q", help=f"Queue name (default: {DEFAULT_QUEUE!r}).", show_default=False)
+]
+
+
+# ---------------------------------------------------------------------------
+# Plumbing shared by every command: settings, connection, errors, output.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CliSettings:
+    """The global options, kept on the click context for the commands."""
+
+    url: str | None
+    prefix: str
+
+    def connect(self) -> TaskQueue:
+        return TaskQueue(self.url, prefix=self.prefix)
+
+
+def _stdout() -> Console:
+    return Console(highlight=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_error(message: str) -> None:
+    """One red line on stderr: ``error: message`` (newlines folded so it stays one line)."""
+    _stderr().print(Text("error: " + " ".join(message.split()), style="bold red"), soft_wrap=True)
+
+
+def print_note(message: str, style: str = "yellow") -> None:
+    _stderr().print(Text(message, style=style), soft_wrap=True)
+
+
+def print_json(value: Any, *, compact: bool = False) -> None:
+    """JSON on stdout: indented, or one compact line (``--watch --json`` prints JSON lines)."""
+    if compact:
+        typer.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    else:
+        typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@contextlib.contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn taskq (and Redis) errors into one red line and exit code 1, never a traceback."""
+    try:
+        yield
+    except TaskqError as exc:
+        print_error(str(exc) or type(exc).__name__)
+        raise typer.Exit(1) from None
+    except redis.RedisError as exc:
+        print_error(f"redis: {str(exc) or type(exc).__name__}")
+        raise typer.Exit(1) from None
+
+
+def settings_of(ctx: typer.Context) -> CliSettings:
+    root = ctx.find_root()
+    settings = root.obj
+    if not isinstance(settings, CliSettings):  # a command invoked without the app callback
+        settings = CliSettings(url=None, prefix="taskq")
+    return settings
+
+
+def _warn_if_ephemeral(url: str | None) -> None:
+    """Say so when the discovery order ends at a throwaway embedded server."""
+    if url or url_from_env() or ping(*LOCAL_DEFAULT):
+        return
+    print_note(
+        "warning: no Redis found (no --url, TASKQ_REDIS_URL or REDIS_URL, nothing on localhost:6379); "
+        "using an embedded server that stops when this command ends. Run `taskq server` and export its URL."
+    )
+
+
+@contextlib.contextmanager
+def connected(ctx: typer.Context) -> Iterator[TaskQueue]:
+    """A TaskQueue for one command, closed afterwards; taskq errors exit 1 with one line."""
+    settings = settings_of(ctx)
+    with reported_errors():
+        _warn_if_ephemeral(settings.url)
+        tq = settings.connect()
+        try:
+            yield tq
+        finally:
+            tq.close()
+
+
+def parse_json_option(option: str, raw: str, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """Decode a JSON command-line option, or exit 2 with a message saying what was expected."""
+    example = "'[1, \"two\"]'" if kind is list else '\'{"to": "a@b.c"}\''
+    what = "a JSON list" if kind is list else "a JSON object"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(
+            f"not valid JSON ({exc}); expected {what}, e.g. {example}", param_hint=option
+        ) from None
+    if not isinstance(value, kind):
+        raise typer.BadParameter(f"expected {what}, e.g. {example}; got {raw}", param_hint=option)
+    return value
+
+
+def format_ms(ms: int | None) -> str:
+    """A Unix time in ms as local ISO 8601, or '-'."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000).astimezone().isoformat(sep=" ", timespec="milliseconds")
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    record = dataclasses.asdict(task)
+    record["status"] = task.status.value
+    return record
+
+
+# ---------------------------------------------------------------------------
+# Global options
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"taskq {__version__}")
+        raise typer.Exit()
+
+
+def _check_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise typer.BadParameter("expected a redis://, rediss:// or unix:// URL, e.g. redis://localhost:6379/0")
+    return url
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Redis URL. Default: $TASKQ_REDIS_URL, $REDIS_URL, localhost:6379 if it answers, "
+            "else a temporary embedded server.",
+            callback=_check_url,
+            show_default=False,
+        ),
+    ] = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", envvar="TASKQ_PREFIX", help="Key prefix, to keep several taskq apps apart.")
+    ] = "taskq",
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the taskq version and exit.", callback=_show_version, is_eager=True)
+    ] = False,
+) -> None:
+    ctx.obj = CliSettings(url=url, prefix=prefix)
+
+
+# ---------------------------------------------------------------------------
+# enqueue
+
+
+@app.command()
+def enqueue(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Task name, as the worker registered it (e.g. send_email).")],
+    args: Annotated[str, typer.Option("--args", help="Positional arguments, a JSON list.")] = "[]",
+    kwargs: Annotated[str, typer.Option("--kwargs", help="Keyword arguments, a JSON object.")] = "{}",
+    queue: QueueOption = None,
+    priority: Annotated[
+        int | None, typer.Option("--priority", "-p", help="1..10, 10 most urgent; default 5.", show_default=False)
+    ] = None,
+    delay_s: Annotated[float, typer.Option("--delay-s", help="Run no sooner than this many seconds from now.")] = 0.0,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="Enqueue at most once per key: a repeat returns the first task's id."),
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(
+            "--max-retries",
+            help="Retries after the first attempt before the task is dead (default 3).",
+            show_default=False,
+        ),
+    ] = None,
+    timeout_s: Annotated[
+        float | None,
+        typer.Option("--timeout-s", help="Stop an attempt that runs longer than this.", show_default=False),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Queue a task by name and print its id. Any name is accepted: the worker must know it."""
+    arg_list = parse_json_option("--args", args, list)
+    kwarg_dict = parse_json_option("--kwargs", kwargs, dict)
+    options = {
+        "queue": queue,
+        "priority": priority,
+        "delay_s": delay_s,
+        "idempotency_key": idempotency_key,
+        "max_retries": max_retries,
+        "timeout_s": timeout_s,
+    }
+    with connected(ctx) as tq:
+        handle = tq.enqueue(name, arg_list, kwarg_dict, **options)
+    if json_output:
+        print_json({"id": handle.id, "name": name, "queue": queue_of_task_id(handle.id)})
+    else:
+        typer.echo(handle.id)
+
+
+# ---------------------------------------------------------------------------
+# stats
+
+#: A section of a queue's stats table: a title and a function giving its (label, value) rows.
+StatsSection = tuple[str, Callable[[QueueCounts], list[tuple[str, int]]]]
+
+
+def _place_rows(counts: QueueCounts) -> list[tuple[str, int]]:
+    return [(place, getattr(counts, place)) for place in PLACES]
+
+
+def counter_values(counts: QueueCounts) -> dict[str, int]:
+    """The standard counters (0 when never incremented), then any others the scripts keep."""
+    values = {name: counts.counters.get(name, 0) for name in COUNTERS}
+    values.update(sorted((k, v) for k, v in counts.counters.items() if k not in values))
+    return values
+
+
+def _counter_rows(counts: QueueCounts) -> list[tuple[str, int]]:
+    return list(counter_values(counts).items())
+
+
+#: Sections of `taskq stats`, top to bottom; telemetry (latencies, workers) adds entries here.
+STATS_SECTIONS: tuple[StatsSection, ...] = (("now", _place_rows), ("counters", _counter_rows))
+
+
+def counts_to_dict(counts: QueueCounts) -> dict[str, Any]:
+    record: dict[str, Any] = {"queue": counts.queue}
+    record.update({place: getattr(counts, place) for place in PLACES})
+    record["pending"] = counts.pending
+    record["counters"] = counter_values(counts)
+    return record
+
+
+def queue_table(counts: QueueCounts) -> Table:
+    table = Table(title=Text(f"queue {counts.queue}", style="bold"), title_justify="left")
+    table.add_column("", style="dim")
+    table.add_column("", no_wrap=True)
+    table.add_column("tasks", justify="right")
+    for i, (title, rows_of) in enumerate(STATS_SECTIONS):
+        if i:
+            table.add_section()
+        for j, (label, value) in enumerate(rows_of(counts)):
+            table.add_row(title if j == 0 else "", label, str(value))
+    return table
+
+
+def render_stats(all_counts: Sequence[QueueCounts]) -> RenderableType:
+    if not all_counts:
+        return Text("no queues yet: enqueue a task first (taskq enqueue NAME)", style="yellow")
+    return Columns([queue_table(c) for c in all_counts], padding=(0, 2))
+
+
+def fetch_stats(tq: TaskQueue, queues: Sequence[str]) -> list[QueueCounts]:
+    """Counts of the given queues, or of every known queue when none are given."""
+    return [tq.stats(q) for q in queues] if queues else tq.all_stats()
+
+
+def _show_stats(all_counts: Sequence[QueueCounts], json_output: bool) -> None:
+    if json_output:
+        print_json([counts_to_dict(c) for c in all_counts])
+    else:
+        _stdout().print(render_stats(all_counts))
+
+
+def _watch_stats(
+    fetch: Callable[[], list[QueueCounts]], json_output: bool, interval_s: float, count: int | None
+) -> None:
+    """Refresh every ``interval_s`` until Ctrl-C, or until ``count`` updates were shown."""
+
+    def updates() -> Iterator[list[QueueCounts]]:
+        shown = 0
+        while count is None or shown < count:
+            if shown:
+                time.sleep(interval_s)
+            shown += 1
+            yield fetch()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        if json_output:
+            for all_counts in updates():
+                print_json([counts_to_dict(c) for c in all_counts], compact=True)
+            return
+        with Live(console=_stdout(), auto_refresh=False) as live:
+            for all_counts in updates():
+                live.update(render_stats(all_counts), refresh=True)
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    queues: Annotated[
+        list[str] | None, typer.Argument(help="Queues to show (default: every queue that has had a task).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON (with --watch: one JSON line per update).")
+    ] = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep refreshing until Ctrl-C.")] = False,
+    interval_s: Annotated[
+        float, typer.Option("--interval-s", min=0.01, help="Seconds between refreshes with --watch.")
+    ] = 1.0,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", "-n", min=1, help="With --watch, stop after this many updates.", show_default=False),
+    ] = None,
+) -> None:
+    """How many tasks each queue holds now (queued, scheduled, running, dead), and its lifetime counters."""
+    names = list(queues or [])
+    with connected(ctx) as tq:
+        if watch:
+            _watch_stats(lambda: fetch_stats(tq, names), json_output, interval_s, count)
+        else:
+            _show_stats(fetch_stats(tq, names), json_output)
+
+
+# ---------------------------------------------------------------------------
+# task show / cancel
+
+TaskIdArgument = Annotated[str, typer.Argument(help="Task id, as enqueue printed it (queue:hex).")]
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def task_rows(task: Task) -> list[tuple[str, str]]:
+    rows = [
+        ("id", task.id),
+        ("name", task.name),
+        ("queue", task.queue),
+        ("status", task.status.value + (" (cancel requested)" if task.cancel_requested else "")),
+        ("priority", str(task.priority)),
+        ("attempts", f"{task.attempts} (max retries {task.max_retries}, {task.retries_left} left)"),
+        ("args", _json_text(task.args)),
+        ("kwargs", _json_text(task.kwargs)),
+        ("enqueued", format_ms(task.enqueued_ms)),
+        ("due", format_ms(task.due_ms)),
+        ("started", format_ms(task.started_ms)),
+        ("finished", format_ms(task.finished_ms)),
+        ("timeout", "-" if task.timeout_s is None else f"{task.timeout_s:g} s"),
+        ("worker", task.worker or "-"),
+        ("idempotency key", task.idempotency_key or "-"),
+    ]
+    if task.result is not None:
+        rows.append(("result", _json_text(task.result)))
+    return rows
+
+
+def task_renderables(task: Task) -> list[RenderableType]:
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in task_rows(task):
+        table.add_row(label, value)
+    parts: list[RenderableType] = [table]
+    if task.error_type or task.error:
+        parts.append(Text(f"{task.error_type or 'error'}: {task.error or ''}", style="red"))
+    if task.traceback:
+        parts.append(Panel(Text(task.traceback), title="traceback", title_align="left", border_style="red"))
+    return parts
+
+
+@task_app.command("show")
+def task_show(ctx: typer.Context, task_id: TaskIdArgument, json_output: JsonOption = False) -> None:
+    """Show a task's record: status, arguments, times, result, and the error and traceback if it failed."""
+    with connected(ctx) as tq:
+        task = tq.get(task_id)
+    if json_output:
+        print_json(task_to_dict(task))
+        return
+    console = _stdout()
+    for part in task_renderables(task):
+        console.print(part)
+
+
+@task_app.command("cancel")
+def task_cancel(ctx: typer.Context, task_id: TaskIdArgument, json_output: JsonOption = False) -> None:
+    """Cancel a task: at once if queued or scheduled; a running one stops at its worker's next heartbeat."""
+    with connected(ctx) as tq:
+        outcome = tq.cancel(task_id)
+    if json_output:
+        print_json({"id": task_id, "outcome": outcome})
+    elif outcome == "cancelling":
+        typer.echo(f"cancelling {task_id} (it is running: its worker stops it at the next heartbeat)")
+    else:
+        typer.echo(f"{outcome} {task_id}")
+
+
+# ---------------------------------------------------------------------------
+# dlq list / requeue / purge
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadSelection:
+    """Which dead tasks a requeue or purge applies to: ids, a name/error-type filter, or all."""
+
+    ids: tuple[str, ...]
+    name: str | None
+    error_type: str | None
+    all: bool
+
+    def check(self) -> None:
+        """Exactly one kind of selector: ids, or filters (name and/or error type), or --all."""
+        kinds = sum((bool(self.ids), self.name is not None or self.error_type is not None, self.all))
+        if kinds == 0:
+            raise typer.BadParameter(
+                "say which dead tasks: give IDS, --name, --error-type, or --all", param_hint="selectors"
+            )
+        if kinds > 1:
+            raise typer.BadParameter(
+                "give IDS, or --name/--error-type, or --all, not a mix of them", param_hint="selectors"
+            )
+
+    def by_queue(self, queue: str | None) -> dict[str, list[str] | None]:
+        """The queues to act on, each with its ids (None: use the filters or all)."""
+        if not self.ids:
+            return {queue or DEFAULT_QUEUE: None}
+        grouped: dict[str, list[str]] = {}
+        for task_id in self.ids:
+            owner = queue_of_task_id(task_id)
+            if queue is not None and owner != queue:
+                raise typer.BadParameter(f"task {task_id} belongs to queue {owner!r}, not {queue!r}", param_hint="IDS")
+            grouped.setdefault(owner, []).append(task_id)
+        return dict(grouped)
+
+
+DeadIdsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Dead task ids (their queue is read from the id).", show_default=False),
+]
+NameFilter = Annotated[str | None, typer.Option("--name", help="Only dead tasks with this task name.")]
+ErrorTypeFilter = Annotated[
+    str | None, typer.Option("--error-type", help="Only dead tasks whose last error has this type (e.g. ValueError).")
+]
+
+
+#: requeue or purge, applied to one queue's dead letters: (dead letters, ids or None, selection) -> how many.
+DeadAction = Callable[[DeadLetters, "list[str] | None", DeadSelection], int]
+
+
+def _requeue(dead: DeadLetters, ids: list[str] | None, selection: DeadSelection) -> int:
+    return dead.requeue(ids, name=selection.name, error_type=selection.error_type, all=selection.all)
+
+
+def _purge(dead: DeadLetters, ids: list[str] | None, selection: DeadSelection) -> int:
+    return dead.purge(ids, name=selection.name, error_type=selection.error_type, all=selection.all)
+
+
+def _apply_to_dead(tq: TaskQueue, selection: DeadSelection, queue: str | None, action: DeadAction) -> dict[str, int]:
+    """Run ``action`` on each queue the selection names; returns how many tasks each."""
+    done: dict[str, int] = {}
+    for q, ids in selection.by_queue(queue).items():
+        done[q] = action(tq.dead_letters(q), ids, selection)
+        if ids is not None and done[q] < len(ids):
+            print_note(f"note: {len(ids) - done[q]} of the given ids were not dead tasks of queue {q!r}; skipped")
+    return done
+
+
+def _report_dead_action(verb: str, done: dict[str, int], json_output: bool) -> None:
+    if json_output:
+        print_json({verb: sum(done.values()), "by_queue": done})
+        return
+    for q, n in done.items():
+        typer.echo(f"{verb} {n} dead task{'' if n == 1 else 's'} of queue {q!r}")
+
+
+def dead_table(tasks: Iterable[Task]) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("id", overflow="fold")
+    table.add_column("name", overflow="fold")
+    table.add_column("attempts", justify="right")
+    table.add_column("died", no_wrap=True)
+    table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=60)
+    for t in tasks:
+        error = f"{t.error_type or ''}: {t.error or ''}".strip(": ")
+        table.add_row(t.id, t.name, str(t.attempts), format_ms(t.finished_ms), error)
+    return table
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    queue: QueueOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many, oldest death first.")] = 100,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")] = 0,
+    json_output: JsonOption = False,
+) -> None:
+    """List dead tasks with their last error (use `taskq task show ID` for the traceback)."""
+    with connected(ctx) as tq:
+        dead = tq.dead_letters(queue)
+        tasks = dead.list(limit=limit, offset=offset)
+    if json_output:
+        print_json([task_to_dict(t) for t in tasks])
+    elif not tasks:
+        typer.echo(f"no dead tasks in queue {dead.queue!r}")
+    else:
+        _stdout().print(dead_table(tasks))
+
+
+@dlq_app.command("requeue")
+def dlq_requeue(
+    ctx: typer.Context,
+    ids: DeadIdsArgument = None,
+    queue: QueueOption = None,
+    name: NameFilter = None,
+    error_type: ErrorTypeFilter = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead task of the queue.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Re-drive dead tasks back to queued, with fresh attempts: by ids, by --name/--error-type, or --all."""
+    selection = DeadSelection(tuple(ids or ()), name, error_type, all_)
+    selection.check()
+    with connected(ctx) as tq:
+        done = _apply_to_dead(tq, selection, queue, _requeue)
+    _report_dead_action("requeued", done, json_output)
+
+
+def _confirm_purge_all(tq: TaskQueue, queue: str | None) -> None:
+    q = queue or DEFAULT_QUEUE
+    n = tq.stats(q).dead
+    if n:
+        typer.confirm(f"Delete all {n} dead tasks of queue {q!r} for good?", abort=True)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    ctx: typer.Context,
+    ids: DeadIdsArgument = None,
+    queue: QueueOption = None,
+    name: NameFilter = None,
+    error_type: ErrorTypeFilter = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every dead task of the queue (asks first unless --yes).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation with --all.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete dead tasks for good: by ids, by --name/--error-type, or --all."""
+    selection = DeadSelection(tuple(ids or ()), name, error_type, all_)
+    selection.check()
+    with connected(ctx) as tq:
+        if all_ and not yes:
+            _confirm_purge_all(tq, queue)
+        done = _apply_to_dead(tq, selection, queue, _purge)
+    _report_dead_action("purged", done, json_output)
+
+
+# ---------------------------------------------------------------------------
+# server
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while inside; the old handlers come back after."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in signals}
+    try:
+        yield stop
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _announce(server: EmbeddedServer) -> None:
+    typer.echo(server.url)
+    typer.echo(f"export TASKQ_REDIS_URL={server.url}")
+    print_note(f"taskq server ({server.kind}) is running; Ctrl-C to stop", style="green")
+    typer.get_text_stream("stdout").flush()
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on; 0 picks a free one.")] = 0,
+    kind: Annotated[
+        Kind | None,
+        typer.Option("--kind", help="Server to run (default: the first found, in this order).", show_default=False),
+    ] = None,
+) -> None:
+    """Run a Redis-compatible server in the foreground (no persistence) until Ctrl-C or SIGTERM.
+
+    Prints its URL first (redis://127.0.0.1:PORT/0), so other shells and workers can share it.
+    """
+    embedded = EmbeddedServer(kind=kind, port=port)
+    with stop_on_signals() as stop:
+        with reported_errors():
+            embedded.start()
+        try:
+            _announce(embedded)
+            while not stop.wait(0.2):
+                pass
+        finally:
+            embedded.stop()
+    print_note("taskq server stopped", style="green")
+
+
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    app_path: Annotated[
+        str, typer.Argument(metavar="APP", help="The TaskQueue to serve, as module:attribute (e.g. myapp.tasks:tq).")
+    ],
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Queues to serve: ordered 'emails,default' (first has precedence) or weighted "
+            "'emails=3,default=1'. Default: the app's default queue.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Tasks run at once per process.")] = 10,
+    processes: Annotated[
+        int, typer.Option("--processes", "-p", min=1, help="Worker processes; more than 1 runs a supervised pool.")
+    ] = 1,
+    lease_s: Annotated[
+        float,
+        typer.Option("--lease-s", min=0.05, help="Lease per running task: a dead worker's tasks return after it."),
+    ] = 30.0,
+    grace_s: Annotated[
+        float, typer.Option("--grace-s", min=0, help="On SIGTERM/SIGINT, how long running tasks may finish.")
+    ] = 10.0,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads for sync tasks (default: --concurrency).")
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Logging level.")] = LogLevel.info,
+) -> None:
+    """Run a worker: claim tasks from QUEUES and run them, until SIGTERM or Ctrl-C.
+
+    A first signal stops claiming and lets running tasks finish for --grace-s seconds, then
+    hands the rest back to the queue at once; a second signal skips the grace period.
+    """
+    from taskq.pool import run_supervisor
+    from taskq.worker import Worker, load_app, run_worker
+
+    logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_of(ctx)
+    if settings.url:
+        os.environ["TASKQ_REDIS_URL"] = settings.url
+    with reported_errors():
+        tq = load_app(app_path)
+        if processes > 1:
+            options = ["--concurrency", str(concurrency), "--lease-s", str(lease_s), "--grace-s", str(grace_s)]
+            options += ["--log-level", log_level.value]
+            if queues:
+                options += ["--queues", queues]
+            if threads:
+                options += ["--threads", str(threads)]
+            raise typer.Exit(run_supervisor(app_path, processes, options, tq.url))
+        settings_kw: dict[str, Any] = {"concurrency": concurrency, "lease_s": lease_s, "grace_s": grace_s}
+        if queues:
+            settings_kw["queues"] = queues
+        if threads:
+            settings_kw["threads"] = threads
+        run_worker(Worker(tq, **settings_kw))
+
+
+def main() -> None:
+    """Entry point of the ``taskq`` script."""
+    app(prog_name="taskq")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""The `taskq` command line, run in-process with typer's CliRunner against the real test
+server, and `taskq server` as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import typer
+from typer.testing import CliRunner, Result
+
+import taskq
+import taskq.cli
+from taskq.cli import app
+from taskq.server import free_port, ping
+
+runner = CliRunner()
+
+
+def run(url: str, *argv: str, input: str | None = None) -> Result:  # noqa: A002 - CliRunner's name
+    return runner.invoke(app, ["--url", url, *argv], input=input)
+
+
+def ok(url: str, *argv: str, input: str | None = None) -> Result:  # noqa: A002
+    result = run(url, *argv, input=input)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def make_dead(tq: taskq.TaskQueue, name: str, queue: str = "default", error_type: str = "ValueError") -> str:
+    """Enqueue a task, claim it and fail it with no retries left: it lands in the DLQ."""
+    task_id = tq.enqueue(name, [1], queue=queue).id
+    (claimed,) = tq._exec.run(tq.ops.claim(queue, 1, 30_000, "w"))
+    assert claimed.id == task_id
+    tq._exec.run(tq.ops.finish([tq.ops.fail_command(claimed, error_type, "it broke", "Traceback: line 1", -1)]))
+    assert tq.get(task_id).status is taskq.TaskStatus.DEAD
+    return task_id
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------
+# help and global options
+
+
+def _params_without_help(command: Any, path: str) -> Iterator[str]:
+    if not (command.help or "").strip():
+        yield path
+    for param in command.params:
+        if not (getattr(param, "help", None) or "").strip():
+            yield f"{path} {param.name}"
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _params_without_help(sub, f"{path} {name}")
+
+
+def test_every_command_and_option_has_help() -> None:
+    assert list(_params_without_help(typer.main.get_command(app), "taskq")) == []
+
+
+def test_top_level_help_explains_and_shows_an_example() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for word in ("task queue on Redis", "taskq enqueue send_email", "taskq stats --watch", "dlq", "server", "task"):
+        assert word in result.stdout
+
+
+def test_subcommand_help_describes_options() -> None:
+    result = runner.invoke(app, ["dlq", "purge", "--help"])
+    assert result.exit_code == 0
+    assert "--error-type" in result.stdout and "--yes" in result.stdout
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"taskq {taskq.__version__}"
+
+
+def test_url_must_be_a_redis_url() -> None:
+    result = runner.invoke(app, ["--url", "localhost:6379", "stats"])
+    assert result.exit_code == 2 and "redis://" in result.output
+
+
+def test_unreachable_server_is_one_line_error() -> None:
+    result = run(f"redis://127.0.0.1:{free_port()}/0", "stats")
+    assert_one_line_error(result, "cannot reach Redis")
+
+
+def test_warns_when_falling_back_to_a_throwaway_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(taskq.cli, "ping", lambda host, port: False)
+    taskq.cli._warn_if_ephemeral(None)
+    assert "using an embedded server that stops when this command ends" in capsys.readouterr().err
+    taskq.cli._warn_if_ephemeral("redis://example:6379/0")
+    assert capsys.readouterr().err == ""
+
+
+def test_prefix_keeps_apps_apart(redis_url: str) -> None:
+    ok(redis_url, "--prefix", "other", "enqueue", "a", "--queue", "elsewhere")
+    assert json.loads(ok(redis_url, "stats", "--json").stdout) == []
+    (counts,) = json.loads(ok(redis_url, "--prefix", "other", "stats", "--json").stdout)
+    assert counts["queue"] == "elsewhere" and counts["queued"] == 1
+
+
+# ---------------------------------------------------------------------------
+# enqueue
+
+
+def test_enqueue_prints_the_id_and_stores_the_task(redis_url: str, tq: taskq.TaskQueue) -> None:
+    result = ok(
+        redis_url,
+        "enqueue", "send_email",
+        "--args", '["a@b.c", 2]',
+        "--kwargs", '{"subject": "hi"}',
+        "--queue", "emails",
+        "--priority", "9",
+        "--max-retries", "1",
+    )  # fmt: skip
+    task = tq.get(result.stdout.strip())
+    assert (task.name, task.queue, task.priority, task.max_retries) == ("send_email", "emails", 9, 1)
+    assert task.args == ["a@b.c", 2] and task.kwargs == {"subject": "hi"}
+    assert task.status is taskq.TaskStatus.QUEUED
+
+
+def test_enqueue_json_and_idempotency_key(redis_url: str) -> None:
+    first = json.loads(ok(redis_url, "enqueue", "job", "--idempotency-key", "k1", "--json").stdout)
+    again = json.loads(ok(redis_url, "enqueue", "job", "--idempotency-key", "k1", "--json").stdout)
+    assert first == again == {"id": first["id"], "name": "job", "queue": "default"}
+
+
+def test_enqueue_with_delay_is_scheduled(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = ok(redis_url, "enqueue", "later", "--delay-s", "60").stdout.strip()
+    assert tq.get(task_id).status is taskq.TaskStatus.SCHEDULED
+
+
+@pytest.mark.parametrize("priority", ["0", "11"])
+def test_enqueue_bad_priority_is_one_line_error(redis_url: str, priority: str) -> None:
+    assert_one_line_error(run(redis_url, "enqueue", "job", "--priority", priority), "priority must be in 1..10")
+
+
+def test_enqueue_bad_queue_name_is_one_line_error(redis_url: str) -> None:
+    assert_one_line_error(run(redis_url, "enqueue", "job", "--queue", "no spaces"), "invalid queue name")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--args", "[1,", "not valid JSON"),
+        ("--args", '{"a": 1}', "expected a JSON list"),
+        ("--kwargs", "[1]", "expected a JSON object"),
+    ],
+)
+def test_enqueue_bad_json_exits_2(redis_url: str, tq: taskq.TaskQueue, option: str, value: str, message: str) -> None:
+    result = run(redis_url, "enqueue", "job", option, value)
+    assert result.exit_code == 2
+    flat = " ".join(result.stderr.replace("│", " ").split())
+    assert option in flat and message in flat
+    assert tq.all_stats() == []  # nothing was written
+
+
+# ---------------------------------------------------------------------------
+# stats
+
+
+def test_stats_table_shows_every_queue(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("a", queue="alpha")
+    tq.enqueue("b", queue="beta", delay_s=60)
+    out = ok(redis_url, "stats").stdout
+    assert "queue alpha" in out and "queue beta" in out
+    for label in ("queued", "scheduled", "running", "dead", "enqueued", "succeeded", "redriven"):
+        assert label in out
+
+
+def test_stats_json_of_chosen_queues(redis_url: str, tq: taskq.TaskQueue) -> None:
+    make_dead(tq, "c", queue="alpha")  # first: make_dead claims the queue's next task
+    tq.enqueue("a", queue="alpha")
+    tq.enqueue("a", queue="alpha", delay_s=60)
+    tq.enqueue("b", queue="beta")
+    (alpha,) = json.loads(ok(redis_url, "stats", "alpha", "--json").stdout)
+    assert {k: alpha[k] for k in ("queue", "queued", "scheduled", "running", "dead", "pending")} == {
+        "queue": "alpha",
+        "queued": 1,
+        "scheduled": 1,
+        "running": 0,
+        "dead": 1,
+        "pending": 2,
+    }
+    assert alpha["counters"]["enqueued"] == 3 and alpha["counters"]["started"] == 1
+    assert alpha["counters"]["dead"] == 1 and alpha["counters"]["redriven"] == 0
+
+
+def test_stats_with_no_queues(redis_url: str) -> None:
+    assert "no queues yet" in ok(redis_url, "stats").stdout
+    assert json.loads(ok(redis_url, "stats", "--json").stdout) == []
+
+
+def test_stats_bad_queue_name(redis_url: str) -> None:
+    assert_one_line_error(run(redis_url, "stats", "bad{name}"), "invalid queue name")
+
+
+def test_stats_watch_json_prints_one_line_per_update(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("a")
+    result = ok(redis_url, "stats", "--watch", "--count", "3", "--interval-s", "0.01", "--json")
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert all(json.loads(line)[0]["queued"] == 1 for line in lines)
+
+
+def test_stats_watch_table_stops_after_count(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("a")
+    started = time.monotonic()
+    result = ok(redis_url, "stats", "--watch", "-n", "2", "--interval-s", "0.05")
+    assert "queue default" in result.stdout
+    assert time.monotonic() - started < 5
+
+
+# ---------------------------------------------------------------------------
+# task show / cancel
+
+
+def test_task_show(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = tq.enqueue("resize", [640], {"fmt": "png"}, queue="images", priority=8).id
+    out = ok(redis_url, "task", "show", task_id).stdout
+    for text in (task_id, "resize", "images", "queued", "640", '"fmt": "png"'):
+        assert text in out
+
+
+def test_task_show_json(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = tq.enqueue("resize", [640], priority=8).id
+    record = json.loads(ok(redis_url, "task", "show", task_id, "--json").stdout)
+    assert record["id"] == task_id and record["status"] == "queued" and record["priority"] == 8
+    assert record["args"] == [640] and record["error"] is None
+
+
+def test_task_show_dead_task_has_error_and_traceback(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = make_dead(tq, "flaky")
+    out = ok(redis_url, "task", "show", task_id).stdout
+    assert "dead" in out and "ValueError: it broke" in out and "Traceback: line 1" in out
+    record = json.loads(ok(redis_url, "task", "show", task_id, "--json").stdout)
+    assert (record["error_type"], record["error"], record["traceback"]) == (
+        "ValueError",
+        "it broke",
+        "Traceback: line 1",
+    )
+
+
+def test_task_show_unknown_id(redis_url: str) -> None:
+    assert_one_line_error(
+        run(redis_url, "task", "show", "default:0123456789abcdef"), "no task default:0123456789abcdef"
+    )
+    assert_one_line_error(run(redis_url, "task", "show", "not-an-id"), "not a taskq task id")
+
+
+def test_task_cancel(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = tq.enqueue("job").id
+    assert ok(redis_url, "task", "cancel", task_id).stdout.strip() == f"cancelled {task_id}"
+    assert tq.get(task_id).status is taskq.TaskStatus.CANCELLED
+    assert_one_line_error(run(redis_url, "task", "cancel", task_id), "already cancelled")
+
+
+def test_task_cancel_running_sets_the_flag(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = tq.enqueue("job").id
+    tq._exec.run(tq.ops.claim("default", 1, 30_000, "w"))
+    assert json.loads(ok(redis_url, "task", "cancel", task_id, "--json").stdout) == {
+        "id": task_id,
+        "outcome": "cancelling",
+    }
+    assert tq.get(task_id).cancel_requested
+
+
+def test_task_cancel_unknown_id(redis_url: str) -> None:
+    assert_one_line_error(run(redis_url, "task", "cancel", "default:0123456789abcdef"), "no task")
+
+
+# ---------------------------------------------------------------------------
+# dlq
+
+
+def test_dlq_list(redis_url: str, tq: taskq.TaskQueue) -> None:
+    assert "no dead tasks in queue 'default'" in ok(redis_url, "dlq", "list").stdout
+    ids = [make_dead(tq, "flaky"), make_dead(tq, "other", error_type="KeyError")]
+    out = ok(redis_url, "dlq", "list").stdout
+    assert "flaky" in out and "KeyError" in out
+    listed = json.loads(ok(redis_url, "dlq", "list", "--json").stdout)
+    assert [t["id"] for t in listed] == ids
+    assert listed[0]["traceback"] == "Traceback: line 1"
+    assert len(json.loads(ok(redis_url, "dlq", "list", "--json", "--limit", "1").stdout)) == 1
+
+
+def test_dlq_list_other_queue(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = make_dead(tq, "flaky", queue="emails")
+    assert json.loads(ok(redis_url, "dlq", "list", "--json").stdout) == []
+    assert [t["id"] for t in json.loads(ok(redis_url, "dlq", "list", "-q", "emails", "--json").stdout)] == [task_id]
+
+
+def test_dlq_requeue_by_ids(redis_url: str, tq: taskq.TaskQueue) -> None:
+    a, b = make_dead(tq, "flaky"), make_dead(tq, "flaky", queue="emails")
+    keep = make_dead(tq, "flaky")
+    assert json.loads(ok(redis_url, "dlq", "requeue", a, b, "--json").stdout) == {
+        "requeued": 2,
+        "by_queue": {"default": 1, "emails": 1},
+    }
+    assert [tq.get(t).status for t in (a, b, keep)] == [
+        taskq.TaskStatus.QUEUED,
+        taskq.TaskStatus.QUEUED,
+        taskq.TaskStatus.DEAD,
+    ]
+
+
+def test_dlq_requeue_by_name_and_error_type(redis_url: str, tq: taskq.TaskQueue) -> None:
+    flaky = make_dead(tq, "flaky")
+    other = make_dead(tq, "other")
+    key_error = make_dead(tq, "other", error_type="KeyError")
+    assert (
+        ok(redis_url, "dlq", "requeue", "--name", "flaky").stdout.strip() == "requeued 1 dead task of queue 'default'"
+    )
+    assert tq.get(flaky).status is taskq.TaskStatus.QUEUED
+    ok(redis_url, "dlq", "requeue", "--error-type", "KeyError")
+    assert tq.get(key_error).status is taskq.TaskStatus.QUEUED
+    assert tq.get(other).status is taskq.TaskStatus.DEAD
+
+
+def test_dlq_requeue_all(redis_url: str, tq: taskq.TaskQueue) -> None:
+    for _ in range(3):
+        make_dead(tq, "flaky", queue="emails")
+    assert "requeued 3 dead tasks of queue 'emails'" in ok(redis_url, "dlq", "requeue", "--all", "-q", "emails").stdout
+    counts = tq.stats("emails")
+    assert (counts.dead, counts.queued, counts.counters["redriven"]) == (0, 3, 3)
+
+
+def test_dlq_requeue_unknown_id_is_skipped_with_a_note(redis_url: str, tq: taskq.TaskQueue) -> None:
+    task_id = make_dead(tq, "flaky")
+    result = ok(redis_url, "dlq", "requeue", task_id, "default:0123456789abcdef")
+    assert "requeued 1 dead task" in result.stdout and "1 of the given ids were not dead" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dlq", "requeue"],
+        ["dlq", "requeue", "--all", "--name", "x"],
+        ["dlq", "purge", "default:0123456789abcdef", "--error-type", "E"],
+        ["dlq", "requeue", "emails:0123456789abcdef", "--queue", "default"],
+    ],
+)
+def test_dlq_selectors_must_be_clear(redis_url: str, argv: list[str]) -> None:
+    result = run(redis_url, *argv)
+    assert result.exit_code == 2 and "Invalid value" in result.stderr
+
+
+def test_dlq_purge_by_error_type(redis_url: str, tq: taskq.TaskQueue) -> None:
+    gone = make_dead(tq, "flaky", error_type="KeyError")
+    kept = make_dead(tq, "flaky")
+    assert json.loads(ok(redis_url, "dlq", "purge", "--error-type", "KeyError", "--json").stdout)["purged"] == 1
+    assert_one_line_error(run(redis_url, "task", "show", gone), "no task")
+    assert tq.get(kept).status is taskq.TaskStatus.DEAD
+
+
+def test_dlq_purge_all_asks_first(redis_url: str, tq: taskq.TaskQueue) -> None:
+    make_dead(tq, "flaky")
+    make_dead(tq, "flaky")
+    refused = run(redis_url, "dlq", "purge", "--all", input="n\n")
+    assert refused.exit_code == 1 and "Delete all 2 dead tasks" in refused.stdout
+    assert tq.stats().dead == 2
+    no_terminal = run(redis_url, "dlq", "purge", "--all")  # no input at all: refused too
+    assert no_terminal.exit_code == 1 and tq.stats().dead == 2
+    accepted = ok(redis_url, "dlq", "purge", "--all", input="y\n")
+    assert "purged 2 dead tasks of queue 'default'" in accepted.stdout
+    assert tq.stats().dead == 0
+
+
+def test_dlq_purge_all_with_yes(redis_url: str, tq: taskq.TaskQueue) -> None:
+    make_dead(tq, "flaky", queue="emails")
+    assert "purged 1 dead task of" in ok(redis_url, "dlq", "purge", "--all", "--yes", "--queue", "emails").stdout
+    assert tq.stats("emails").dead == 0
+
+
+# ---------------------------------------------------------------------------
+# server (a real subprocess)
+
+
+def _read_url(proc: subprocess.Popen[str], timeout_s: float = 10.0) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("redis://"):
+            return line.strip()
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"taskq server printed no URL (exit code {proc.poll()})")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_server_runs_until_signalled(sig: signal.Signals) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("TASKQ_REDIS_URL", "REDIS_URL")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskq.cli", "server", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = _read_url(proc)
+        assert url == f"redis://127.0.0.1:{port}/0"
+        assert proc.stdout is not None and proc.stdout.readline().strip() == f"export TASKQ_REDIS_URL={url}"
+        with redis.Redis.from_url(url) as client:
+            assert client.ping() is True
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 0
+        assert not ping("127.0.0.1", port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_server_unknown_kind_exits_2() -> None:
+    result = runner.invoke(app, ["server", "--kind", "memcached"])
+    assert result.exit_code == 2
