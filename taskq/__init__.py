@@ -27,11 +27,13 @@ from taskq.ops import QueueCounts
 from taskq.registry import TaskFunction
 from taskq.server import EmbeddedServer
 from taskq.task import Task, TaskStatus
+from taskq.worker import BackgroundWorker, TaskContext, Worker, current_task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncDeadLetters",
+    "BackgroundWorker",
     "AsyncTaskHandle",
     "AsyncTaskQueue",
     "Backoff",
@@ -52,6 +54,7 @@ __all__ = [
     "ServerUnavailable",
     "Task",
     "TaskCancelled",
+    "TaskContext",
     "TaskFailed",
     "TaskFunction",
     "TaskHandle",
@@ -62,6 +65,8 @@ __all__ = [
     "TaskqError",
     "UnknownTaskName",
     "ValidationError",
+    "Worker",
     "__version__",
     "backoff_delay_s",
+    "current_task",
 ]

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -751,7 +752,27 @@ def worker(
             settings_kw["queues"] = queues
         if threads:
             settings_kw["threads"] = threads
-        run_worker(Worker(tq, **settings_kw))
+        the_worker = Worker(tq, **settings_kw)
+        run_worker(the_worker)
+    _exit_past_abandoned_threads(the_worker)
+
+
+def _exit_past_abandoned_threads(the_worker: Any) -> None:
+    """Exit now if sync tasks still run in their threads after shutdown.
+
+    Their leases were released, so the tasks will run again elsewhere; but a thread cannot
+    be stopped, and Python would wait for it at exit, forever for a stuck task. So the
+    process ends here instead.
+    """
+    if the_worker.busy_threads:
+        logging.getLogger("taskq.worker").warning(
+            "exiting with %d sync task(s) still running in threads; their tasks were handed back",
+            the_worker.busy_threads,
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ is leased, whatever they were running is requeued when their leases expire.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -22,16 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskq.errors import InvalidOption
+from taskq.server import die_with_parent_hook
 
 log = logging.getLogger("taskq.pool")
 
 RESTART_MIN_S = 0.5
 RESTART_MAX_S = 30.0
 STABLE_AFTER_S = 10.0
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -59,7 +55,7 @@ class Supervisor:
         proc = subprocess.Popen(
             self.argv,
             env=self.env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent_hook(),
         )
         self.children[slot] = _Child(slot, proc, crashes=crashes)
         log.info("worker process %d started (pid %d)", slot, proc.pid)

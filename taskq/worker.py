@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +196,7 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self._threads = ThreadPoolExecutor(max_workers=threads or concurrency, thread_name_prefix="taskq-task")
+        self._thread_calls: set[Future[Any]] = set()  # sync task calls whose function has not returned
         self._refill_at = max(1, concurrency // 4)
         self._rng = random.Random()
         self._held: dict[str, _Held] = {}
@@ -216,6 +217,11 @@ class Worker:
         self._exec: AsyncExecutor
 
     # -- public ----------------------------------------------------------------------
+
+    @property
+    def busy_threads(self) -> int:
+        """Sync task functions still running in their threads (after shutdown: abandoned)."""
+        return len(self._thread_calls)
 
     @property
     def running_ids(self) -> list[str]:
@@ -409,7 +415,10 @@ class Worker:
             except TimeoutError:
                 raise TaskTimeout(f"task {task.name} ran past its timeout of {task.timeout_s}s") from None
         call = functools.partial(contextvars.copy_context().run, definition.fn, *task.args, **task.kwargs)
-        future = asyncio.get_running_loop().run_in_executor(self._threads, call)
+        thread_call = self._threads.submit(call)
+        self._thread_calls.add(thread_call)
+        thread_call.add_done_callback(self._thread_calls.discard)
+        future = asyncio.wrap_future(thread_call)
         if task.timeout_s is None:
             return await future
         try:
