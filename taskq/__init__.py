@@ -27,31 +27,47 @@ from taskq.ops import QueueCounts
 from taskq.registry import TaskFunction
 from taskq.server import EmbeddedServer
 from taskq.task import Task, TaskStatus
+from taskq.telemetry import (
+    Event,
+    Latency,
+    QueueSnapshot,
+    RunningTask,
+    Snapshot,
+    WindowStats,
+    WorkerHealth,
+    WorkerSnapshot,
+    prometheus_text,
+)
 from taskq.worker import BackgroundWorker, TaskContext, Worker, current_task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncDeadLetters",
-    "BackgroundWorker",
     "AsyncTaskHandle",
     "AsyncTaskQueue",
+    "BackgroundWorker",
     "Backoff",
     "DeadLetters",
     "EmbeddedServer",
+    "Event",
     "InvalidArguments",
     "InvalidDelay",
     "InvalidOption",
     "InvalidPriority",
     "InvalidQueueName",
+    "Latency",
     "LeaseLost",
     "NotCancellable",
     "NotSerializable",
     "PayloadTooLarge",
     "QueueCounts",
+    "QueueSnapshot",
     "ResultTimeout",
     "Retry",
+    "RunningTask",
     "ServerUnavailable",
+    "Snapshot",
     "Task",
     "TaskCancelled",
     "TaskContext",
@@ -65,8 +81,12 @@ __all__ = [
     "TaskqError",
     "UnknownTaskName",
     "ValidationError",
+    "WindowStats",
     "Worker",
-    "__version__",
+    "WorkerHealth",
+    "WorkerSnapshot",
     "backoff_delay_s",
     "current_task",
+    "prometheus_text",
+    "__version__",
 ]

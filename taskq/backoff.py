@@ -11,6 +11,7 @@ Defaults: base 1 s, cap 300 s, floor 1 s, jitter 0.5.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -32,6 +33,14 @@ class Backoff:
     min_s: float = DEFAULT_MIN_S
 
     def __post_init__(self) -> None:
+        # Finite numbers only: an infinite cap or a NaN base would pass the range checks
+        # below and then fail (OverflowError, ValueError) when enqueued as milliseconds.
+        values = (self.base_s, self.cap_s, self.jitter, self.min_s)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise InvalidOption(
+                f"backoff base_s, cap_s, jitter and min_s must be finite numbers, got base_s={self.base_s!r}, "
+                f"cap_s={self.cap_s!r}, jitter={self.jitter!r}, min_s={self.min_s!r}"
+            )
         if not (0 <= self.min_s <= self.cap_s) or self.base_s < 0:
             raise InvalidOption(
                 f"backoff needs 0 <= min_s <= cap_s and base_s >= 0, got base_s={self.base_s}, "

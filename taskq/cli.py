@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import redis
 import typer
 from rich.columns import Columns
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -40,9 +40,21 @@ from taskq import __version__
 from taskq.client import DeadLetters, TaskQueue
 from taskq.errors import TaskqError
 from taskq.keys import queue_of_task_id
-from taskq.ops import QueueCounts
-from taskq.server import LOCAL_DEFAULT, EmbeddedServer, Kind, ping, url_from_env
+from taskq.server import LOCAL_DEFAULT, EmbeddedServer, Kind, embedded_url, ping, url_from_env
 from taskq.task import DEFAULT_QUEUE, Task
+from taskq.telemetry import (
+    COUNTERS,
+    LATENCY_METRICS,
+    Event,
+    QueueSnapshot,
+    Snapshot,
+    WindowStats,
+    WorkerHealth,
+    WorkerSnapshot,
+    log_formatter,
+    prometheus_text,
+    to_plain,
+)
 
 HELP = """\
 [bold]taskq[/]: a small, fast distributed task queue on Redis.
@@ -73,10 +85,10 @@ dlq_app = typer.Typer(
 app.add_typer(task_app, name="task")
 app.add_typer(dlq_app, name="dlq")
 
-#: The lifetime counters every queue keeps, in the order `taskq stats` shows them.
-COUNTERS = ("enqueued", "started", "succeeded", "failed", "retried", "dead", "cancelled", "requeued", "redriven")
 #: Where a queue's tasks are right now.
 PLACES = ("queued", "scheduled", "running", "dead")
+
+T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables (for scripts and jq).")]
 QueueOption = Annotated[
@@ -290,89 +302,162 @@ def enqueue(
 # ---------------------------------------------------------------------------
 # stats
 
+
+def _ms_text(value_ms: float | None) -> str:
+    if value_ms is None:
+        return "-"
+    if value_ms >= 10_000:
+        return f"{value_ms / 1000:.1f} s"
+    if value_ms >= 100:
+        return f"{value_ms:.0f} ms"
+    return f"{value_ms:.3g} ms"
+
+
+def _window_title(length_s: int) -> str:
+    return f"{length_s // 60} min" if length_s % 60 == 0 else f"{length_s} s"
+
+
 #: A section of a queue's stats table: a title and a function giving its (label, value) rows.
-StatsSection = tuple[str, Callable[[QueueCounts], list[tuple[str, int]]]]
+StatsSection = tuple[str, Callable[[QueueSnapshot], list[tuple[str, str]]]]
 
 
-def _place_rows(counts: QueueCounts) -> list[tuple[str, int]]:
-    return [(place, getattr(counts, place)) for place in PLACES]
+def _place_rows(q: QueueSnapshot) -> list[tuple[str, str]]:
+    rows = [(place, str(getattr(q, place))) for place in PLACES]
+    if q.overdue:
+        rows[2] = ("running", f"{q.running} ({q.overdue} overdue)")
+    return rows
 
 
-def counter_values(counts: QueueCounts) -> dict[str, int]:
+def _priority_rows(q: QueueSnapshot) -> list[tuple[str, str]]:
+    return [(f"priority {p}", str(n)) for p, n in q.by_priority.items()]
+
+
+def counter_values(q: QueueSnapshot) -> dict[str, int]:
     """The standard counters (0 when never incremented), then any others the scripts keep."""
-    values = {name: counts.counters.get(name, 0) for name in COUNTERS}
-    values.update(sorted((k, v) for k, v in counts.counters.items() if k not in values))
+    values = {name: q.counters.get(name, 0) for name in COUNTERS}
+    values.update(sorted((k, v) for k, v in q.counters.items() if k not in values))
     return values
 
 
-def _counter_rows(counts: QueueCounts) -> list[tuple[str, int]]:
-    return list(counter_values(counts).items())
+def _counter_rows(q: QueueSnapshot) -> list[tuple[str, str]]:
+    return [(name, str(n)) for name, n in counter_values(q).items()]
 
 
-#: Sections of `taskq stats`, top to bottom; telemetry (latencies, workers) adds entries here.
-STATS_SECTIONS: tuple[StatsSection, ...] = (("now", _place_rows), ("counters", _counter_rows))
+#: Sections of the left-hand table of `taskq stats`, top to bottom.
+STATS_SECTIONS: tuple[StatsSection, ...] = (
+    ("now", _place_rows),
+    ("queued by", _priority_rows),
+    ("counters", _counter_rows),
+)
+#: Rows of the right-hand table: a label and the figure of one window.
+WINDOW_ROWS: tuple[tuple[str, Callable[[WindowStats], str]], ...] = (
+    ("succeeded/s", lambda w: f"{w.rate('succeeded'):.1f}"),
+    ("failed/s", lambda w: f"{w.rate('failed'):.1f}"),
+    ("enqueued/s", lambda w: f"{w.rate('enqueued'):.1f}"),
+    ("dead", lambda w: str(w.total("dead"))),
+    *(
+        (f"{metric} {pname}", lambda w, m=metric, p=pname: _ms_text(w.latency[m].percentile_ms(p)))
+        for metric in LATENCY_METRICS
+        for pname in ("p50", "p90", "p99", "p999")
+    ),
+)
 
 
-def counts_to_dict(counts: QueueCounts) -> dict[str, Any]:
-    record: dict[str, Any] = {"queue": counts.queue}
-    record.update({place: getattr(counts, place) for place in PLACES})
-    record["pending"] = counts.pending
-    record["counters"] = counter_values(counts)
+def counts_to_dict(q: QueueSnapshot) -> dict[str, Any]:
+    """A queue's stats as JSON: places, pending, counters, depth by priority, lifetime
+    latency, and per window its counts, rates and latency percentiles."""
+    record: dict[str, Any] = to_plain(q)
+    record["counters"] = counter_values(q)
+    for plain, window in zip(record["windows"], q.windows, strict=True):
+        plain["rates"] = {name: round(window.rate(name), 3) for name in window.counts}
     return record
 
 
-def queue_table(counts: QueueCounts) -> Table:
-    table = Table(title=Text(f"queue {counts.queue}", style="bold"), title_justify="left")
+def queue_table(q: QueueSnapshot) -> Table:
+    table = Table(title=Text(f"queue {q.queue}", style="bold"), title_justify="left")
     table.add_column("", style="dim")
     table.add_column("", no_wrap=True)
     table.add_column("tasks", justify="right")
-    for i, (title, rows_of) in enumerate(STATS_SECTIONS):
-        if i:
+    first = True
+    for title, rows_of in STATS_SECTIONS:
+        rows = rows_of(q)
+        if not rows:
+            continue
+        if not first:
             table.add_section()
-        for j, (label, value) in enumerate(rows_of(counts)):
-            table.add_row(title if j == 0 else "", label, str(value))
+        first = False
+        for j, (label, value) in enumerate(rows):
+            table.add_row(title if j == 0 else "", label, value)
     return table
 
 
-def render_stats(all_counts: Sequence[QueueCounts]) -> RenderableType:
-    if not all_counts:
+def window_table(q: QueueSnapshot) -> Table:
+    """Throughput and latency percentiles per window, then over the queue's lifetime."""
+    table = Table(title=Text("rates and latency", style="bold"), title_justify="left")
+    table.add_column("", style="dim", no_wrap=True)
+    for w in q.windows:
+        table.add_column(f"last {_window_title(w.length_s)}", justify="right")
+    table.add_column("all time", justify="right")
+    for label, figure in WINDOW_ROWS:
+        lifetime = ""
+        metric, _, pname = label.partition(" ")
+        if metric in LATENCY_METRICS:
+            lifetime = _ms_text(q.latency[metric].percentile_ms(pname))
+        table.add_row(label, *(figure(w) for w in q.windows), lifetime)
+    return table
+
+
+def _workers_line(snapshot: Snapshot) -> Text:
+    counts = dict.fromkeys(WorkerHealth, 0)
+    for w in snapshot.workers:
+        counts[w.health] += 1
+    parts = ", ".join(f"{n} {h.value}" for h, n in counts.items())
+    return Text(f"workers: {parts} (taskq workers)", style="dim")
+
+
+def render_stats(snapshot: Snapshot) -> RenderableType:
+    if not snapshot.queues:
         return Text("no queues yet: enqueue a task first (taskq enqueue NAME)", style="yellow")
-    return Columns([queue_table(c) for c in all_counts], padding=(0, 2))
+    per_queue = [Columns([queue_table(q), window_table(q)], padding=(0, 2)) for q in snapshot.queues]
+    return Group(*per_queue, _workers_line(snapshot))
 
 
-def fetch_stats(tq: TaskQueue, queues: Sequence[str]) -> list[QueueCounts]:
-    """Counts of the given queues, or of every known queue when none are given."""
-    return [tq.stats(q) for q in queues] if queues else tq.all_stats()
+def fetch_stats(tq: TaskQueue, queues: Sequence[str]) -> Snapshot:
+    """A snapshot of the given queues, or of every known queue when none are given."""
+    return tq.snapshot(list(queues) if queues else None, running_limit=0)
 
 
-def _show_stats(all_counts: Sequence[QueueCounts], json_output: bool) -> None:
+def _stats_json(snapshot: Snapshot) -> list[dict[str, Any]]:
+    return [counts_to_dict(q) for q in snapshot.queues]
+
+
+def _show_stats(snapshot: Snapshot, json_output: bool) -> None:
     if json_output:
-        print_json([counts_to_dict(c) for c in all_counts])
+        print_json(_stats_json(snapshot))
     else:
-        _stdout().print(render_stats(all_counts))
+        _stdout().print(render_stats(snapshot))
 
 
-def _watch_stats(
-    fetch: Callable[[], list[QueueCounts]], json_output: bool, interval_s: float, count: int | None
-) -> None:
+def _watch(fetch: Callable[[], T], interval_s: float, count: int | None) -> Iterator[T]:
+    """``fetch()`` now and then every ``interval_s``, until ``count`` updates were given."""
+    shown = 0
+    while count is None or shown < count:
+        if shown:
+            time.sleep(interval_s)
+        shown += 1
+        yield fetch()
+
+
+def _watch_stats(fetch: Callable[[], Snapshot], json_output: bool, interval_s: float, count: int | None) -> None:
     """Refresh every ``interval_s`` until Ctrl-C, or until ``count`` updates were shown."""
-
-    def updates() -> Iterator[list[QueueCounts]]:
-        shown = 0
-        while count is None or shown < count:
-            if shown:
-                time.sleep(interval_s)
-            shown += 1
-            yield fetch()
-
     with contextlib.suppress(KeyboardInterrupt):
         if json_output:
-            for all_counts in updates():
-                print_json([counts_to_dict(c) for c in all_counts], compact=True)
+            for snapshot in _watch(fetch, interval_s, count):
+                print_json(_stats_json(snapshot), compact=True)
             return
         with Live(console=_stdout(), auto_refresh=False) as live:
-            for all_counts in updates():
-                live.update(render_stats(all_counts), refresh=True)
+            for snapshot in _watch(fetch, interval_s, count):
+                live.update(render_stats(snapshot), refresh=True)
 
 
 @app.command()
@@ -393,13 +478,169 @@ def stats(
         typer.Option("--count", "-n", min=1, help="With --watch, stop after this many updates.", show_default=False),
     ] = None,
 ) -> None:
-    """How many tasks each queue holds now (queued, scheduled, running, dead), and its lifetime counters."""
+    """Each queue now (queued by priority, scheduled, running, dead), its lifetime counters, and its
+    throughput and latency percentiles (wait, run, end to end) over the last 10 s, 1 min and 15 min."""
     names = list(queues or [])
     with connected(ctx) as tq:
         if watch:
             _watch_stats(lambda: fetch_stats(tq, names), json_output, interval_s, count)
         else:
             _show_stats(fetch_stats(tq, names), json_output)
+
+
+# ---------------------------------------------------------------------------
+# events
+
+
+def event_line(event: Event) -> Text:
+    """One event as a line: time, queue, type, task id, then priority, attempt and worker."""
+    stamp = datetime.fromtimestamp(event.timestamp_ms / 1000).strftime("%H:%M:%S.%f")[:-3]
+    style = {"dead": "red", "retried": "yellow", "succeeded": "green", "requeued": "magenta"}.get(event.type, "")
+    line = Text(f"{stamp} ", style="dim")
+    line.append(f"{event.queue:<12} ")
+    line.append(f"{event.type:<16}", style=style)
+    line.append(event.task_id)
+    details = [f"p{event.priority}" if event.priority is not None else ""]
+    if event.attempt is not None:
+        details.append(f"attempt {event.attempt}")
+    if event.worker:
+        details.append(f"worker {event.worker}")
+    line.append("  " + "  ".join(d for d in details if d), style="dim")
+    return line
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option("--queue", "-q", help="Queue to watch; repeat for several (default: every known queue)."),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C (like tail -f).")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Start after this stream id or event cursor (from --json output); '0' for the oldest kept.",
+            show_default=False,
+        ),
+    ] = None,
+    last: Annotated[int, typer.Option("--last", "-n", min=0, help="Without --follow: how many recent events.")] = 20,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", min=1, help="Stop after printing this many events.", show_default=False),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per event (JSON lines).")] = False,
+) -> None:
+    """Show task events (enqueued, started, succeeded, retried, dead, ...): the recent ones, or with --follow
+    the new ones as they happen."""
+    console = _stdout()
+
+    def show(event: Event) -> None:
+        if json_output:
+            print_json(event.to_dict(), compact=True)
+        else:
+            console.print(event_line(event), soft_wrap=True)
+
+    with connected(ctx) as tq, contextlib.suppress(KeyboardInterrupt):
+        if follow:
+            stream: Iterable[Event] = tq.events(queues or None, since)
+        else:
+            recent = list(tq.events(queues or None, since or "0", follow=False))
+            recent.sort(key=lambda e: (e.timestamp_ms, e.stream_id, e.index))
+            stream = recent[-last:] if last else []
+        for shown, event in enumerate(stream, start=1):
+            show(event)
+            if count is not None and shown >= count:
+                break
+
+
+# ---------------------------------------------------------------------------
+# workers
+
+
+def _age_text(ms: int) -> str:
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 120_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms // 60_000} min"
+
+
+def workers_table(workers: Sequence[WorkerSnapshot]) -> Table:
+    table = Table(title=Text("workers", style="bold"), title_justify="left")
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("id", "left"),
+        ("health", "left"),
+        ("queues", "left"),
+        ("running", "right"),
+        ("processed", "right"),
+        ("failed", "right"),
+        ("heartbeat", "right"),
+        ("up", "right"),
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify, overflow="fold")
+    style = {WorkerHealth.ALIVE: "green", WorkerHealth.STALE: "yellow", WorkerHealth.GONE: "red"}
+    for w in workers:
+        up = "-" if w.started_ms is None else _age_text(max(0, w.heartbeat_ms - w.started_ms))
+        running = "-" if w.health is WorkerHealth.GONE else f"{len(w.current)}/{w.concurrency or '?'}"
+        table.add_row(
+            w.id,
+            Text(w.health.value, style=style[w.health]),
+            ",".join(w.queues) or "-",
+            running,
+            "-" if w.processed is None else str(w.processed),
+            "-" if w.failed is None else str(w.failed),
+            f"{_age_text(w.heartbeat_age_ms)} ago",
+            up,
+        )
+    return table
+
+
+@app.command()
+def workers(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    running: Annotated[
+        bool, typer.Option("--running", help="Also list the ids of the tasks each worker runs.")
+    ] = False,
+) -> None:
+    """Registered workers and their health: alive, stale (no heartbeat for over two intervals: stuck or
+    dying) or gone (its registration expired; listed for an hour)."""
+    with connected(ctx) as tq:
+        snapshot = tq.snapshot([], running_limit=0)
+    if json_output:
+        print_json([to_plain(w) for w in snapshot.workers])
+        return
+    if not snapshot.workers:
+        typer.echo("no workers registered (start one: taskq worker APP)")
+        return
+    console = _stdout()
+    console.print(workers_table(snapshot.workers))
+    if running:
+        for w in snapshot.workers:
+            if w.current:
+                console.print(Text(f"{w.id}: ", style="bold"), Text(" ".join(w.current)), soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------
+# metrics
+
+
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    queues: Annotated[
+        list[str] | None, typer.Argument(help="Queues to include (default: every queue that has had a task).")
+    ] = None,
+) -> None:
+    """Print every figure of `taskq stats` and `taskq workers` in the Prometheus text format."""
+    with connected(ctx) as tq:
+        snapshot = tq.snapshot(list(queues) if queues else None, running_limit=0)
+    typer.echo(prometheus_text(snapshot), nl=False)
 
 
 # ---------------------------------------------------------------------------
@@ -693,6 +934,20 @@ class LogLevel(enum.StrEnum):
     error = "error"
 
 
+class LogFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """Send log records at ``level`` and above to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(log_formatter(log_format))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
 @app.command()
 def worker(
     ctx: typer.Context,
@@ -723,7 +978,14 @@ def worker(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="Threads for sync tasks (default: --concurrency).")
     ] = None,
-    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Logging level.")] = LogLevel.info,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option("--log-level", help="Logging level; 'debug' also logs every task that succeeds."),
+    ] = LogLevel.info,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option("--log-format", help="Log lines for people (text) or one JSON object per line (json)."),
+    ] = LogFormat.text,
 ) -> None:
     """Run a worker: claim tasks from QUEUES and run them, until SIGTERM or Ctrl-C.
 
@@ -733,15 +995,20 @@ def worker(
     from taskq.pool import run_supervisor
     from taskq.worker import Worker, load_app, run_worker
 
-    logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level.value, log_format.value)
     settings = settings_of(ctx)
     if settings.url:
         os.environ["TASKQ_REDIS_URL"] = settings.url
     with reported_errors():
         tq = load_app(app_path)
+        if tq.url == embedded_url():
+            print_note(
+                f"warning: no Redis found, so this worker started a private one at {tq.url}; producers "
+                f"must use it: export TASKQ_REDIS_URL={tq.url} (or run `taskq server` and pass --url)"
+            )
         if processes > 1:
             options = ["--concurrency", str(concurrency), "--lease-s", str(lease_s), "--grace-s", str(grace_s)]
-            options += ["--log-level", log_level.value]
+            options += ["--log-level", log_level.value, "--log-format", log_format.value]
             if queues:
                 options += ["--queues", queues]
             if threads:

@@ -7,8 +7,9 @@ client drives flows with a ``redis.Redis``; the async one with ``redis.asyncio``
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import redis
@@ -36,9 +37,11 @@ from taskq.task import (
     Task,
     TaskSpec,
     TaskStatus,
+    check_non_negative_int,
     check_positive_s,
     check_priority,
 )
+from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot
 
 if TYPE_CHECKING:
     from taskq.worker import BackgroundWorker
@@ -47,6 +50,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H")
 
 BULK_CHUNK = 1000
+#: Longest aging window: queue scores (clock_us + 9 * window_us) must stay below 2^53.
+MAX_AGING_S = 30 * 86400
 _POLL_START_S = 0.001
 _POLL_MAX_S = 0.05
 
@@ -177,6 +182,8 @@ class _Base:
         default_queue: str = DEFAULT_QUEUE,
         events: bool = True,
         events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
+        events_sample: int = 1,
+        telemetry: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         result_ttl_s: int = DEFAULT_RESULT_TTL_S,
         dead_ttl_s: int = DEFAULT_DEAD_TTL_S,
@@ -184,11 +191,22 @@ class _Base:
         check_queue_name(default_queue)
         if max_payload_bytes < 1:
             raise InvalidOption(f"max_payload_bytes must be >= 1, got {max_payload_bytes}")
+        check_non_negative_int("result_ttl_s", result_ttl_s, upper=10 * 365 * 86400)
+        if check_non_negative_int("dead_ttl_s", dead_ttl_s, upper=10 * 365 * 86400) < 1:
+            raise InvalidOption("dead_ttl_s must be >= 1 s: dead tasks are kept for inspection and re-drive")
+        if isinstance(events_sample, bool) or not isinstance(events_sample, int) or events_sample < 1:
+            raise InvalidOption(f"events_sample must be an integer >= 1 (keep 1 task in N), got {events_sample!r}")
         self.url = resolve_url(url)
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
         self.result_ttl_s = result_ttl_s
-        self.ops = Operations(prefix=prefix, events_maxlen=events_maxlen if events else 0, dead_ttl_s=dead_ttl_s)
+        self.ops = Operations(
+            prefix=prefix,
+            events_maxlen=events_maxlen if events else 0,
+            dead_ttl_s=dead_ttl_s,
+            events_sample=events_sample,
+            telemetry=telemetry,
+        )
         self.registry: dict[str, TaskDef] = {}
         self._known_queues: set[str] = set()
 
@@ -261,6 +279,12 @@ class _Base:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
         return self._spec(definition.name, args, kwargs, **options)
 
+    def _event_reader(
+        self, queues: Sequence[str], since: str | Mapping[str, str] | None, follow: bool, block_s: float, poll_s: float
+    ) -> EventReader:
+        names = [check_queue_name(q) for q in queues] or [self.default_queue]
+        return EventReader(self.ops, names, since, block_ms=int(block_s * 1000), poll_s=poll_s, follow=follow)
+
     def _decorate(self, fn: Any, wrap: Callable[[TaskDef], Any], options: dict[str, Any]) -> Any:
         def decorator(f: Callable[..., Any]) -> Any:
             return wrap(self._register(f, **options))
@@ -274,9 +298,15 @@ def _check_queue_settings(
     check_queue_name(queue)
     if aging_s is not None:
         check_positive_s("aging_s", aging_s)
+        if aging_s > MAX_AGING_S:
+            raise InvalidOption(f"aging_s is at most {MAX_AGING_S} s (30 days); for strict priority pass aging_s=None")
     if default_priority is not None:
         check_priority(default_priority)
     return queue, aging_s, default_priority
+
+
+def _queue_list(queues: str | Sequence[str] | None) -> list[str] | None:
+    return [queues] if isinstance(queues, str) else (None if queues is None else list(queues))
 
 
 def _task_options(
@@ -480,6 +510,47 @@ class TaskQueue(_Base):
         heartbeat_ms; a worker whose registration expired shows as ``{'gone': True}``."""
         return self._exec.drive(self.ops.workers())
 
+    def snapshot(
+        self,
+        queues: str | Sequence[str] | None = None,
+        *,
+        windows_s: Sequence[int] = DEFAULT_WINDOWS_S,
+        running_limit: int = 5,
+        lifetime: bool = True,
+    ) -> Snapshot:
+        """Everything a dashboard shows, in two round trips: per queue its depth (by
+        priority), scheduled, running (up to ``running_limit`` listed, with lease ages),
+        dead, lifetime counters and latency, and throughput and latency percentiles over
+        each window in ``windows_s`` (seconds, up to 900); and every worker with its health.
+        ``queues=None``: every known queue. ``lifetime=False`` skips the all-time latency
+        percentiles (the lifetime counters are always there)."""
+        return self._exec.drive(self.ops.snapshot(_queue_list(queues), windows_s, running_limit, lifetime))
+
+    def events(
+        self,
+        queues: str | Sequence[str] | None = None,
+        since: str | Mapping[str, str] | None = None,
+        *,
+        follow: bool = True,
+        block_s: float = 1.0,
+        poll_s: float = 0.1,
+    ) -> Iterator[Event]:
+        """Iterate over task events of ``queues`` (None: the queues known now), from ``since``:
+        None/"$" now, "0" the oldest kept, a stream id, or an :attr:`Event.cursor` (see
+        :class:`~taskq.telemetry.EventReader`). With ``follow`` it waits for new events for
+        ever (break out of the loop to stop); without, it stops once caught up."""
+        names = _queue_list(queues)
+        reader = self._event_reader(self.queues() if names is None else names, since, follow, block_s, poll_s)
+        while True:
+            started = time.monotonic()
+            events = self._exec.run(reader.next_plan())
+            yield from events
+            pause = reader.pause_s(bool(events), time.monotonic() - started)
+            if pause is None:
+                return
+            if pause:
+                time.sleep(pause)
+
     def start_worker(self, **settings: Any) -> BackgroundWorker:
         """Run a worker for this queue's tasks in a background thread (notebooks, tests).
         Settings are :class:`taskq.worker.Worker`'s; ``.stop()`` stops it."""
@@ -625,6 +696,41 @@ class AsyncTaskQueue(_Base):
 
     async def workers(self) -> list[dict[str, Any]]:
         return await self._exec.drive(self.ops.workers())
+
+    async def snapshot(
+        self,
+        queues: str | Sequence[str] | None = None,
+        *,
+        windows_s: Sequence[int] = DEFAULT_WINDOWS_S,
+        running_limit: int = 5,
+        lifetime: bool = True,
+    ) -> Snapshot:
+        """See :meth:`TaskQueue.snapshot`."""
+        return await self._exec.drive(self.ops.snapshot(_queue_list(queues), windows_s, running_limit, lifetime))
+
+    async def events(
+        self,
+        queues: str | Sequence[str] | None = None,
+        since: str | Mapping[str, str] | None = None,
+        *,
+        follow: bool = True,
+        block_s: float = 1.0,
+        poll_s: float = 0.1,
+    ) -> AsyncIterator[Event]:
+        """Task events as an async iterator; see :meth:`TaskQueue.events`. To stop early,
+        close it: ``async with contextlib.aclosing(tq.events()) as events: async for ...``."""
+        names = _queue_list(queues)
+        reader = self._event_reader(await self.queues() if names is None else names, since, follow, block_s, poll_s)
+        while True:
+            started = time.monotonic()
+            events = await self._exec.run(reader.next_plan())
+            for event in events:
+                yield event
+            pause = reader.pause_s(bool(events), time.monotonic() - started)
+            if pause is None:
+                return
+            if pause:
+                await asyncio.sleep(pause)
 
     def start_worker(self, **settings: Any) -> BackgroundWorker:
         """Run a worker in a background thread with its own event loop; ``.stop()`` stops it."""

@@ -16,8 +16,14 @@ Layout for queue ``emails`` and the default prefix ``taskq``::
     taskq:{emails}:meta         HASH  FIFO clock and lease-token counter
     taskq:{emails}:config       HASH  queue settings (aging window)
     taskq:{emails}:stats        HASH  counters per outcome
-    taskq:{emails}:hist         HASH  latency histogram buckets
-    taskq:{emails}:events       STREAM  capped log of task transitions
+    taskq:{emails}:hist:wait    STRING  latency histogram, lifetime: bucket b is the unsigned 48-bit
+    taskq:{emails}:hist:run             counter at bit offset 48*b (BITFIELD INCRBY u48 #b);
+    taskq:{emails}:hist:e2e             one key per metric (queue wait, run time, end to end)
+    taskq:{emails}:events       STREAM  capped log of task transitions (an entry holds a batch)
+    taskq:{emails}:ckpt:1s      ZSET  window checkpoints, one per second with a write (75 s)
+    taskq:{emails}:ckpt:10s     ZSET  window checkpoints, the first per 10 s (16 min)
+    taskq:{emails}:depth        HASH  priority -> tasks queued at that priority
+    taskq:{emails}:windows      HASH  window figures, computed once a second by snapshot.lua
     taskq:{emails}:wake         pub/sub channel: "work arrived in an empty queue"
     taskq:queues                SET   names of known queues
     taskq:workers               ZSET  worker id -> last heartbeat, ms
@@ -111,12 +117,38 @@ class QueueKeys:
         return self.base + "stats"
 
     @property
-    def hist(self) -> str:
-        return self.base + "hist"
+    def histograms(self) -> list[str]:
+        """The latency histograms: queue wait, run time, end to end (the scripts' order)."""
+        return [self.base + "hist:wait", self.base + "hist:run", self.base + "hist:e2e"]
 
     @property
     def events(self) -> str:
         return self.base + "events"
+
+    @property
+    def ckpt_fine(self) -> str:
+        """Window checkpoints of the last 75 s, one per second in which the queue changed."""
+        return self.base + "ckpt:1s"
+
+    @property
+    def ckpt_coarse(self) -> str:
+        """Window checkpoints of the last 16 minutes, the first of every 10-second period."""
+        return self.base + "ckpt:10s"
+
+    @property
+    def depth(self) -> str:
+        """Queued tasks per priority, kept by every script that moves tasks in or out of queued."""
+        return self.base + "depth"
+
+    @property
+    def windows(self) -> str:
+        """Window figures (per window length) cached for the current second by snapshots."""
+        return self.base + "windows"
+
+    @property
+    def telemetry(self) -> list[str]:
+        """The telemetry keys, in the order every script takes them (lua/lib/common.lua, tel_open)."""
+        return [self.meta, self.stats, self.events, self.ckpt_fine, self.ckpt_coarse, self.depth, *self.histograms]
 
     @property
     def wake(self) -> str:
@@ -132,8 +164,12 @@ class QueueKeys:
             self.meta,
             self.config,
             self.stats,
-            self.hist,
+            *self.histograms,
             self.events,
+            self.ckpt_fine,
+            self.ckpt_coarse,
+            self.depth,
+            self.windows,
         ]
 
 

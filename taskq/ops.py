@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,14 @@ from taskq.errors import LeaseLost, TaskNotFound, TaskqError
 from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
 from taskq.scripts import Script, error_from_reply, load_script
 from taskq.task import DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
+from taskq.telemetry import (
+    DEFAULT_WINDOWS_S,
+    Snapshot,
+    WorkerSnapshot,
+    check_windows,
+    decode_queue_snapshot,
+    decode_worker,
+)
 
 T = TypeVar("T")
 
@@ -26,6 +34,8 @@ T = TypeVar("T")
 Flow = Generator["Plan[Any] | float", Any, T]
 
 DEFAULT_EVENTS_MAXLEN = 10_000
+#: Workers whose registration expired are listed as gone for this long, then forgotten.
+FORGET_WORKERS_AFTER_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +146,28 @@ def _one(replies: list[Any]) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Operations:
-    """Builds plans for one key prefix and one set of telemetry/retention settings."""
+    """Builds plans for one key prefix and one set of telemetry/retention settings.
+
+    Telemetry: ``events_maxlen`` caps each queue's events stream at about that many events
+    (0: no events); ``events_sample`` keeps the high-volume events (enqueued, started,
+    succeeded, ...) of about 1 task in N; ``telemetry=False`` stops the latency histograms
+    and window checkpoints (counters and queued depth are always kept).
+    """
 
     prefix: str = DEFAULT_PREFIX
     events_maxlen: int = DEFAULT_EVENTS_MAXLEN
     dead_ttl_s: int = DEFAULT_DEAD_TTL_S
+    events_sample: int = 1
+    telemetry: bool = True
 
     @property
     def keys(self) -> GlobalKeys:
         return GlobalKeys(self.prefix)
+
+    @property
+    def tel(self) -> str:
+        """The telemetry settings argument every script takes (lua/lib/common.lua)."""
+        return f"{max(0, self.events_maxlen)} {max(1, self.events_sample)} {int(self.telemetry)}"
 
     def queue_keys(self, queue: str) -> QueueKeys:
         return _queue_keys(self.prefix, queue)
@@ -153,7 +176,7 @@ class Operations:
 
     def _enqueue_call(self, queue: str, specs: Sequence[TaskSpec]) -> Command:
         k = self.queue_keys(queue)
-        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.events_maxlen, queue, k.wake]
+        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.tel, queue, k.wake]
         for spec in specs:
             b = spec.backoff
             argv += [
@@ -172,7 +195,7 @@ class Operations:
                 repr(b.jitter),
                 spec.idempotency_key or "",
             ]
-        return script_call("enqueue", [k.queued, k.scheduled, k.meta, k.config, k.stats, k.events], argv)
+        return script_call("enqueue", [k.queued, k.scheduled, k.config, *k.telemetry], argv)
 
     def enqueue(self, specs: Sequence[TaskSpec]) -> Plan[list[str]]:
         """Enqueue tasks: one script call per queue (and per MAX_BATCH tasks), pipelined.
@@ -217,8 +240,8 @@ class Operations:
         k = self.queue_keys(queue_of_task_id(task_id))
         cmd = script_call(
             "cancel",
-            [k.task(task_id), k.queued, k.scheduled, k.stats, k.events],
-            [task_id, self.events_maxlen, k.idem_prefix],
+            [k.task(task_id), k.queued, k.scheduled, *k.telemetry],
+            [task_id, self.tel, k.idem_prefix],
         )
         return Plan([cmd], _one)
 
@@ -276,21 +299,24 @@ class Operations:
         mode = "oldest" if ids is None else "ids"
         cmd = script_call(
             "redrive",
-            [k.dead, k.queued, k.meta, k.config, k.stats, k.events],
-            [k.task_prefix, k.idem_prefix, self.events_maxlen, k.wake, mode, limit, *(ids or [])],
+            [k.dead, k.queued, k.config, *k.telemetry],
+            [k.task_prefix, k.idem_prefix, self.tel, k.wake, mode, limit, *(ids or [])],
         )
         return Plan([cmd], _one)
 
     def purge_dead(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[int]:
         k = self.queue_keys(queue)
         mode = "oldest" if ids is None else "ids"
-        cmd = script_call("purge_dead", [k.dead, k.stats], [k.task_prefix, k.idem_prefix, mode, limit, *(ids or [])])
+        cmd = script_call(
+            "purge_dead", [k.dead, *k.telemetry], [k.task_prefix, k.idem_prefix, self.tel, mode, limit, *(ids or [])]
+        )
         return Plan([cmd], lambda rs: int(rs[0]))
 
     # -- worker ---------------------------------------------------------------------
 
     def worker_heartbeat(self, info: dict[str, Any], ttl_s: float) -> Plan[None]:
-        """Write a worker's registration; it disappears ``ttl_s`` after the last heartbeat."""
+        """Write a worker's registration; it disappears ``ttl_s`` after the last heartbeat.
+        Registry entries of workers gone for over an hour are dropped on the way."""
         g = self.keys
         fields = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
         flat = [x for kv in fields.items() for x in kv]
@@ -299,6 +325,7 @@ class Operations:
             Command(("HSET", key, *flat)),
             Command(("PEXPIRE", key, int(ttl_s * 1000))),
             Command(("ZADD", g.workers, info["heartbeat_ms"], info["id"])),
+            Command(("ZREMRANGEBYSCORE", g.workers, "-inf", f"({int(info['heartbeat_ms']) - FORGET_WORKERS_AFTER_MS}")),
         ]
         return Plan(cmds, _nothing)
 
@@ -306,7 +333,7 @@ class Operations:
         g = self.keys
         return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], _nothing)
 
-    def workers(self, forget_after_ms: int = 3_600_000) -> Flow[list[dict[str, Any]]]:
+    def workers(self, forget_after_ms: int = FORGET_WORKERS_AFTER_MS) -> Flow[list[dict[str, Any]]]:
         """Registered workers (alive or recently gone): their info, or {'id', 'gone': True}."""
         g = self.keys
         pairs: list[tuple[str, float]] = yield Plan(
@@ -329,14 +356,93 @@ class Operations:
             yield Plan([Command(("ZREM", g.workers, *stale))], _one)
         return out
 
+    # -- telemetry ------------------------------------------------------------------
+
+    def _snapshot_call(self, queue: str, windows_s: Sequence[int], running_limit: int, lifetime: bool) -> Command:
+        k = self.queue_keys(queue)
+        return script_call(
+            "snapshot",
+            [k.queued, k.scheduled, k.running, k.dead, k.config, k.windows, *k.telemetry],
+            [k.task_prefix, running_limit, int(lifetime), *windows_s],
+        )
+
+    def snapshot(
+        self,
+        queues: Sequence[str] | None = None,
+        windows_s: Sequence[int] = DEFAULT_WINDOWS_S,
+        running_limit: int = 5,
+        lifetime: bool = True,
+    ) -> Flow[Snapshot]:
+        """Everything a dashboard shows, in two round trips: the server time, the worker
+        registry (and the queue names, when ``queues`` is None); then one snapshot script per
+        queue and each worker's registration, pipelined."""
+        windows = check_windows(windows_s)
+        names = None if queues is None else [self.queue_keys(q).queue for q in queues]
+        g = self.keys
+        first = [Command(("TIME",)), Command(("ZRANGE", g.workers, 0, -1, "WITHSCORES"))]
+        if names is None:
+            first.append(Command(("SMEMBERS", g.queues)))
+        replies: list[Any] = yield Plan(first, list)
+        now_ms = _time_ms(replies[0])
+        if names is None:
+            names = sorted(replies[2])
+        registry = [(w, beat) for w, beat in _score_pairs(replies[1]) if now_ms - beat <= FORGET_WORKERS_AFTER_MS]
+        cmds = [self._snapshot_call(q, windows, max(0, running_limit), lifetime) for q in names]
+        cmds += [Command(("HGETALL", g.worker(w))) for w, _ in registry]
+        rs: list[Any] = (yield Plan(cmds, list)) if cmds else []
+        queue_snaps = tuple(decode_queue_snapshot(q, windows, r) for q, r in zip(names, rs, strict=False))
+        taken_ms = queue_snaps[0].taken_ms if queue_snaps else now_ms
+        workers: list[WorkerSnapshot] = [
+            decode_worker(w, beat, raw, taken_ms) for (w, beat), raw in zip(registry, rs[len(names) :], strict=True)
+        ]
+        return Snapshot(taken_ms, queue_snaps, tuple(sorted(workers, key=lambda ws: ws.id)))
+
+    def event_stream_tails(self, queues: Sequence[str]) -> Plan[dict[str, str]]:
+        """The id of the newest entry of each queue's events stream ('' when empty)."""
+        cmds = [Command(("XREVRANGE", self.queue_keys(q).events, "+", "-", "COUNT", 1)) for q in queues]
+
+        def tails(rs: list[Any]) -> dict[str, str]:
+            return {q: (str(r[0][0]) if r else "") for q, r in zip(queues, rs, strict=True)}
+
+        return Plan(cmds, tails)
+
+    def read_events(
+        self, positions: Sequence[tuple[str, str]], count: int, block_ms: int | None, together: bool
+    ) -> Plan[dict[str, list[tuple[str, Mapping[str, str]]]]]:
+        """Read the entries after each (queue, stream id), as {queue: [(stream id, fields)]}.
+        ``together``: one XREAD over every stream, which ``block_ms`` makes wait for the
+        first new entry (a Redis Cluster refuses it when the queues live on different
+        slots: the parse raises that error); otherwise one XREAD per queue, pipelined."""
+        by_key = {self.queue_keys(q).events: q for q, _ in positions}
+        block = ("BLOCK", block_ms) if block_ms is not None else ()
+        if together:
+            keys = list(by_key)
+            ids = [after for _, after in positions]
+            cmds = [Command(("XREAD", "COUNT", count, *block, "STREAMS", *keys, *ids))]
+        else:
+            cmds = [Command(("XREAD", "COUNT", count, *block, "STREAMS", k, after)) for k, (_, after) in
+                    zip(by_key, positions, strict=True)]  # fmt: skip
+
+        def entries(rs: list[Any]) -> dict[str, list[tuple[str, Mapping[str, str]]]]:
+            out: dict[str, list[tuple[str, Mapping[str, str]]]] = {}
+            for reply in rs:
+                error = reply_error(reply)
+                if error is not None:
+                    raise error
+                for key, stream in _streams(reply):
+                    out[by_key[key]] = stream
+            return out
+
+        return Plan(cmds, entries, errors_inline=True)
+
     def claim_batch(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[tuple[list[ClaimedTask], int]]:
         """Lease up to ``max_n`` tasks; also returns the due time (ms) of the earliest task
         still scheduled, or -1, so an idle worker knows when to look again."""
         k = self.queue_keys(queue)
         cmd = script_call(
             "claim",
-            [k.queued, k.scheduled, k.running, k.meta, k.config, k.stats, k.events, k.hist],
-            [max_n, lease_ms, worker_id, k.task_prefix, self.events_maxlen, k.wake],
+            [k.queued, k.scheduled, k.running, k.config, *k.telemetry],
+            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, k.wake],
         )
         return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
 
@@ -406,16 +512,16 @@ class Operations:
 
     def _complete_call(self, batch: Sequence[Completion]) -> Command:
         k = self.queue_keys(batch[0].task.queue)
-        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.events_maxlen]
+        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.tel]
         for c in batch:
             argv += [c.task.id, c.task.token, c.result_json, c.outcome]
-        return script_call("complete", [k.running, k.stats, k.events, k.hist], argv)
+        return script_call("complete", [k.running, *k.telemetry], argv)
 
     def _fail_call(self, f: Failure) -> Command:
         k = self.queue_keys(f.task.queue)
         return script_call(
             "fail",
-            [k.running, k.scheduled, k.dead, k.task(f.task.id), k.stats, k.events, k.hist],
+            [k.running, k.scheduled, k.dead, k.task(f.task.id), *k.telemetry],
             [
                 f.task.id,
                 f.task.token,
@@ -423,7 +529,7 @@ class Operations:
                 f.error,
                 f.traceback,
                 f.retry_delay_ms,
-                self.events_maxlen,
+                self.tel,
                 k.idem_prefix,
                 self.dead_ttl_s,
                 k.wake,
@@ -439,18 +545,18 @@ class Operations:
 
     def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> Plan[int]:
         k = self.queue_keys(queue)
-        argv: list[Any] = [k.task_prefix, self.events_maxlen, k.wake]
+        argv: list[Any] = [k.task_prefix, self.tel, k.wake]
         for task_id, token in leases:
             argv += [task_id, token]
-        cmd = script_call("release", [k.running, k.queued, k.meta, k.config, k.stats, k.events], argv)
+        cmd = script_call("release", [k.running, k.queued, *k.telemetry], argv)
         return Plan([cmd], lambda rs: int(rs[0]))
 
     def requeue_expired(self, queue: str, limit: int = 1000) -> Plan[tuple[int, int]]:
         k = self.queue_keys(queue)
         cmd = script_call(
             "requeue_expired",
-            [k.running, k.queued, k.dead, k.stats, k.events],
-            [limit, k.task_prefix, k.idem_prefix, self.events_maxlen, self.dead_ttl_s, k.wake],
+            [k.running, k.queued, k.dead, *k.telemetry],
+            [limit, k.task_prefix, k.idem_prefix, self.tel, self.dead_ttl_s, k.wake],
         )
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
 
@@ -459,8 +565,8 @@ class Operations:
         k = self.queue_keys(queue)
         cmd = script_call(
             "promote_due",
-            [k.scheduled, k.queued, k.meta, k.config, k.events],
-            [limit, k.task_prefix, self.events_maxlen, k.wake],
+            [k.scheduled, k.queued, k.config, *k.telemetry],
+            [limit, k.task_prefix, self.tel, k.wake],
         )
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
 
@@ -482,9 +588,29 @@ def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:
     return [(str(m), float(sc)) for m, sc in zip(reply[::2], reply[1::2], strict=True)]
 
 
+def _time_ms(reply: Any) -> int:
+    """Milliseconds from a TIME reply (redis-py gives (s, us); raw it is two strings)."""
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _streams(reply: Any) -> list[tuple[str, list[tuple[str, Mapping[str, str]]]]]:
+    """(stream key, entries) pairs of an XREAD reply: None, [[key, entries], ...] (RESP2) or
+    {key: entries} (RESP3)."""
+    if not reply:
+        return []
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    out: list[tuple[str, list[tuple[str, Mapping[str, str]]]]] = []
+    for key, entries in pairs:
+        if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list):
+            entries = entries[0]  # RESP3 wraps the entries once more
+        out.append((str(key), [(str(stream_id), dict(fields or {})) for stream_id, fields in entries]))
+    return out
+
+
 def _decode_worker(raw: dict[str, str]) -> dict[str, Any]:
     info: dict[str, Any] = dict(raw)
-    for name in ("pid", "concurrency", "started_ms", "heartbeat_ms", "processed", "failed", "ttl_ms"):
+    for name in ("pid", "concurrency", "started_ms", "heartbeat_ms", "processed", "failed", "ttl_ms", "interval_ms"):
         if name in info:
             info[name] = int(info[name])
     info["queues"] = json.loads(raw.get("queues") or "[]")

@@ -64,6 +64,7 @@ SCRIPT_NAMES = (
     "cancel",
     "redrive",
     "purge_dead",
+    "snapshot",
 )
 
 

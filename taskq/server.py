@@ -248,6 +248,9 @@ class EmbeddedServer:
             server = TcpFakeServer((self.host, self.port), server_type="redis")
         except OSError as exc:
             raise ServerUnavailable(f"fakeredis could not listen on {self.host}:{self.port}: {exc}") from exc
+        # Handler threads must not keep the interpreter alive: with the default (non-daemon),
+        # a process that exits with a client connection still open hangs at shutdown.
+        server.daemon_threads = True
         self.port = int(server.server_address[1])
         self.kind = "fakeredis"
         thread = threading.Thread(target=server.serve_forever, name="taskq-fakeredis", daemon=True)
@@ -283,6 +286,12 @@ class EmbeddedServer:
 
 _embedded: EmbeddedServer | None = None
 _embedded_lock = threading.Lock()
+
+
+def embedded_url() -> str | None:
+    """The URL of this process's embedded server, if one is running."""
+    server = _embedded
+    return server.url if server is not None and server.running else None
 
 
 def embedded_server() -> EmbeddedServer:

@@ -35,6 +35,9 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_RESULT_TTL_S = 24 * 3600
 DEFAULT_DEAD_TTL_S = 7 * 24 * 3600
 MAX_IDEMPOTENCY_KEY_BYTES = 512
+# Ten years. Far larger delays overflow the millisecond due time the scripts write
+# (1e300 s became "1e+303" in the record, which could then not be read back).
+MAX_DELAY_S = 10 * 365 * 86400
 
 
 class TaskStatus(StrEnum):
@@ -159,8 +162,8 @@ def check_priority(priority: object) -> int:
 def check_delay_s(delay_s: object) -> float:
     if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)):
         raise InvalidDelay(f"delay_s must be a number of seconds, got {delay_s!r}")
-    if not math.isfinite(delay_s) or delay_s < 0:
-        raise InvalidDelay(f"delay_s must be finite and >= 0, got {delay_s}")
+    if not math.isfinite(delay_s) or not 0 <= delay_s <= MAX_DELAY_S:
+        raise InvalidDelay(f"delay_s must be finite, >= 0 and at most {MAX_DELAY_S} (ten years), got {delay_s}")
     return float(delay_s)
 
 
@@ -181,16 +184,27 @@ def check_positive_s(name: str, value: object) -> float:
 def check_idempotency_key(key: object) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidOption(f"idempotency_key must be a non-empty string, got {key!r}")
-    if len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
-        raise InvalidOption(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_BYTES} bytes")
+    if not _is_utf8(key) or len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
+        raise InvalidOption(f"idempotency_key must be valid UTF-8 text of at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes")
     return key
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates, which Redis clients cannot encode."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dumps(value: Any, what: str) -> str:
     """Encode ``value`` as compact JSON, or raise :class:`NotSerializable` saying what failed."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode()  # a lone surrogate ("\ud800") dumps fine but cannot be sent as UTF-8
+        return text
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise NotSerializable(
             f"{what} must be JSON-serialisable (taskq never pickles): {exc}. "
             "Pass plain data (str, int, float, bool, None, list, dict) and rebuild objects in the task."
@@ -266,7 +280,7 @@ class TaskSpec:
     ) -> TaskSpec:
         """Validate everything; raise a :class:`~taskq.errors.ValidationError` subclass on bad input."""
         check_queue_name(queue)
-        if not isinstance(name, str) or not name or len(name) > 200:
+        if not isinstance(name, str) or not name or len(name) > 200 or not _is_utf8(name):
             raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
         if priority is not None:
             check_priority(priority)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
 import os
 import random
@@ -60,6 +59,14 @@ from taskq.registry import TaskDef
 from taskq.task import dumps
 
 log = logging.getLogger("taskq.worker")
+#: Log level of a finished attempt, by outcome ('retrying': it failed and will run again).
+#: Successes are DEBUG: a line per task at INFO would halve a fast worker's throughput.
+_OUTCOME_LEVELS = {
+    "succeeded": logging.DEBUG,
+    "cancelled": logging.INFO,
+    "retrying": logging.WARNING,
+    "dead": logging.ERROR,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -75,6 +82,8 @@ class TaskContext:
     name: str
     attempt: int
     worker_id: str
+    lease_token: str
+    """Unique to this attempt: pass it along to fence side effects outside Redis."""
     aborted: bool = False
     """True once cancellation was requested (or the lease was lost): a sync task should
     check it now and then, and return early."""
@@ -151,6 +160,7 @@ class _Held:
     task: ClaimedTask
     context: TaskContext
     runner: asyncio.Task[None] | None = None
+    started: float = 0.0  # time.perf_counter() when the run began, for the duration in logs
     released: bool = False  # given back at shutdown: its outcome must not be written
     lost: bool = False  # lease gone (requeued elsewhere): its outcome would be refused
 
@@ -184,13 +194,15 @@ class Worker:
         self.url: str = app.url
         self.ops: Operations = app.ops
         self.registry: dict[str, TaskDef] = app.registry
-        self.selection = QueueSelection.parse(queues if queues is not None else [app.default_queue])
+        self.selection = QueueSelection.parse(queues if queues is not None else default_queues(app))
         self.concurrency = concurrency
         self.lease_ms = int(lease_s * 1000)
         self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
         self.maintenance_s = maintenance_s
         self.idle_poll_s = idle_poll_s
         self.grace_s = grace_s
+        if worker_id is not None and (not worker_id or any(c.isspace() for c in worker_id)):
+            raise InvalidOption(f"worker_id must be a non-empty string without whitespace, got {worker_id!r}")
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.started_ms = int(time.time() * 1000)
         self.processed = 0
@@ -360,7 +372,7 @@ class Worker:
     # -- running ---------------------------------------------------------------------
 
     def _start(self, task: ClaimedTask) -> None:
-        context = TaskContext(task.id, task.queue, task.name, task.attempts, self.id)
+        context = TaskContext(task.id, task.queue, task.name, task.attempts, self.id, task.token)
         held = _Held(task, context)
         self._held[task.id] = held
         runner = asyncio.create_task(self._execute(held), name=f"taskq:{task.id}")
@@ -374,11 +386,13 @@ class Worker:
 
     async def _execute(self, held: _Held) -> None:
         task = held.task
+        held.started = time.perf_counter()
         _current.set(held.context)
         definition = self.registry.get(task.name)
         if definition is None:
+            # Retried like any failure: during a rolling deploy a newer worker may know it.
             err = UnknownTaskName(f"no task named {task.name!r} is registered on worker {self.id}")
-            self._fail(held, err, "", retry=False)
+            self._fail(held, err, "", retry=True)
             return
         try:
             result = await self._call(definition, task)
@@ -414,16 +428,36 @@ class Worker:
                     return await coro
             except TimeoutError:
                 raise TaskTimeout(f"task {task.name} ran past its timeout of {task.timeout_s}s") from None
-        call = functools.partial(contextvars.copy_context().run, definition.fn, *task.args, **task.kwargs)
-        thread_call = self._threads.submit(call)
+        return await self._call_in_thread(definition, task)
+
+    async def _call_in_thread(self, definition: TaskDef, task: ClaimedTask) -> Any:
+        """Run a sync task in the thread pool. Its timeout counts from the moment the
+        function starts, not from when it was queued for a free thread."""
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()
+        context = contextvars.copy_context()
+
+        def mark_started() -> None:
+            if not started.done():
+                started.set_result(None)
+
+        def run() -> Any:
+            loop.call_soon_threadsafe(mark_started)
+            return context.run(definition.fn, *task.args, **task.kwargs)
+
+        thread_call = self._threads.submit(run)
         self._thread_calls.add(thread_call)
         thread_call.add_done_callback(self._thread_calls.discard)
         future = asyncio.wrap_future(thread_call)
         if task.timeout_s is None:
             return await future
+        await asyncio.wait({started, future}, return_when=asyncio.FIRST_COMPLETED)
         try:
             return await asyncio.wait_for(future, task.timeout_s)
         except TimeoutError:
+            current = context.get(_current)
+            if current is not None:
+                current.aborted = True  # a cooperative task can notice and stop
             raise TaskTimeout(
                 f"sync task {task.name} ran past its timeout of {task.timeout_s}s; "
                 "its thread runs on, and its result will be ignored"
@@ -436,17 +470,39 @@ class Worker:
             seconds = delay_s if delay_s is not None else task.backoff.delay_s(task.attempts)
             delay_ms = max(0, int(seconds * 1000))
         error_type = type(exc).__name__
-        log.info(
-            "task %s %s attempt %d failed: %s: %s", task.id, task.name, task.attempts, error_type, exc,
-            extra={"task_id": task.id, "queue": task.queue, "attempt": task.attempts, "worker": self.id},
-        )  # fmt: skip
+        dead = delay_ms < 0 or task.retries_left == 0
+        self._log_outcome(held, "dead" if dead else "retrying", f"{error_type}: {exc}", error_type)
         self.failed += 1
         command = self.ops.fail_command(task, error_type, str(exc), tb, delay_ms)
         self._queue_outcome(command, held)
 
     def _finish(self, held: _Held, result_json: str, *, outcome: str) -> None:
         self.processed += 1
+        self._log_outcome(held, outcome)
         self._queue_outcome(self.ops.complete_command(held.task, result_json, outcome), held)
+
+    def _log_outcome(self, held: _Held, outcome: str, error: str = "", error_type: str | None = None) -> None:
+        """One log record per finished attempt, with the task fields as ``extra`` (the JSON
+        log format writes them; see :class:`taskq.telemetry.JsonLogFormatter`)."""
+        level = _OUTCOME_LEVELS.get(outcome, logging.INFO)
+        if not log.isEnabledFor(level):
+            return
+        task = held.task
+        duration_ms = round((time.perf_counter() - held.started) * 1000, 3) if held.started else None
+        fields = {
+            "task_id": task.id,
+            "task": task.name,
+            "queue": task.queue,
+            "attempt": task.attempts,
+            "worker": self.id,
+            "duration_ms": duration_ms,
+            "outcome": outcome,
+            "error_type": error_type,
+        }
+        took = "" if duration_ms is None else f" in {duration_ms:.1f} ms"
+        detail = f": {error}" if error else ""
+        log.log(level, "task %s %s attempt %d %s%s%s", task.id, task.name, task.attempts, outcome, took, detail,
+                extra=fields)  # fmt: skip
 
     def _queue_outcome(self, command: Completion | Failure, held: _Held) -> None:
         self._pending.append((command, held))
@@ -477,7 +533,7 @@ class Worker:
                     if self._held.get(held.task.id) is held:
                         del self._held[held.task.id]
                     if isinstance(reply, LeaseLost):
-                        log.warning("task %s: %s (another attempt owns it)", held.task.id, reply)
+                        log.warning("%s (another attempt owns it)", reply)
                     elif isinstance(reply, Exception):
                         log.error("task %s: recording its outcome failed: %s", held.task.id, reply)
 
@@ -511,6 +567,7 @@ class Worker:
             "started_ms": self.started_ms,
             "heartbeat_ms": now_ms,
             "ttl_ms": int(self._registration_ttl_s() * 1000),
+            "interval_ms": round(self.heartbeat_s * 1000),
             "processed": self.processed,
             "failed": self.failed,
             "current": self.running_ids,
@@ -586,6 +643,13 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._stop_event.wait()
+
+
+def default_queues(app: Any) -> list[str]:
+    """The queues a worker serves when none are named: those of the app's registered tasks,
+    in registration order, then the app's default queue."""
+    queues = [d.queue for d in app.registry.values()] + [app.default_queue]
+    return list(dict.fromkeys(queues))
 
 
 def _loop_is(loop: asyncio.AbstractEventLoop) -> bool:

@@ -4,10 +4,12 @@ server, and `taskq server` as a real subprocess."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +21,7 @@ from typer.testing import CliRunner, Result
 
 import taskq
 import taskq.cli
+import taskq.telemetry
 from taskq.cli import app
 from taskq.server import free_port, ping
 
@@ -435,3 +438,104 @@ def test_server_runs_until_signalled(sig: signal.Signals) -> None:
 def test_server_unknown_kind_exits_2() -> None:
     result = runner.invoke(app, ["server", "--kind", "memcached"])
     assert result.exit_code == 2
+
+
+# ---------------------------------------------------------------------------
+# telemetry: stats windows, events, workers, metrics, worker log format
+
+
+def _next_second(url: str) -> None:
+    with redis.Redis.from_url(url) as r:
+        _, micros = r.time()
+    time.sleep(1.02 - micros / 1e6)
+
+
+def _beat(tq: taskq.TaskQueue, worker_id: str, age_ms: int = 0, interval_ms: int = 1000) -> None:
+    info = {"id": worker_id, "host": "box", "pid": 42, "queues": ["default"], "concurrency": 4,
+            "started_ms": int(time.time() * 1000) - 60_000, "heartbeat_ms": int(time.time() * 1000) - age_ms,
+            "interval_ms": interval_ms, "processed": 9, "failed": 1, "current": ["default:abc"]}  # fmt: skip
+    tq._exec.run(tq.ops.worker_heartbeat(info, 30))
+
+
+def test_stats_shows_rates_and_latency_per_window(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue_many([{"name": "a", "priority": p} for p in (9, 9, 2)])
+    (task,) = tq._exec.run(tq.ops.claim("default", 1, 30_000, "w"))
+    tq._exec.run(tq.ops.finish([tq.ops.complete_command(task, "null")]))
+    _next_second(redis_url)
+    out = runner.invoke(app, ["--url", redis_url, "stats"], env={"COLUMNS": "200"}).stdout
+    for label in ("last 10 s", "last 1 min", "last 15 min", "succeeded/s", "run p99", "e2e p50", "priority 9"):
+        assert label in out, label
+    assert "workers: 0 alive" in out
+    (record,) = json.loads(ok(redis_url, "stats", "--json").stdout)
+    assert record["by_priority"] == {"9": 1, "2": 1}
+    window = {w["length_s"]: w for w in record["windows"]}[60]
+    assert window["counts"] == {"enqueued": 3, "started": 1, "succeeded": 1}
+    assert window["rates"]["enqueued"] == 0.05 and window["span_s"] == 60
+    assert window["latency"]["run"]["samples"] == 1
+
+
+def test_events_prints_recent_events(redis_url: str, tq: taskq.TaskQueue) -> None:
+    ids = [tq.enqueue("a", priority=p).id for p in (1, 2, 3)]
+    out = ok(redis_url, "events", "--last", "2").stdout.splitlines()
+    assert len(out) == 2 and ids[1] in out[0] and ids[2] in out[1] and "enqueued" in out[0]
+    lines = ok(redis_url, "events", "--json").stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["task_id"] for e in events] == ids and events[0]["priority"] == 1
+    assert all(e["type"] == "enqueued" and e["timestamp_ms"] > 0 for e in events)
+    after = ok(redis_url, "events", "--json", "--since", events[0]["cursor"]).stdout.splitlines()
+    assert [json.loads(line)["task_id"] for line in after] == ids[1:]
+
+
+def test_events_follow_prints_new_events_as_they_happen(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("before")
+
+    def produce() -> None:
+        time.sleep(0.5)
+        tq.enqueue("after", queue="other")
+        tq.enqueue("after")
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    result = ok(redis_url, "events", "--follow", "--queue", "default", "--count", "1", "--json")
+    thread.join()
+    (line,) = result.stdout.splitlines()
+    event = json.loads(line)
+    assert event["queue"] == "default" and event["type"] == "enqueued"
+    assert tq.get(event["task_id"]).name == "after"
+
+
+def test_workers_table_and_json(redis_url: str, tq: taskq.TaskQueue) -> None:
+    assert "no workers registered" in ok(redis_url, "workers").stdout
+    _beat(tq, "w-alive")
+    _beat(tq, "w-stale", age_ms=5000)
+    out = runner.invoke(app, ["--url", redis_url, "workers", "--running"], env={"COLUMNS": "200"}).stdout
+    assert "w-alive" in out and "alive" in out and "w-stale" in out and "stale" in out
+    assert "default:abc" in out
+    workers = {w["id"]: w for w in json.loads(ok(redis_url, "workers", "--json").stdout)}
+    assert workers["w-alive"]["health"] == "alive" and workers["w-stale"]["health"] == "stale"
+    assert workers["w-alive"]["current"] == ["default:abc"] and workers["w-alive"]["processed"] == 9
+    tq.redis.delete(tq.ops.keys.worker("w-stale"))
+    workers = {w["id"]: w for w in json.loads(ok(redis_url, "workers", "--json").stdout)}
+    assert workers["w-stale"]["health"] == "gone"
+
+
+def test_metrics_prints_prometheus_text(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("a", priority=4)
+    _beat(tq, "w1")
+    out = ok(redis_url, "metrics").stdout
+    assert "# TYPE taskq_tasks gauge" in out
+    assert 'taskq_queued_tasks{queue="default",priority="4"} 1' in out
+    assert 'taskq_workers{health="alive"} 1' in out
+    assert out.endswith("\n")
+
+
+def test_worker_log_format_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["worker", "--help"])
+    assert "--log-format" in result.stdout and "json" in result.stdout
+    taskq.cli.configure_logging("info", "json")
+    root = logging.getLogger()
+    try:
+        assert isinstance(root.handlers[0].formatter, taskq.telemetry.JsonLogFormatter)
+        assert root.level == logging.INFO
+    finally:
+        taskq.cli.configure_logging("warning", "text")

@@ -131,15 +131,52 @@ def test_retry_exception_sets_the_delay(tq: taskq.TaskQueue, workers: list) -> N
     assert seen[1] - seen[0] >= 0.25
 
 
-def test_unknown_task_name_fails_without_retry(tq: taskq.TaskQueue, workers: list) -> None:
+def test_unknown_task_name_is_retried_then_dead(tq: taskq.TaskQueue, workers: list) -> None:
     producer = taskq.TaskQueue(tq.url)  # no registry: any name is accepted
-    handle = producer.enqueue("nobody.knows", max_retries=5)
+    handle = producer.enqueue("nobody.knows", max_retries=1)
     start(tq, workers)
     with pytest.raises(taskq.TaskFailed) as failed:
-        tq.handle(handle.id).result(timeout_s=5)
+        tq.handle(handle.id).result(timeout_s=10)
     assert failed.value.error_type == "UnknownTaskName"
-    assert tq.get(handle.id).attempts == 1
+    assert tq.get(handle.id).attempts == 2  # retried (a newer worker might have known it)
     producer.close()
+
+
+def test_worker_serves_the_queues_of_its_tasks_by_default(tq: taskq.TaskQueue, workers: list) -> None:
+    @tq.task(queue="emails")
+    def mail() -> str:
+        return "mailed"
+
+    @tq.task(queue="images")
+    def resize() -> str:
+        return "resized"
+
+    worker = start(tq, workers)
+    assert worker.worker.selection.queues == ("emails", "images", "default")
+    assert mail.enqueue().result(timeout_s=5) == "mailed"
+    assert resize.enqueue().result(timeout_s=5) == "resized"
+
+
+def test_sync_timeout_counts_from_the_start_of_the_function(tq: taskq.TaskQueue, workers: list) -> None:
+    release = threading.Event()
+
+    @tq.task
+    def blocker() -> None:
+        release.wait(5)
+
+    @tq.task(timeout_s=0.3, max_retries=0)
+    def quick() -> str:
+        context = current_task()
+        assert context is not None and context.lease_token
+        return "in time"
+
+    start(tq, workers, concurrency=2, threads=1)  # one thread: quick waits for blocker
+    blocker.enqueue()
+    time.sleep(0.1)
+    handle = quick.enqueue()
+    time.sleep(0.6)  # longer than quick's timeout, all of it spent waiting for the thread
+    release.set()
+    assert handle.result(timeout_s=5) == "in time"
 
 
 def test_result_that_is_not_json_fails_the_task(tq: taskq.TaskQueue, workers: list) -> None:

@@ -2,10 +2,11 @@
   lease each to the worker, in one step: a task is always in `queued` or in `running`,
   never in neither, so a worker killed at any point loses nothing.
 
-KEYS[1] queued  KEYS[2] scheduled  KEYS[3] running  KEYS[4] meta  KEYS[5] config
-KEYS[6] stats   KEYS[7] events     KEYS[8] hist
+KEYS[1] queued  KEYS[2] scheduled  KEYS[3] running  KEYS[4] config
+KEYS[5..13] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
+  checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
-ARGV[5] events maxlen (0 = off)  ARGV[6] wake channel
+ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake channel
 Returns: a flat array: first the due time (ms) of the earliest task still scheduled, or -1
   when none is; then 13 fields per claimed task:
   id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
@@ -15,23 +16,24 @@ Returns: a flat array: first the due time (ms) of the earliest task still schedu
 --!include lib/common.lua
 
 local max_n, lease_ms, worker, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local maxlen = tonumber(ARGV[5])
 local now_ms, now_us = server_time()
+local T = tel_open(KEYS, 5, ARGV[5], now_ms)
 
-promote_due(KEYS[2], KEYS[1], KEYS[4], KEYS[5], KEYS[7], prefix, math.max(max_n, 100), maxlen, ARGV[6],
-  now_ms, now_us)
+promote_due(KEYS[2], KEYS[1], KEYS[4], T, prefix, math.max(max_n, 100), ARGV[6], now_ms, now_us)
 
 local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
 local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local out = {-1}
 if first_due[2] then out[1] = tonumber(first_due[2]) end
-if #popped == 0 then return out end
+if #popped == 0 then
+  tel_flush(T)
+  return out
+end
 
 local deadline = now_ms + lease_ms
-local last_token = redis.call('HINCRBY', KEYS[4], 'lease_seq', #popped / 2)
+local last_token = redis.call('HINCRBY', T.meta, 'lease_seq', #popped / 2)
 local first_token = last_token - #popped / 2
 local leases = {}
-local waits = {}
 local claimed = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
@@ -45,18 +47,16 @@ for i = 1, #popped, 2 do
       'worker', worker, 'token', token, 'lease_ms', lease_ms)
     leases[#leases + 1] = deadline
     leases[#leases + 1] = id
-    local wait = bucket_of(now_ms - tonumber(f[11] or now_ms))
-    waits[wait] = (waits[wait] or 0) + 1
-    emit(KEYS[7], maxlen, 'started', id, f[10], attempts, worker)
+    tel_observe(T, 'wait', now_ms - tonumber(f[11] or now_ms))
+    tel_depth(T, f[10], -1)
+    tel_event(T, 'started', id, f[10], attempts, worker)
     local n = #out
     out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
     for j = 1, 10 do out[n + 3 + j] = f[j] end
     claimed = claimed + 1
   end
 end
-if claimed > 0 then
-  redis.call('ZADD', KEYS[3], unpack(leases))
-  redis.call('HINCRBY', KEYS[6], 'started', claimed)
-  observe_counts(KEYS[8], 'wait', waits)
-end
+if claimed > 0 then redis.call('ZADD', KEYS[3], unpack(leases)) end
+tel_count(T, 'started', claimed)
+tel_flush(T)
 return out

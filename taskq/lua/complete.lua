@@ -3,19 +3,21 @@
   time). An outcome is 'succeeded', or 'cancelled' for a running task that stopped on its
   abort flag. A worker sends every task that finished since its last round trip at once.
 
-KEYS[1] running  KEYS[2] stats  KEYS[3] events  KEYS[4] hist
-ARGV[1] task key prefix  ARGV[2] idempotency key prefix  ARGV[3] events maxlen (0 = off)
+KEYS[1] running
+KEYS[2..10] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
+  checkpoints 10 s, depth, histograms of wait, run and e2e
+ARGV[1] task key prefix  ARGV[2] idempotency key prefix
+ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[4..] groups of four: task id, lease token, result JSON, outcome
 Returns: one integer per task: 1 finished, 0 refused (not leased with this token).
 ]]
 --!include lib/common.lua
 
-local prefix, idem_prefix, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local prefix, idem_prefix = ARGV[1], ARGV[2]
 local now_ms = server_time()
+local T = tel_open(KEYS, 2, ARGV[3], now_ms)
 local out = {}
 local done = {}
-local counts = {}
-local runs, e2es = {}, {}
 for i = 4, #ARGV, 4 do
   local id, token, result, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local key = prefix .. id
@@ -25,23 +27,18 @@ for i = 4, #ARGV, 4 do
     redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_ms)
     redis.call('HDEL', key, 'token', 'cancel')
     done[#done + 1] = id
-    counts[outcome] = (counts[outcome] or 0) + 1
+    tel_count(T, outcome, 1)
     if outcome == 'succeeded' then
-      local run, e2e = bucket_of(now_ms - tonumber(f[3])), bucket_of(now_ms - tonumber(f[4]))
-      runs[run] = (runs[run] or 0) + 1
-      e2es[e2e] = (e2es[e2e] or 0) + 1
+      tel_observe(T, 'run', now_ms - tonumber(f[3]))
+      tel_observe(T, 'e2e', now_ms - tonumber(f[4]))
     end
-    emit(KEYS[3], maxlen, outcome, id, f[6], f[7], f[8])
+    tel_event(T, outcome, id, f[6], f[7], f[8])
     expire_finished(key, idem_key_of(idem_prefix, f[9]), tonumber(f[5]))
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
-if #done > 0 then
-  redis.call('ZREM', KEYS[1], unpack(done))
-  for outcome, n in pairs(counts) do redis.call('HINCRBY', KEYS[2], outcome, n) end
-  observe_counts(KEYS[4], 'run', runs)
-  observe_counts(KEYS[4], 'e2e', e2es)
-end
+if #done > 0 then redis.call('ZREM', KEYS[1], unpack(done)) end
+tel_flush(T)
 return out

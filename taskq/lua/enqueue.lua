@@ -1,8 +1,11 @@
 --[[ enqueue: create task records and put each in `queued` (or `scheduled` when delayed),
   honouring idempotency keys, in one step. One call takes a whole batch of one queue.
 
-KEYS[1] queued  KEYS[2] scheduled  KEYS[3] meta  KEYS[4] config  KEYS[5] stats  KEYS[6] events
-ARGV[1] task key prefix  ARGV[2] idempotency key prefix  ARGV[3] events maxlen (0 = off)
+KEYS[1] queued  KEYS[2] scheduled  KEYS[3] config
+KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
+  checkpoints 10 s, depth, histograms of wait, run and e2e
+ARGV[1] task key prefix  ARGV[2] idempotency key prefix
+ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[4] queue name  ARGV[5] wake channel (published to when a task is the first in `queued`,
   or the earliest in `scheduled`, so sleeping workers wake for it)
 ARGV[6..] groups of 14 per task: id, name, args JSON, kwargs JSON,
@@ -14,11 +17,12 @@ Returns: a flat array of (id, created) per task: created is 1, or 0 when the ide
 ]]
 --!include lib/common.lua
 
-local prefix, idem_prefix, maxlen, queue, wake = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local prefix, idem_prefix, queue, wake = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
 local FIELDS = 14
 
 local now_ms, now_us = server_time()
-local ready = ready_batch(KEYS[1], KEYS[3], KEYS[4], now_us)
+local T = tel_open(KEYS, 4, ARGV[3], now_ms)
+local ready = ready_batch(KEYS[1], KEYS[3], T, now_us)
 local default_priority = nil
 local out = {}
 local created = 0
@@ -33,7 +37,7 @@ for i = 6, #ARGV, FIELDS do
     local key = prefix .. id
     local priority = tonumber(ARGV[i + 4])
     if not priority then
-      default_priority = default_priority or tonumber(redis.call('HGET', KEYS[4], 'default_priority') or '5')
+      default_priority = default_priority or tonumber(redis.call('HGET', KEYS[3], 'default_priority') or '5')
       priority = default_priority
     end
     local delay_ms = tonumber(ARGV[i + 5])
@@ -53,9 +57,9 @@ for i = 6, #ARGV, FIELDS do
     if delay_ms > 0 then
       redis.call('ZADD', KEYS[2], due, id)
       wake_if_earliest(KEYS[2], id, wake)
-      emit(KEYS[6], maxlen, 'scheduled', id, priority, 0, nil)
+      tel_event(T, 'scheduled', id, priority, 0, nil)
     else
-      emit(KEYS[6], maxlen, 'enqueued', id, priority, 0, nil)
+      tel_event(T, 'enqueued', id, priority, 0, nil)
     end
     created = created + 1
     out[#out + 1] = id
@@ -63,5 +67,6 @@ for i = 6, #ARGV, FIELDS do
   end
 end
 ready_commit(ready, wake)
-if created > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', created) end
+tel_count(T, 'enqueued', created)
+tel_flush(T)
 return out

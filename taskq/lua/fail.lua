@@ -1,10 +1,12 @@
 --[[ fail: record a failed attempt, fenced by the lease token; schedule a retry after the
   given delay while attempts are left, else move the task to the dead-letter queue.
 
-KEYS[1] running  KEYS[2] scheduled  KEYS[3] dead  KEYS[4] task record  KEYS[5] stats
-KEYS[6] events   KEYS[7] hist
+KEYS[1] running  KEYS[2] scheduled  KEYS[3] dead  KEYS[4] task record
+KEYS[5..13] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
+  checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] id  ARGV[2] lease token  ARGV[3] error type  ARGV[4] error message  ARGV[5] traceback
-ARGV[6] retry delay ms (-1 = do not retry)  ARGV[7] events maxlen (0 = off)
+ARGV[6] retry delay ms (-1 = do not retry)
+ARGV[7] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[8] idempotency key prefix  ARGV[9] dead TTL s  ARGV[10] wake channel
 Returns: {'scheduled', due_ms} or {'dead', dead_ms}.
 Errors: TASKQ LEASE_LOST when the token is not the task's current lease.
@@ -18,28 +20,30 @@ if f[1] ~= token or f[2] ~= 'running' then
   return redis.error_reply('TASKQ LEASE_LOST task ' .. id .. ' is no longer leased with this token')
 end
 local now_ms = server_time()
-local maxlen = tonumber(ARGV[7])
+local T = tel_open(KEYS, 5, ARGV[7], now_ms)
 local attempts = tonumber(f[3])
 redis.call('ZREM', KEYS[1], id)
 redis.call('HSET', KEYS[4], 'error_type', ARGV[3], 'error', ARGV[4], 'traceback', ARGV[5],
   'failed_ms', now_ms)
 redis.call('HDEL', KEYS[4], 'token')
-redis.call('HINCRBY', KEYS[5], 'failed', 1)
-observe(KEYS[7], 'run', now_ms - tonumber(f[5]))
+tel_count(T, 'failed', 1)
+tel_observe(T, 'run', now_ms - tonumber(f[5]))
 
 if delay_ms >= 0 and attempts <= tonumber(f[4]) then
   local due = now_ms + delay_ms
   redis.call('ZADD', KEYS[2], due, id)
   redis.call('HSET', KEYS[4], 'status', 'scheduled', 'due_ms', due)
   wake_if_earliest(KEYS[2], id, ARGV[10])
-  redis.call('HINCRBY', KEYS[5], 'retried', 1)
-  emit(KEYS[6], maxlen, 'retried', id, f[6], attempts, f[7])
+  tel_count(T, 'retried', 1)
+  tel_event(T, 'retried', id, f[6], attempts, f[7])
+  tel_flush(T)
   return {'scheduled', due}
 end
 redis.call('ZADD', KEYS[3], now_ms, id)
 redis.call('HSET', KEYS[4], 'status', 'dead', 'finished_ms', now_ms)
 redis.call('HDEL', KEYS[4], 'cancel')
-redis.call('HINCRBY', KEYS[5], 'dead', 1)
-emit(KEYS[6], maxlen, 'dead', id, f[6], attempts, f[7])
+tel_count(T, 'dead', 1)
+tel_event(T, 'dead', id, f[6], attempts, f[7])
+tel_flush(T)
 expire_record(KEYS[4], ARGV[8], tonumber(ARGV[9]))
 return {'dead', now_ms}

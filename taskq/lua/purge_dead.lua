@@ -1,20 +1,24 @@
 --[[ purge_dead: delete dead-letter tasks and their records for good.
 
-KEYS[1] dead  KEYS[2] stats
+KEYS[1] dead
+KEYS[2..10] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
+  checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] task key prefix  ARGV[2] idempotency key prefix
-ARGV[3] mode: 'ids' (the ids in ARGV[5..]) or 'oldest' (up to ARGV[4])  ARGV[4] limit for 'oldest'
+ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
+ARGV[4] mode: 'ids' (the ids in ARGV[6..]) or 'oldest' (up to ARGV[5])  ARGV[5] limit for 'oldest'
 Returns: the number of tasks purged.
 ]]
 --!include lib/common.lua
 
 local prefix, idem_prefix = ARGV[1], ARGV[2]
 local ids
-if ARGV[3] == 'oldest' then
-  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+if ARGV[4] == 'oldest' then
+  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
 else
   ids = {}
-  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
+local T = tel_open(KEYS, 2, ARGV[3], server_time())
 local purged = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
@@ -22,5 +26,6 @@ for _, id in ipairs(ids) do
     purged = purged + 1
   end
 end
-if purged > 0 then redis.call('HINCRBY', KEYS[2], 'purged', purged) end
+tel_count(T, 'purged', purged)
+tel_flush(T)
 return purged

@@ -1,14 +1,17 @@
 --[[ redrive: move dead-letter tasks back to `queued` with a fresh set of attempts.
 
-KEYS[1] dead  KEYS[2] queued  KEYS[3] meta  KEYS[4] config  KEYS[5] stats  KEYS[6] events
-ARGV[1] task key prefix  ARGV[2] idempotency key prefix  ARGV[3] events maxlen (0 = off)
+KEYS[1] dead  KEYS[2] queued  KEYS[3] config
+KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
+  checkpoints 10 s, depth, histograms of wait, run and e2e
+ARGV[1] task key prefix  ARGV[2] idempotency key prefix
+ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[4] wake channel  ARGV[5] mode: 'ids' (the ids in ARGV[7..]) or 'oldest' (up to ARGV[6])
 ARGV[6] limit for 'oldest'
 Returns: the ids re-driven (ids not in the dead-letter queue are skipped).
 ]]
 --!include lib/common.lua
 
-local prefix, idem_prefix, maxlen, wake = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local prefix, idem_prefix, wake = ARGV[1], ARGV[2], ARGV[4]
 local ids
 if ARGV[5] == 'oldest' then
   ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)
@@ -17,7 +20,8 @@ else
   for i = 7, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local now_ms, now_us = server_time()
-local ready = ready_batch(KEYS[2], KEYS[3], KEYS[4], now_us)
+local T = tel_open(KEYS, 4, ARGV[3], now_ms)
+local ready = ready_batch(KEYS[2], KEYS[3], T, now_us)
 local out = {}
 for _, id in ipairs(ids) do
   local key = prefix .. id
@@ -30,11 +34,12 @@ for _, id in ipairs(ids) do
       local score = ready_add(ready, id, tonumber(f[1]))
       redis.call('HSET', key, 'attempts', 0, 'status', 'queued', 'score', score, 'ready_ms', now_ms)
       redis.call('HDEL', key, 'finished_ms', 'due_ms')
-      emit(KEYS[6], maxlen, 'redriven', id, f[1], 0, nil)
+      tel_event(T, 'redriven', id, f[1], 0, nil)
       out[#out + 1] = id
     end
   end
 end
 ready_commit(ready, wake)
-if #out > 0 then redis.call('HINCRBY', KEYS[5], 'redriven', #out) end
+tel_count(T, 'redriven', #out)
+tel_flush(T)
 return out

@@ -17,10 +17,160 @@ local function server_time()
   return s * 1000 + math.floor(us / 1000), s * 1000000 + us
 end
 
-local function emit(events_key, maxlen, etype, id, priority, attempt, worker)
-  if maxlen > 0 then
-    redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*',
-      'type', etype, 'id', id, 'priority', priority or '', 'attempt', attempt or '', 'worker', worker or '')
+-- ---------------------------------------------------------------------------------------
+-- Telemetry: events, counters, latency histograms, window checkpoints and queued depth per
+-- priority. A script opens one context (tel_open), records into it as it goes, and writes
+-- it all at the end (tel_flush): one XADD per event type and EVENTS_PER_ENTRY events, one
+-- HINCRBY per counter and priority touched, one BITFIELD per histogram. A batch of 1000
+-- tasks costs a handful of writes, not thousands.
+--
+-- The telemetry keys always come as nine consecutive KEYS, in this order (keys.py,
+-- QueueKeys.telemetry): meta, stats, events, checkpoints 1 s, checkpoints 10 s, depth,
+-- then the histograms of queue wait, run time and end to end.
+-- The telemetry ARGV is one string: "<events maxlen> <events sample 1-in-N> <windows 0|1>".
+
+-- Log-spaced latency buckets: bucket b >= 1 holds values in [1.1^(b-1), 1.1^b) ms, bucket 0
+-- holds values under 1 ms, the last bucket everything from 1.1^(MAX_BUCKET-1) ms (a year).
+-- taskq/telemetry.py reads a bucket as its geometric midpoint, within 4.9 % of any value in
+-- it. A histogram is a string of unsigned 48-bit big-endian counters, bucket b at byte 6b
+-- (BITFIELD INCRBY u48 #b): cheap to increment, and one GET reads it whole.
+local LOG_STEP = math.log(1.1)
+local MAX_BUCKET = 255
+local METRICS = {'wait', 'run', 'e2e'}
+local function bucket_of(value_ms)
+  if value_ms < 1 then return 0 end
+  return math.min(MAX_BUCKET, math.floor(math.log(value_ms) / LOG_STEP) + 1)
+end
+
+-- Window checkpoints: before its first write in a new second, a script copies the queue's
+-- cumulative counters and histograms into the 1-s checkpoint set, kept FINE_KEEP_S; the
+-- first checkpoint of each COARSE_SLOT_S period also goes into the 10-s set, kept
+-- COARSE_KEEP_S. A window's figures are now minus the checkpoint at its start (snapshot.lua).
+-- A checkpoint is one sorted-set member (score: its second): a JSON header
+-- {s, prev (the second of the previous checkpoint), c (counters), n (histogram lengths)},
+-- a newline, then the three histogram strings.
+local FINE_KEEP_S = 75
+local COARSE_SLOT_S = 10
+local COARSE_KEEP_S = 960
+local EVENTS_PER_ENTRY = 100
+-- High-volume event types that a sample rate N thins to about 1 task in N (the same tasks
+-- for every type, so a sampled task's whole life is seen); other types are always written.
+local SAMPLED = {enqueued = true, scheduled = true, queued = true, started = true, succeeded = true}
+
+-- Copy the cumulative figures into a checkpoint, once per second (call before any write).
+local function tel_checkpoint(T)
+  local s = math.floor(T.now_ms / 1000)
+  local last = tonumber(redis.call('HGET', T.meta, 'ckpt_s') or '-1')
+  if last >= s then return end
+  local counters = {}
+  local flat = redis.call('HGETALL', T.stats)
+  for i = 1, #flat, 2 do counters[flat[i]] = tonumber(flat[i + 1]) end
+  local hists, lengths = {}, {}
+  for i, metric in ipairs(METRICS) do
+    hists[i] = redis.call('GET', T.hist[metric]) or ''
+    lengths[i] = #hists[i]
+  end
+  local point = cjson.encode({s = s, prev = last, c = counters, n = lengths}) .. '\n' .. table.concat(hists)
+  redis.call('ZADD', T.fine, s, point)
+  redis.call('ZREMRANGEBYSCORE', T.fine, '-inf', s - FINE_KEEP_S)
+  redis.call('EXPIRE', T.fine, FINE_KEEP_S)
+  if math.floor(last / COARSE_SLOT_S) ~= math.floor(s / COARSE_SLOT_S) then
+    redis.call('ZADD', T.coarse, s, point)
+    redis.call('ZREMRANGEBYSCORE', T.coarse, '-inf', s - COARSE_KEEP_S)
+    redis.call('EXPIRE', T.coarse, COARSE_KEEP_S)
+  end
+  redis.call('HSET', T.meta, 'ckpt_s', s)
+end
+
+-- Open the telemetry context of one script call (before the script writes anything).
+local function tel_open(keys, first, settings, now_ms)
+  local maxlen, sample, windows = string.match(settings, '^(%d+) (%d+) (%d)$')
+  local T = {
+    meta = keys[first], stats = keys[first + 1], events = keys[first + 2],
+    fine = keys[first + 3], coarse = keys[first + 4], depth = keys[first + 5],
+    hist = {wait = keys[first + 6], run = keys[first + 7], e2e = keys[first + 8]},
+    maxlen = tonumber(maxlen), sample = tonumber(sample), windows = windows == '1', now_ms = now_ms,
+    counts = {}, observed = {}, by_type = {}, types = {}, depths = {},
+  }
+  if T.windows then tel_checkpoint(T) end
+  return T
+end
+
+local function tel_count(T, name, n)
+  T.counts[name] = (T.counts[name] or 0) + n
+end
+
+local function tel_observe(T, metric, value_ms)
+  if not T.windows then return end
+  local counts = T.observed[metric]
+  if not counts then
+    counts = {}
+    T.observed[metric] = counts
+  end
+  local b = bucket_of(value_ms)
+  counts[b] = (counts[b] or 0) + 1
+end
+
+local function tel_depth(T, priority, n)
+  local p = tonumber(priority)
+  if p then T.depths[p] = (T.depths[p] or 0) + n end
+end
+
+-- About 1 task in n, the same tasks every time: a cheap hash of four characters near the
+-- end of the id (taskq ids end with random hex and two hex digits of the producer's pid).
+local function sampled_in(id, n)
+  local a, b, c, d = string.byte(id, -6, -3)
+  return ((a or 0) * 1000003 + (b or 0) * 10007 + (c or 0) * 101 + (d or 0)) % n == 0
+end
+
+local function tel_event(T, etype, id, priority, attempt, worker)
+  if T.maxlen <= 0 then return end
+  if T.sample > 1 and SAMPLED[etype] and not sampled_in(id, T.sample) then return end
+  local e = T.by_type[etype]
+  if not e then
+    e = {ids = {}, priorities = {}, attempts = {}, workers = {}, one_worker = true}
+    T.by_type[etype] = e
+    T.types[#T.types + 1] = etype
+  end
+  local n = #e.ids + 1
+  if not priority or priority == '' then priority = '-' end
+  if not attempt or attempt == '' then attempt = '-' end
+  if not worker or worker == '' then worker = '-' end
+  e.ids[n], e.priorities[n], e.attempts[n], e.workers[n] = id, priority, attempt, worker
+  if worker ~= e.workers[1] then e.one_worker = false end
+end
+
+-- Write everything recorded: counters always, histograms when windows are on, depth
+-- always, events when on. An event entry holds up to EVENTS_PER_ENTRY events of one type as
+-- space-separated lists (worker once when all share it); MAXLEN keeps about maxlen events.
+local function tel_flush(T)
+  for name, n in pairs(T.counts) do
+    if n ~= 0 then redis.call('HINCRBY', T.stats, name, n) end
+  end
+  for metric, counts in pairs(T.observed) do
+    local ops = {}
+    for b, n in pairs(counts) do
+      ops[#ops + 1] = 'INCRBY'
+      ops[#ops + 1] = 'u48'
+      ops[#ops + 1] = '#' .. b
+      ops[#ops + 1] = n
+    end
+    redis.call('BITFIELD', T.hist[metric], unpack(ops))
+  end
+  for p, n in pairs(T.depths) do
+    if n ~= 0 then redis.call('HINCRBY', T.depth, p, n) end
+  end
+  for _, etype in ipairs(T.types) do
+    local e = T.by_type[etype]
+    for first = 1, #e.ids, EVENTS_PER_ENTRY do
+      local last = math.min(#e.ids, first + EVENTS_PER_ENTRY - 1)
+      local worker = e.workers[1]
+      if not e.one_worker then worker = table.concat(e.workers, ' ', first, last) end
+      redis.call('XADD', T.events, 'MAXLEN', '~', math.ceil(T.maxlen / (last - first + 1)), '*',
+        'type', etype, 'id', table.concat(e.ids, ' ', first, last),
+        'priority', table.concat(e.priorities, ' ', first, last),
+        'attempt', table.concat(e.attempts, ' ', first, last), 'worker', worker)
+    end
   end
 end
 
@@ -31,10 +181,11 @@ end
 -- first within a priority. The clock is read and written once, the ZADD is one call, and
 -- the wake channel is published to when the queue was empty (a worker that found it empty
 -- is then sure to hear of the first new task).
-local function ready_batch(queued_key, meta_key, config_key, now_us)
+-- The queue's `meta` hash (the clock) and `depth` counters come from the telemetry context T.
+local function ready_batch(queued_key, config_key, T, now_us)
   return {
-    queued = queued_key, meta = meta_key, now_us = now_us, members = {},
-    clock = tonumber(redis.call('HGET', meta_key, 'clock') or '0'),
+    queued = queued_key, meta = T.meta, tel = T, now_us = now_us, members = {},
+    clock = tonumber(redis.call('HGET', T.meta, 'clock') or '0'),
     window = tonumber(redis.call('HGET', config_key, 'aging_us') or STRICT_WINDOW_US),
   }
 end
@@ -47,6 +198,7 @@ local function ready_add(batch, id, priority)
   local score = fmt(clock + (10 - priority) * batch.window)
   batch.members[#batch.members + 1] = score
   batch.members[#batch.members + 1] = id
+  tel_depth(batch.tel, priority, 1)
   return score
 end
 
@@ -86,38 +238,18 @@ local function expire_record(task_key, idem_prefix, ttl_s)
   expire_finished(task_key, idem_key_of(idem_prefix, redis.call('HGET', task_key, 'idem')), ttl_s)
 end
 
--- Log-spaced latency buckets: bucket b holds values in [1.1^(b-1), 1.1^b) ms, so a
--- percentile read off the bucket bound is within 10 % of the true value; 0 holds < 1 ms.
-local LOG_STEP = math.log(1.1)
-local function bucket_of(value_ms)
-  if value_ms < 1 then return 0 end
-  return math.floor(math.log(value_ms) / LOG_STEP) + 1
-end
-
-local function observe(hist_key, metric, value_ms)
-  redis.call('HINCRBY', hist_key, metric .. ':' .. bucket_of(value_ms), 1)
-end
-
--- Add counts gathered as {bucket = n} in one HINCRBY per bucket.
-local function observe_counts(hist_key, metric, counts)
-  for bucket, n in pairs(counts) do
-    redis.call('HINCRBY', hist_key, metric .. ':' .. bucket, n)
-  end
-end
-
 -- Move up to `limit` due scheduled tasks to queued. Returns how many moved.
-local function promote_due(scheduled_key, queued_key, meta_key, config_key, events_key,
-                           task_prefix, limit, maxlen, wake, now_ms, now_us)
+local function promote_due(scheduled_key, queued_key, config_key, T, task_prefix, limit, wake, now_ms, now_us)
   local due = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now_ms, 'LIMIT', 0, limit)
   if #due == 0 then return 0 end
-  local batch = ready_batch(queued_key, meta_key, config_key, now_us)
+  local batch = ready_batch(queued_key, config_key, T, now_us)
   for _, id in ipairs(due) do
     local task_key = task_prefix .. id
     local priority = redis.call('HGET', task_key, 'priority')
     if priority then
       local score = ready_add(batch, id, tonumber(priority))
       redis.call('HSET', task_key, 'status', 'queued', 'score', score, 'ready_ms', now_ms)
-      emit(events_key, maxlen, 'queued', id, priority, nil, nil)
+      tel_event(T, 'queued', id, priority, nil, nil)
     end
   end
   redis.call('ZREM', scheduled_key, unpack(due))
