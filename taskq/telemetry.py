@@ -354,11 +354,12 @@ def decode_latency(flat: Sequence[int]) -> dict[str, Latency]:
     out: dict[str, Latency] = {}
     values = _BUCKET_VALUES_MS
     for i, metric in enumerate(LATENCY_METRICS):
-        part = flat[i * 5 : i * 5 + 5]
-        if len(part) < 5 or part[0] <= 0:
+        at = 5 * i
+        count = flat[at] if len(flat) > at + 4 else 0
+        if count <= 0:
             out[metric] = NO_LATENCY
             continue
-        count, b50, b90, b99, b999 = part
+        b50, b90, b99, b999 = flat[at + 1], flat[at + 2], flat[at + 3], flat[at + 4]
         out[metric] = Latency(
             count,
             values[b50] if b50 >= 0 else None,

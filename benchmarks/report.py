@@ -1,0 +1,163 @@
+"""Markdown tables from a results file: what the README and the issue reports quote.
+
+python -m benchmarks.report bench-results/bench-short-….json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.results import Row, rows_from_dicts
+
+
+def _find(rows: Iterable[Row], system: str, experiment: str, case: str, metric: str) -> Row | None:
+    for row in rows:
+        if (row.system, row.experiment, row.case, row.metric) == (system, experiment, case, metric):
+            return row
+    return None
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _cell(row: Row | None, digits: int = 0, with_setting: bool = False) -> str:
+    if row is None:
+        return ""
+    text = _fmt(row.value, digits)
+    if row.value is None and row.note:
+        text += f" ({row.note[:60]})"
+    if with_setting and row.setting:
+        text += f" ({row.setting})"
+    return text
+
+
+def _table(header: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def systems_of(rows: Sequence[Row]) -> list[str]:
+    return list(dict.fromkeys(row.system for row in rows))
+
+
+def enqueue_table(rows: Sequence[Row]) -> str:
+    cases = list(dict.fromkeys(r.case for r in rows if r.experiment == "enqueue"))
+    lines = [[s, *(_cell(_find(rows, s, "enqueue", c, "tasks_per_s")) for c in cases)] for s in systems_of(rows)]
+    return _table(["enqueue tasks/s", *cases], lines)
+
+
+def drain_table(rows: Sequence[Row]) -> str:
+    header = ["drain tasks/s", "1 process", "best 2-core", "cpu (best)", "sleep (best)", "mix (best)"]
+    lines = []
+    for s in systems_of(rows):
+        lines.append([
+            s,
+            _cell(_find(rows, s, "drain", "1 process", "tasks_per_s"), with_setting=True),
+            _cell(_find(rows, s, "drain", "best 2-core", "tasks_per_s"), with_setting=True),
+            *(_cell(_find(rows, s, "workload", w, "tasks_per_s")) for w in ("cpu", "sleep", "mix")),
+        ])  # fmt: skip
+    return _table(header, lines)
+
+
+def latency_table(rows: Sequence[Row], measure: str = "to_start") -> str:
+    cases = list(dict.fromkeys(r.case for r in rows if r.experiment == "latency"))
+    lines = []
+    for s in systems_of(rows):
+        line = [s]
+        for case in cases:
+            p50 = _find(rows, s, "latency", case, f"{measure}_p50")
+            p99 = _find(rows, s, "latency", case, f"{measure}_p99")
+            if p50 is None or p99 is None:
+                line.append("")
+                continue
+            text = f"{_fmt(p50.value, 2)} / {_fmt(p99.value, 2)}"
+            if p99.note:
+                text += f" ({p99.note[:60]})"
+            line.append(text)
+        lines.append(line)
+    return _table([f"enqueue→{measure.removeprefix('to_')} ms P50 / P99", *cases], lines)
+
+
+#: A rate is "sustained" when every task finished and P99 enqueue→start stayed under this.
+SUSTAINED_P99_MS = 100.0
+
+
+def sustained_rate(rows: Sequence[Row], system: str) -> tuple[float | None, float | None]:
+    """(highest offered rate sustained, lowest rate not sustained) among those measured: the
+    knee of latency vs offered load lies between them."""
+    points = []
+    for row in rows:
+        if (row.system, row.experiment, row.metric) == (system, "latency", "to_start_p99"):
+            rate = float(row.case.removesuffix("/s"))
+            points.append((rate, row.value is not None and row.value < SUSTAINED_P99_MS and not row.note))
+    points.sort()
+    held = [rate for rate, ok in points if ok]
+    broke = [rate for rate, ok in points if not ok]
+    return (max(held) if held else None), (min(broke) if broke else None)
+
+
+def knee_table(rows: Sequence[Row]) -> str:
+    lines = []
+    for s in systems_of(rows):
+        held, broke = sustained_rate(rows, s)
+        lines.append([s, _fmt(held), _fmt(broke)])
+    return _table([f"offered load (P99 start < {SUSTAINED_P99_MS:g} ms, all done)", "sustained up to /s",
+                   "first rate not sustained /s"], lines)  # fmt: skip
+
+
+def systems_table(systems: dict[str, dict[str, Any]]) -> str:
+    """Per system: version, and per round the load average around it and Redis's CPU time."""
+    lines = []
+    for name, entry in systems.items():
+        rounds = entry.get("rounds", [entry])
+        errors = [info["error"] for info in rounds if "error" in info]
+        ok = [info for info in rounds if "error" not in info]
+        if not ok:
+            lines.append([name, "could not run", "", "", "", errors[0][:160]])
+            continue
+        loads = ", ".join(f"{i['loadavg_before'][0]} → {i['loadavg_after'][0]}" for i in ok if "loadavg_before" in i)
+        cpu = ", ".join(_fmt(i.get("redis_cpu_s"), 1) for i in ok)
+        lines.append([name, ok[0]["version"], ok[0]["redis_py"], loads, cpu, ok[0].get("bulk_api") or "—"])
+    header = ["system", "version", "redis-py", "load avg (1 min) before → after, per round",
+              "redis-server CPU s, per round", "bulk API"]  # fmt: skip
+    return _table(header, lines)
+
+
+def render(document: dict[str, Any]) -> str:
+    rows = rows_from_dicts(document["rows"])
+    machine = document["machine"]
+    parts = [
+        f"Machine: {machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}), Python {machine.get('python')}, "
+        f"redis-server {machine.get('redis_server', {}).get('redis_version')}; load average before "
+        f"{machine.get('loadavg_before')}, after {machine.get('loadavg_after')}.",
+        f"Command: `{document['settings'].get('command', '')}`",
+        systems_table(document.get("systems", {})),
+        enqueue_table(rows),
+        drain_table(rows),
+        latency_table(rows, "to_start"),
+        latency_table(rows, "to_finish"),
+        knee_table(rows),
+    ]
+    if document.get("errors"):
+        parts.append("Errors:\n" + "\n".join(f"- {e['system']} {e['experiment']} {e['case']}: {e['error'][:300]}"
+                                             for e in document["errors"]))  # fmt: skip
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path)
+    args = parser.parse_args(argv)
+    print(render(json.loads(args.results.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+"""Every experiment of a suite for one system, in that system's own Python.
+
+``python -m benchmarks.system_run --system rq --url redis://… --suite short --out f.json``
+is started by :mod:`benchmarks.run` (with the peers' virtualenv for peers). It imports
+the adapter, starts the system's worker commands, drives producer processes
+(:mod:`benchmarks.producer`) and reads the tasks' own stamps (:mod:`benchmarks.recorder`).
+It writes one JSON document: the system's version, rows, errors and details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import redis
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks import procs, recorder
+from benchmarks.producer import Job, Mode, run_producers
+from benchmarks.results import Row
+from benchmarks.stats import LogHistogram, median, summarize_ms
+from benchmarks.suite import SUITES, Suite
+from benchmarks.systems.base import ROOT, Adapter, WorkerSetting, Workload
+
+POLL_S = 0.01
+WARMUP_TASKS = 20
+MAX_PRODUCERS = 4
+RATE_PER_PRODUCER = 1500.0
+STARTUP_S = 30.0
+PREFILL_PRODUCERS = 4
+
+
+class RunFailed(RuntimeError):
+    """One case of one experiment could not be measured."""
+
+
+@dataclass
+class Context:
+    system: str
+    url: str
+    adapter: Adapter
+    suite: Suite
+    logs: Path
+    client: redis.Redis
+    progress: Progress
+    rows: list[Row] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def python(self) -> str:
+        return sys.executable
+
+    def add(self, experiment: str, case: str, metric: str, value: float | None, unit: str, **extra: Any) -> None:
+        self.rows.append(Row(self.system, experiment, case, metric, value, unit, **extra))
+
+    def fail(self, experiment: str, case: str, metric: str, unit: str, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        self.errors.append({"system": self.system, "experiment": experiment, "case": case, "error": message})
+        self.add(experiment, case, metric, None, unit, note=message[:500])
+
+
+@contextmanager
+def guarded(ctx: Context, experiment: str, case: str, metric: str, unit: str) -> Iterator[None]:
+    """Record a failing case as a row with the error, and go on with the next one."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - reported in the results, never dropped
+        traceback.print_exc(file=sys.stderr)
+        ctx.fail(experiment, case, metric, unit, exc)
+
+
+# ---------------------------------------------------------------------------
+# Workers
+
+
+@contextmanager
+def running_workers(ctx: Context, setting: WorkerSetting, tag: str) -> Iterator[list[procs.Launched]]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **{recorder.URL_ENV: ctx.url})
+    env.update(ctx.adapter.worker_env(setting))
+    log = ctx.logs / f"{ctx.system}-{tag}.log"
+    launched = [procs.launch(argv, env, ROOT, log) for argv in ctx.adapter.worker_commands(setting, ctx.python)]
+    try:
+        yield launched
+    finally:
+        procs.stop(launched)
+
+
+def wait_done(ctx: Context, count: int, timeout_s: float, workers: Sequence[procs.Launched]) -> int:
+    """Poll the tasks' counter until it reaches ``count`` or ``timeout_s`` passes; the count seen."""
+    deadline = time.monotonic() + timeout_s
+    next_check = 0.0
+    done = recorder.done_count(ctx.client)
+    while done < count and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        done = recorder.done_count(ctx.client)
+        if time.monotonic() > next_check:
+            procs.check_alive(workers)
+            next_check = time.monotonic() + 0.5
+    return done
+
+
+def prefill(ctx: Context, workload: Workload, count: int) -> None:
+    """Queue ``count`` tasks before any worker runs (from up to 4 processes: not measured)."""
+    producers = min(PREFILL_PRODUCERS, math.ceil(count / 5000))
+    shares = [count // producers + (i < count % producers) for i in range(producers)]
+    jobs = [Job("prefill", workload, n) for n in shares if n]
+    run_producers(ctx.python, ctx.system, ctx.url, jobs, timeout_s=300)
+
+
+# ---------------------------------------------------------------------------
+# Enqueue
+
+
+def enqueue_rate(ctx: Context, mode: Mode, producers: int) -> float:
+    ctx.client.flushall()
+    count = ctx.suite.enqueue_count if mode == "single" else ctx.suite.bulk_count
+    jobs = [Job(mode, "noop", count, ctx.suite.bulk_batch) for _ in range(producers)]
+    t0, reports = run_producers(ctx.python, ctx.system, ctx.url, jobs, timeout_s=300)
+    return float(sum(r["sent"] for r in reports) / (max(r["ended"] for r in reports) - t0))
+
+
+def bench_enqueue(ctx: Context) -> None:
+    modes: list[Mode] = ["single", "bulk"] if ctx.adapter.bulk_api else ["single"]
+    cases = [(mode, k) for mode in modes for k in ctx.suite.producers]
+    task = ctx.progress.add_task(f"{ctx.system} enqueue", total=len(cases) * ctx.suite.enqueue_reps)
+    for mode, producers in cases:
+        case = f"{mode}, {producers} producer{'s' if producers > 1 else ''}"
+        with guarded(ctx, "enqueue", case, "tasks_per_s", "tasks/s"):
+            runs = []
+            for _ in range(ctx.suite.enqueue_reps):
+                runs.append(enqueue_rate(ctx, mode, producers))
+                ctx.progress.advance(task)
+            note = f"bulk API: {ctx.adapter.bulk_api}" if mode == "bulk" else ""
+            ctx.add("enqueue", case, "tasks_per_s", round(median(runs)), "tasks/s",
+                    runs=[round(r) for r in runs], note=note)  # fmt: skip
+    if not ctx.adapter.bulk_api:
+        ctx.add("enqueue", "bulk, 1 producer", "tasks_per_s", None, "tasks/s", note="no bulk enqueue API")
+
+
+# ---------------------------------------------------------------------------
+# Drain
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    tasks_per_s: float
+    done: int
+    count: int
+    busy_s: float
+
+    @property
+    def partial(self) -> bool:
+        return self.done < self.count
+
+
+def drain_once(ctx: Context, setting: WorkerSetting, workload: Workload, count: int) -> Drain:
+    """Pre-fill ``count`` tasks, start the workers, time first start → last finish."""
+    ctx.client.flushall()
+    prefill(ctx, workload, count)
+    with running_workers(ctx, setting, f"drain-{workload}") as workers:
+        wait_until_drained(ctx, count, workers)
+        done, window = recorder.progress(ctx.client)
+    if window is None or done == 0:
+        raise RunFailed(f"no task of {count} ran (see {workers[0].log})")
+    busy = max(window[1] - window[0], 1e-6)
+    return Drain(done / busy, done, count, busy)
+
+
+def wait_until_drained(ctx: Context, count: int, workers: Sequence[procs.Launched]) -> None:
+    """Wait for the first task (start-up, up to ``STARTUP_S``), then up to the drain timeout
+    for the rest (a run stopped there is reported as partial)."""
+    if wait_done(ctx, 1, STARTUP_S, workers) >= 1:
+        wait_done(ctx, count, ctx.suite.drain_timeout_s, workers)
+
+
+def drain_runs(
+    ctx: Context, setting: WorkerSetting, workload: Workload, count: int, reps: int, task: Any
+) -> list[Drain]:
+    """``reps`` drains; once a run is partial (the system is slower than the timeout allows),
+    later ones queue only what can be drained in time, with a margin (less pre-fill time)."""
+    runs: list[Drain] = []
+    for _ in range(reps):
+        runs.append(drain_once(ctx, setting, workload, count))
+        ctx.progress.advance(task)
+        if runs[-1].partial:
+            count = min(count, int(runs[-1].tasks_per_s * ctx.suite.drain_timeout_s * 1.5) + 500)
+    return runs
+
+
+def drain_row(ctx: Context, experiment: str, case: str, setting: WorkerSetting, runs: list[Drain]) -> float:
+    value = median([r.tasks_per_s for r in runs])
+    partial = [r for r in runs if r.partial]
+    note = f"partial: {partial[0].done} of {partial[0].count} tasks done in {partial[0].busy_s:.1f}s" if partial else ""
+    ctx.add(experiment, case, "tasks_per_s", round(value), "tasks/s", setting=setting.label,
+            runs=[round(r.tasks_per_s) for r in runs], note=note)  # fmt: skip
+    return value
+
+
+def bench_drain(ctx: Context) -> WorkerSetting:
+    """Drain no-op tasks with every candidate setting; returns the best one."""
+    adapter, suite = ctx.adapter, ctx.suite
+    candidates = list(dict.fromkeys([*adapter.one_process, *adapter.two_core]))[: suite.max_settings]
+    task = ctx.progress.add_task(f"{ctx.system} drain", total=len(candidates) * suite.drain_reps)
+    measured: dict[WorkerSetting, float] = {}
+    for setting in candidates:
+        with guarded(ctx, "drain", "noop", "tasks_per_s", "tasks/s"):
+            runs = drain_runs(ctx, setting, "noop", suite.drain_count, suite.drain_reps, task)
+            measured[setting] = drain_row(ctx, "drain", "noop", setting, runs)
+    for case, group in (("1 process", adapter.one_process), ("best 2-core", candidates)):
+        tried = {s: v for s, v in measured.items() if s in group}
+        if tried:
+            best = max(tried, key=lambda s: tried[s])
+            ctx.add("drain", case, "tasks_per_s", round(tried[best]), "tasks/s", setting=best.label)
+        else:
+            ctx.add("drain", case, "tasks_per_s", None, "tasks/s", note="every setting failed")
+    if not measured:
+        return default_setting(adapter)
+    return max(measured, key=lambda s: measured[s])
+
+
+def default_setting(adapter: Adapter) -> WorkerSetting:
+    """The setting used when no drain run chose one: the first 2-core candidate."""
+    return (adapter.two_core or adapter.one_process)[0]
+
+
+def bench_workloads(ctx: Context, setting: WorkerSetting) -> None:
+    suite = ctx.suite
+    if not suite.workloads:
+        return
+    task = ctx.progress.add_task(f"{ctx.system} cpu/sleep/mix", total=len(suite.workloads))
+    for workload in suite.workloads:
+        with guarded(ctx, "workload", workload, "tasks_per_s", "tasks/s"):
+            runs = drain_runs(ctx, setting, workload, suite.workload_count, 1, task)
+            drain_row(ctx, "workload", workload, setting, runs)
+
+
+def bench_scaling(ctx: Context) -> None:
+    adapter, suite = ctx.adapter, ctx.suite
+    points = [("processes", p, adapter.scaling_setting(p, adapter.default_concurrency))
+              for p in suite.scaling_processes]  # fmt: skip
+    points += [("concurrency", c, adapter.scaling_setting(1, c)) for c in suite.scaling_concurrency]
+    if not points:
+        return
+    task = ctx.progress.add_task(f"{ctx.system} scaling", total=len(points) * suite.drain_reps)
+    for axis, value, setting in points:
+        case = f"{axis}={value}"
+        with guarded(ctx, "scaling", case, "tasks_per_s", "tasks/s"):
+            runs = drain_runs(ctx, setting, "noop", suite.drain_count, suite.drain_reps, task)
+            drain_row(ctx, "scaling", case, setting, runs)
+
+
+# ---------------------------------------------------------------------------
+# Latency
+
+
+def producer_jobs(rate: float, count: int) -> list[Job]:
+    k = min(MAX_PRODUCERS, max(1, math.ceil(rate / RATE_PER_PRODUCER)))
+    return [Job("openloop", "noop", count, rate_per_s=rate, offset=i, stride=k, warmup=WARMUP_TASKS) for i in range(k)]
+
+
+def settle(ctx: Context, expected: int, workers: Sequence[procs.Launched]) -> None:
+    """Wait for the producers' warm-up tasks to have run (so the workers are up), then forget them."""
+    if wait_done(ctx, expected, STARTUP_S, workers) < expected:
+        raise RunFailed(f"the workers did not run the warm-up tasks within {STARTUP_S:.0f}s")
+    time.sleep(0.5)
+    recorder.reset(ctx.client)
+
+
+def latency_once(ctx: Context, setting: WorkerSetting, rate: float) -> dict[str, Any]:
+    ctx.client.flushall()
+    count = ctx.suite.latency_count(rate)
+    with running_workers(ctx, setting, "latency") as workers:
+        jobs = producer_jobs(rate, count)
+        warmup = sum(job.warmup for job in jobs)
+        t0, reports = run_producers(ctx.python, ctx.system, ctx.url, jobs, timeout_s=300,
+                                    before_start=lambda: settle(ctx, warmup, workers))  # fmt: skip
+        wait_done(ctx, count, max(0.0, t0 + count / rate + ctx.suite.latency_grace_s - time.time()), workers)
+        time.sleep(recorder.FLUSH_S * 3)
+    samples = recorder.samples(ctx.client)
+    unfinished = count - len(samples)
+    lateness = [r["lateness_ms"]["p99"] for r in reports if r["lateness_ms"]["p99"] is not None]
+    return {
+        "rate_per_s": rate,
+        "count": count,
+        "send_errors": sum(r["errors"] for r in reports),
+        "first_send_error": next((r["first_error"] for r in reports if r["first_error"]), ""),
+        "sender_lateness_p99_ms": max(lateness) if lateness else None,
+        "to_start_ms": summarize_ms([s.to_start_ms for s in samples], unfinished),
+        "to_finish_ms": summarize_ms([s.to_finish_ms for s in samples], unfinished),
+        "to_start_cdf": LogHistogram.of([s.to_start_ms for s in samples], lowest=0.01, precision=0.02).cdf(),
+    }
+
+
+def latency_rows(ctx: Context, setting: WorkerSetting, result: dict[str, Any]) -> None:
+    case = f"{result['rate_per_s']:g}/s"
+    unfinished = result["to_start_ms"]["unfinished"]
+    note = f"{unfinished} of {result['count']} unfinished" if unfinished else ""
+    if result["send_errors"]:
+        note += f"; {result['send_errors']} send errors ({result['first_send_error'][:200]})"
+    for measure in ("to_start_ms", "to_finish_ms"):
+        for q in ("p50", "p90", "p99", "p999", "max"):
+            metric = f"{measure.removesuffix('_ms')}_{q}"
+            ctx.add("latency", case, metric, result[measure][q], "ms", setting=setting.label, note=note)
+    ctx.add("latency", case, "sender_lateness_p99", result["sender_lateness_p99_ms"], "ms", setting=setting.label)
+
+
+def bench_latency(ctx: Context, setting: WorkerSetting) -> None:
+    task = ctx.progress.add_task(f"{ctx.system} latency", total=len(ctx.suite.rates))
+    for rate in ctx.suite.rates:
+        with guarded(ctx, "latency", f"{rate:g}/s", "to_start_p99", "ms"):
+            result = latency_once(ctx, setting, rate)
+            ctx.details.setdefault("latency", []).append(result)
+            latency_rows(ctx, setting, result)
+        ctx.progress.advance(task)
+
+
+# ---------------------------------------------------------------------------
+# Main
+
+
+EXPERIMENTS = ("enqueue", "drain", "workload", "latency", "scaling")
+
+
+def run_system(ctx: Context, experiments: Sequence[str]) -> None:
+    if "enqueue" in experiments:
+        bench_enqueue(ctx)
+    best = default_setting(ctx.adapter)
+    if "drain" in experiments:
+        best = bench_drain(ctx)
+    ctx.details["best_setting"] = best.label
+    if "workload" in experiments:
+        bench_workloads(ctx, best)
+    if "latency" in experiments:
+        bench_latency(ctx, best)
+    if "scaling" in experiments:
+        bench_scaling(ctx)
+
+
+def system_info(ctx: Context) -> dict[str, Any]:
+    adapter = ctx.adapter
+    return {
+        "version": version(adapter.distribution),
+        "redis_py": redis.__version__,
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "bulk_api": adapter.bulk_api,
+        "producer_api": "sync" if adapter.sync_api else "async",
+        "open_loop_api": "async" if adapter.async_api else "sync (thread pool)",
+        "settings_tried": [s.label for s in dict.fromkeys([*adapter.one_process, *adapter.two_core])],
+        "worker_command_example": " ".join(adapter.worker_commands(default_setting(adapter), sys.executable)[0]),
+        "adapter_doc": (getattr(sys.modules.get(type(adapter).__module__), "__doc__", None) or "").strip(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--suite", default="short", choices=sorted(SUITES))
+    parser.add_argument("--experiments", default=",".join(EXPERIMENTS))
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--logs", type=Path, default=None)
+    args = parser.parse_args(argv)
+    os.environ[recorder.URL_ENV] = args.url
+    from benchmarks.systems import load_adapter
+
+    document = run_to_document(args.system, args.url, SUITES[args.suite], args.experiments.split(","),
+                               args.logs or args.out.parent / "logs", load_adapter)  # fmt: skip
+    args.out.write_text(json.dumps(document, default=str))
+
+
+def run_to_document(
+    system: str,
+    url: str,
+    suite: Suite,
+    experiments: Sequence[str],
+    logs: Path,
+    load: Callable[[str, str], Adapter],
+) -> dict[str, Any]:
+    adapter = load(system, url)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as progress, redis.Redis.from_url(url) as client:
+        ctx = Context(system, url, adapter, suite, logs, client, progress)
+        info = system_info(ctx)
+        run_system(ctx, experiments)
+    rows = [asdict(row) for row in ctx.rows]
+    return {"system": system, "info": info, "rows": rows, "errors": ctx.errors, "details": ctx.details}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The benchmark harness measures what it says: exact percentiles, an open-loop schedule
+that never waits for the system, results in a stable schema, and adapters that really run
+(taskq end to end here; each peer as a smoke run in its own virtualenv, skipped when
+``benchmarks/setup_peers.sh`` has not been run)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import redis
+
+from benchmarks import recorder
+from benchmarks.openloop import Schedule, run_open_loop, threaded
+from benchmarks.results import Results, Row, merge_rounds, rows_from_dicts
+from benchmarks.stats import LogHistogram, percentile, summarize_ms
+from benchmarks.suite import SUITES
+from benchmarks.system_run import run_to_document
+from benchmarks.systems import PEERS, python_for
+from benchmarks.systems.base import ROOT, WorkerSetting
+from taskq.server import EmbeddedServer
+
+# -- percentiles ------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank_on_known_data() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.9) == 90
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 0.999) == 100
+    assert percentile(values, 1.0) == 100
+    assert percentile(values, 0.001) == 1
+    thousand = [float(v) for v in range(1, 1001)]
+    assert percentile(thousand, 0.999) == 999
+    assert percentile([7.0], 0.5) == 7
+
+
+def test_percentile_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 0.5)
+    with pytest.raises(ValueError):
+        percentile([1.0], 0.0)
+
+
+def test_summary_reports_every_quantile_and_unknown_tails() -> None:
+    summary = summarize_ms([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert summary == {"count": 5, "unfinished": 0, "p50": 3.0, "p90": 5.0, "p99": 5.0, "p999": 5.0,
+                       "max": 5.0, "mean": 3.0}  # fmt: skip
+    # 90 finished, 10 never did: P50 is known, P99 lies among the unfinished (unknown, not flattering)
+    partial = summarize_ms([float(v) for v in range(90)], unfinished=10)
+    assert partial["p50"] == 49.0
+    assert partial["p90"] == 89.0
+    assert partial["p99"] is None and partial["max"] is None
+    assert summarize_ms([])["p50"] is None
+
+
+def test_histogram_cdf_rises_to_one_and_bounds_each_value() -> None:
+    values = [0.5, 1.0, 1.0, 2.0, 100.0]
+    cdf = LogHistogram.of(values, lowest=0.01, precision=0.02).cdf()
+    fractions = [f for _, f in cdf]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    for value in values:  # every value sits at or below its bucket's bound, within 2 %
+        bound = min(b for b, _ in cdf if b >= value * (1 - 1e-9))
+        assert value <= bound * (1 + 1e-9) <= value * 1.02 + 1e-9
+
+
+# -- the open-loop schedule ----------------------------------------------------------
+
+
+def test_producers_share_a_schedule_without_gaps_or_overlap() -> None:
+    shares = [Schedule(1000, 103, 0.0, offset, 4).indices() for offset in range(4)]
+    assert sorted(i for share in shares for i in share) == list(range(103))
+    assert Schedule(200, 10, 5.0).intended(3) == pytest.approx(5.015)
+
+
+def test_open_loop_never_waits_for_a_slow_async_system() -> None:
+    rate, count, slow_s = 200.0, 40, 0.05  # each send takes 10 sends' worth of time
+
+    async def slow_send(intended: float) -> None:
+        await asyncio.sleep(slow_s)
+
+    t0 = time.time() + 0.05
+    log = asyncio.run(run_open_loop(Schedule(rate, count, t0), slow_send))
+    assert sorted(log.intended) == [t0 + i / rate for i in range(count)]
+    issued = dict(zip(log.intended, log.issued, strict=True))
+    lateness = [issued[t] - t for t in sorted(issued)]
+    # closed-loop would fall 45 ms further behind per send (1.8 s by the end); open-loop stays on
+    # time (bounds loose enough for a loaded CI machine, far below the closed-loop drift)
+    assert max(lateness) < 0.2
+    assert statistics.median(lateness) < 0.02
+    assert max(log.returned) - t0 < count / rate + slow_s + 0.3
+
+
+def test_open_loop_never_waits_for_a_slow_blocking_system() -> None:
+    rate, count = 200.0, 30
+
+    def slow_send(intended: float) -> None:
+        time.sleep(0.05)
+
+    t0 = time.time() + 0.05
+    with ThreadPoolExecutor(16) as pool:
+        log = asyncio.run(run_open_loop(Schedule(rate, count, t0), threaded(slow_send, pool)))
+    lateness = sorted(i - t for i, t in zip(log.issued, log.intended, strict=True))
+    assert len(lateness) == count and not log.errors
+    assert max(lateness) < 0.2  # closed-loop: 1.35 s behind by the last send
+    assert max(log.returned) - t0 < count / rate + 0.05 + 0.3
+
+
+def test_open_loop_counts_failed_sends_and_goes_on() -> None:
+    async def flaky(intended: float) -> None:
+        if len(str(intended)) % 2:
+            raise ConnectionError("refused")
+
+    log = asyncio.run(run_open_loop(Schedule(1000, 20, time.time()), flaky))
+    assert len(log.intended) == 20
+    assert all(e == "ConnectionError: refused" for e in log.errors)
+
+
+# -- results ---------------------------------------------------------------------
+
+
+def test_results_json_and_csv_schema(tmp_path: Path) -> None:
+    results = Results({"cpu_count": 2}, {"suite": {"name": "tiny"}})
+    results.rows = [
+        Row("taskq", "drain", "1 process", "tasks_per_s", 1234.0, "tasks/s", "1p x 200", [1200.0, 1234.0, 1300.0]),
+        Row("rq", "system", "all", "ran", None, "", note="no Python at /x: build the peers' venv"),
+    ]
+    results.errors = [{"system": "rq", "experiment": "system", "case": "all", "error": "no Python"}]
+    json_path, csv_path = results.write(tmp_path, "bench")
+    document = json.loads(json_path.read_text())
+    assert set(document) == {"machine", "settings", "systems", "rows", "errors", "details", "started", "schema"}
+    assert document["schema"] == 1
+    assert rows_from_dicts(document["rows"]) == results.rows
+    with csv_path.open() as f:
+        lines = list(csv.DictReader(f))
+    assert list(lines[0]) == Row.columns()
+    assert lines[0]["runs"] == "1200 1234 1300"
+    assert lines[1]["value"] == "" and "peers' venv" in lines[1]["note"]
+
+
+def test_rounds_merge_to_medians_with_unknown_latencies_as_slowest() -> None:
+    def row(value: float | None, unit: str = "ms", setting: str = "2p x 8") -> Row:
+        metric = "to_start_p99" if unit == "ms" else "tasks_per_s"
+        return Row("huey", "latency" if unit == "ms" else "drain", "1000/s", metric, value, unit, setting)
+
+    merged = merge_rounds([[row(2.0), row(100.0, "tasks/s")], [row(None), row(None, "tasks/s", "4p x 1")],
+                           [row(3.0), row(300.0, "tasks/s")]])  # fmt: skip
+    latency, drain = merged
+    assert latency.value == 3.0 and latency.runs == [2.0, 3.0]  # None counts as slower than any
+    assert drain.value == 200.0 and drain.setting == "2p x 8 / 4p x 1"  # a failed round is left out
+    assert merge_rounds([[row(None)], [row(None)], [row(1.0)]])[0].value is None
+
+
+# -- the recorder ------------------------------------------------------------------
+
+
+def test_recorder_counts_edges_and_samples(redis_url: str) -> None:
+    rec = recorder.Recorder(redis_url, direct=True)
+    now = time.time()
+    rec.done(now - 0.5, 0.0)
+    rec.done(now - 0.2, now - 0.3)
+    with redis.Redis.from_url(redis_url) as client:
+        done, window = recorder.progress(client)
+        assert done == 2
+        assert window is not None
+        assert window[0] == pytest.approx(now - 0.5, abs=1e-3) and window[1] >= now
+        (sample,) = recorder.samples(client)
+        assert sample.to_start_ms == pytest.approx(100, abs=0.01)
+        recorder.reset(client)
+        assert recorder.progress(client) == (0, None)
+
+
+# -- taskq end to end ------------------------------------------------------------------
+
+
+class _OneSetting:
+    one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 20),)
+    two_core: ClassVar[tuple[WorkerSetting, ...]] = ()
+
+
+def _small_taskq(system: str, url: str) -> Any:
+    from benchmarks.systems.taskq import TaskqAdapter
+
+    return type("SmallTaskq", (_OneSetting, TaskqAdapter), {})(url)
+
+
+def test_taskq_adapter_drains_and_measures_latency(redis_url: str, tmp_path: Path) -> None:
+    suite = replace(SUITES["smoke"], drain_count=200, rates=(100.0,), latency_s=0.5, latency_min_samples=50)
+    document = run_to_document("taskq", redis_url, suite, ["drain", "latency"], tmp_path, _small_taskq)
+    assert document["errors"] == []
+    rows = {(r["experiment"], r["case"], r["metric"]): r for r in document["rows"]}
+    drain = rows[("drain", "1 process", "tasks_per_s")]
+    assert drain["value"] > 0 and drain["setting"] == "1p x 20"
+    assert rows[("drain", "noop", "tasks_per_s")]["note"] == ""  # all 200 done, not partial
+    (latency,) = document["details"]["latency"]
+    assert latency["count"] == 50 and latency["to_start_ms"]["unfinished"] == 0
+    p50, p99 = latency["to_start_ms"]["p50"], latency["to_start_ms"]["p99"]
+    assert 0 < p50 <= p99 < 5000
+    assert latency["to_finish_ms"]["p50"] >= p50
+    assert document["info"]["version"]
+
+
+# -- peers: one smoke run each, in their own virtualenvs ------------------------------------
+
+
+def _smoke(system: str, out: Path) -> subprocess.Popen[str]:
+    server = EmbeddedServer(kind="redis-server").start()
+    _servers.append(server)
+    argv = [python_for(system), "-m", "benchmarks.system_run", "--system", system, "--url", server.url,
+            "--suite", "smoke", "--experiments", "enqueue,drain", "--out", str(out / f"{system}.json")]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+_servers: list[EmbeddedServer] = []
+
+
+@pytest.fixture(scope="module")
+def peer_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, subprocess.Popen[str]]]]:
+    """Every available peer's smoke run, started at once (they wait on I/O and start-up)."""
+    out = tmp_path_factory.mktemp("peers")
+    runs = {peer: _smoke(peer, out) for peer in PEERS if Path(python_for(peer)).exists()}
+    yield out, runs
+    for proc in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+    for server in _servers:
+        server.stop()
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_peer_adapter_smoke(peer: str, peer_runs: tuple[Path, dict[str, subprocess.Popen[str]]]) -> None:
+    if not Path(python_for(peer)).exists():
+        pytest.skip(f"no peer virtualenv at {python_for(peer)}: run `bash benchmarks/setup_peers.sh`")
+    out, runs = peer_runs
+    _, err = runs[peer].communicate(timeout=120)
+    assert runs[peer].returncode == 0, err[-2000:]
+    document = json.loads((out / f"{peer}.json").read_text())
+    assert document["errors"] == [], document["errors"]
+    rows = {(r["experiment"], r["case"]): r["value"] for r in document["rows"] if r["metric"] == "tasks_per_s"}
+    assert rows[("enqueue", "single, 1 producer")] > 0
+    assert rows[("drain", "1 process")] > 0
+    assert not math.isnan(rows[("drain", "1 process")])
