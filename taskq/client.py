@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -46,7 +46,6 @@ from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot
 if TYPE_CHECKING:
     from taskq.worker import BackgroundWorker
 
-F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H")
 
 BULK_CHUNK = 1000
@@ -285,9 +284,39 @@ class _Base:
         names = [check_queue_name(q) for q in queues] or [self.default_queue]
         return EventReader(self.ops, names, since, block_ms=int(block_s * 1000), poll_s=poll_s, follow=follow)
 
-    def _decorate(self, fn: Any, wrap: Callable[[TaskDef], Any], options: dict[str, Any]) -> Any:
+    def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError  # TaskQueue returns a handle, AsyncTaskQueue a coroutine of one
+
+    def task(
+        self,
+        fn: Any = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float | None = None,
+        backoff: Backoff | None = None,
+        result_ttl_s: int | None = None,
+    ) -> Any:
+        """Register a function as a task: ``@tq.task`` or ``@tq.task(queue=..., ...)``.
+
+        Returns a :class:`TaskFunction`: call it to run the function here, ``.enqueue(...)``
+        to queue it (a coroutine on an AsyncTaskQueue). ``priority=None`` uses the queue's
+        default priority (``configure_queue``), else 5.
+        """
+        options = {
+            "name": name,
+            "queue": queue or self.default_queue,
+            "priority": priority,
+            "max_retries": max_retries,
+            "timeout_s": timeout_s,
+            "backoff": backoff,
+            "result_ttl_s": result_ttl_s,
+        }
+
         def decorator(f: Callable[..., Any]) -> Any:
-            return wrap(self._register(f, **options))
+            return TaskFunction(self._register(f, **options), self)
 
         return decorator(fn) if fn is not None else decorator
 
@@ -307,27 +336,6 @@ def _check_queue_settings(
 
 def _queue_list(queues: str | Sequence[str] | None) -> list[str] | None:
     return [queues] if isinstance(queues, str) else (None if queues is None else list(queues))
-
-
-def _task_options(
-    name: str | None,
-    queue: str | None,
-    priority: int | None,
-    max_retries: int,
-    timeout_s: float | None,
-    backoff: Backoff | None,
-    result_ttl_s: int | None,
-    default_queue: str,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "queue": queue or default_queue,
-        "priority": priority,
-        "max_retries": max_retries,
-        "timeout_s": timeout_s,
-        "backoff": backoff,
-        "result_ttl_s": result_ttl_s,
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -415,41 +423,6 @@ class TaskQueue(_Base):
         super().__init__(url, **settings)
         self.redis = redis.Redis.from_url(self.url, decode_responses=True)
         self._exec = SyncExecutor(self.redis, self.url)
-
-    @overload
-    def task(self, fn: F) -> TaskFunction[Any, Any, TaskHandle]: ...
-
-    @overload
-    def task(
-        self,
-        fn: None = None,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        timeout_s: float | None = None,
-        backoff: Backoff | None = None,
-        result_ttl_s: int | None = None,
-    ) -> Callable[[F], TaskFunction[Any, Any, TaskHandle]]: ...
-
-    def task(
-        self,
-        fn: Any = None,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        timeout_s: float | None = None,
-        backoff: Backoff | None = None,
-        result_ttl_s: int | None = None,
-    ) -> Any:
-        """Register a function as a task (``@tq.task`` or ``@tq.task(queue=..., ...)``)."""
-        options = _task_options(
-            name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue
-        )
-        return self._decorate(fn, lambda d: TaskFunction(d, self), options)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:
         spec = self._spec_for_def(definition, args, kwargs)
@@ -632,24 +605,6 @@ class AsyncTaskQueue(_Base):
         super().__init__(url, **settings)
         self.redis = aioredis.Redis.from_url(self.url, decode_responses=True)
         self._exec = AsyncExecutor(self.redis, self.url)
-
-    def task(
-        self,
-        fn: Any = None,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        timeout_s: float | None = None,
-        backoff: Backoff | None = None,
-        result_ttl_s: int | None = None,
-    ) -> Any:
-        """Register a function as a task; ``await fn.enqueue(...)`` queues it."""
-        options = _task_options(
-            name, queue, priority, max_retries, timeout_s, backoff, result_ttl_s, self.default_queue
-        )
-        return self._decorate(fn, lambda d: TaskFunction(d, self), options)
 
     async def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncTaskHandle:
         spec = self._spec_for_def(definition, args, kwargs)

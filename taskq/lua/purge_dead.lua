@@ -11,13 +11,7 @@ Returns: the number of tasks purged.
 --!include lib/common.lua
 
 local prefix, idem_prefix = ARGV[1], ARGV[2]
-local ids
-if ARGV[4] == 'oldest' then
-  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
-else
-  ids = {}
-  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
-end
+local ids = select_ids(KEYS[1], ARGV[4], ARGV[5], 6)
 local T = tel_open(KEYS, 2, ARGV[3], server_time())
 local purged = 0
 for _, id in ipairs(ids) do

@@ -256,3 +256,14 @@ local function promote_due(scheduled_key, queued_key, config_key, T, task_prefix
   ready_commit(batch, wake)
   return #due
 end
+
+-- The ids a dead-letter operation applies to: mode 'oldest' takes up to `limit` from the
+-- front of the sorted set; mode 'ids' takes ARGV[first_id_arg..].
+local function select_ids(zset_key, mode, limit, first_id_arg)
+  if mode == 'oldest' then
+    return redis.call('ZRANGE', zset_key, 0, tonumber(limit) - 1)
+  end
+  local ids = {}
+  for i = first_id_arg, #ARGV do ids[#ids + 1] = ARGV[i] end
+  return ids
+end
