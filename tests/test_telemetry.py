@@ -764,3 +764,13 @@ def test_event_reader_polls_a_server_that_does_not_block(tq: taskq.TaskQueue) ->
     assert reader.blocking is False
     tq._exec.run(reader.next_plan())
     assert reader.pause_s(False, 0.001) == 0.05
+
+
+def test_the_telemetry_benchmark_runs(redis_url: str) -> None:
+    """A smoke run of benchmarks/telemetry.py (the figures themselves are not asserted)."""
+    from benchmarks.telemetry import DRAIN_MODES, bench_drain, bench_scripts
+
+    assert bench_scripts(redis_url, "events on", tasks=200) > 0
+    run = bench_drain(redis_url, "telemetry off", tasks=1000, concurrency=20)
+    assert run.tasks == 1000 and run.per_s > 0
+    assert set(DRAIN_MODES) == {"events on", "events sampled 1/10", "events off", "telemetry off"}
