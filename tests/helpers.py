@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -90,3 +91,12 @@ def release(tq: taskq.TaskQueue, task: ClaimedTask) -> int:
 def extend(tq: taskq.TaskQueue, task: ClaimedTask, lease_ms: int = LONG_LEASE_MS) -> int:
     """Heartbeat one lease: 1 extended, 2 extended and cancel requested, 0 lease lost."""
     return tq._exec.run(tq.ops.extend(task.queue, [(task.id, task.token)], lease_ms))[0]
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds; a generous bound, never a speed assertion."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)

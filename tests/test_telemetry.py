@@ -23,13 +23,13 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from helpers import claim, complete, expire_leases, fail, release
+from helpers import claim, complete, expire_leases, fail, release, wait_until
 
 import taskq
 from taskq.scripts import _read
@@ -47,14 +47,6 @@ from taskq.telemetry import (
     nearest_rank_ms,
     prometheus_text,
 )
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def server_s(rc: redis.Redis) -> float:
