@@ -55,7 +55,9 @@ else:
 
 
 def py_spy() -> str:
-    found = shutil.which("py-spy") or str(ROOT / ".venv-bench" / "bin" / "py-spy")
+    beside_python = Path(sys.executable).parent / "py-spy"  # the [bench] extra installs it into the venv
+    found = shutil.which("py-spy") or (str(beside_python) if beside_python.exists() else "")
+    found = found or str(ROOT / ".venv-bench" / "bin" / "py-spy")
     if not Path(found).exists():
         raise SystemExit("py-spy not found: pip install py-spy (into any venv) and put it on PATH")
     return found

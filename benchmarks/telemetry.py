@@ -7,9 +7,10 @@ to the server and to drain throughput.
 
 * **snapshot**: 20 queues, each with tasks queued at all 10 priorities, 10 running, some
   scheduled and dead, histograms of 3 metrics x ~80 buckets and live window checkpoints;
-  times ``TaskQueue.snapshot()`` of all 20 (two round trips): polled 4 times a second,
-  back to back, and cold (window figures recomputed each time, as the first snapshot of
-  every second does).
+  times ``TaskQueue.snapshot()`` of all 20 (one round trip once polled): 4 times a second,
+  back to back, and busy-cold (every queue written to this second and its window figures
+  recomputed, as the first snapshot in each second of busy queues does); the Redis time
+  per queue of both kinds of script call, and the load average.
 * **scripts**: Redis CPU per task (INFO cpu: CPU time, not wall time) of enqueue, claim and
   complete driven straight through the scripts in batches of 50, per telemetry mode.
 * **drain**: ``--tasks`` no-op async tasks enqueued up front, then drained by one in-process
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -57,6 +59,13 @@ class DrainRun:
     seconds: float
     per_s: float
     redis_cpu_us_per_task: float
+    client_cpu_us_per_task: float = 0.0
+    """CPU time of this process (the worker, its threads and the watcher) per task."""
+
+    @property
+    def cpu_us_per_task(self) -> float:
+        """Client and server CPU per task: what bounds throughput when CPUs are busy."""
+        return self.redis_cpu_us_per_task + self.client_cpu_us_per_task
 
 
 def _flush(url: str) -> None:
@@ -100,11 +109,19 @@ def bench_drain(url: str, mode: str, tasks: int = 20_000, concurrency: int = 100
         await watcher.aclose()
         return elapsed
 
-    cpu_before = _redis_cpu_s(url)
+    cpu_before, client_before = _redis_cpu_s(url), time.process_time()
     seconds = asyncio.run(drain())
+    client = time.process_time() - client_before
     cpu = _redis_cpu_s(url) - cpu_before
     tq.close()
-    return DrainRun(mode, total, round(seconds, 3), round(total / seconds), round(cpu / total * 1e6, 1))
+    return DrainRun(
+        mode,
+        total,
+        round(seconds, 3),
+        round(total / seconds),
+        round(cpu / total * 1e6, 1),
+        round(client / total * 1e6, 1),
+    )
 
 
 def bench_scripts(url: str, mode: str, tasks: int = 5000, batch: int = 50) -> float:
@@ -155,6 +172,7 @@ def _time_ms(fn: Any) -> float:
 def _figures(timings_ms: list[float]) -> dict[str, float]:
     ordered = sorted(timings_ms)
     return {
+        "min_ms": round(ordered[0], 3),
         "median_ms": round(statistics.median(ordered), 3),
         "p90_ms": round(ordered[int(0.9 * len(ordered))], 3),
         "max_ms": round(ordered[-1], 3),
@@ -163,9 +181,13 @@ def _figures(timings_ms: list[float]) -> dict[str, float]:
 
 def bench_snapshot(url: str, queues: int = 20, poll_s: float = 10.0, reps: int = 100) -> dict[str, Any]:
     """Time ``TaskQueue.snapshot()`` of ``queues`` seeded queues, three ways: polled 4 times a
-    second for ``poll_s`` (what a dashboard does), back to back, and cold (the window figures
-    recomputed every time, as the first snapshot in each second does)."""
+    second for ``poll_s`` (what a dashboard does), back to back, and busy-cold: every queue
+    written to just before, and the window figures recomputed (as the first snapshot in each
+    second of busy queues does). Also the Redis-side time per queue (INFO commandstats) of a
+    cached and of a recomputing snapshot script, the CPU time (client and server) of a
+    back-to-back snapshot, and the load average around the run."""
     _flush(url)
+    load_before = os.getloadavg()[0]
     tq = taskq.TaskQueue(url)
     names = [f"q{i:02d}" for i in range(queues)]
     for i, name in enumerate(names):
@@ -180,15 +202,22 @@ def bench_snapshot(url: str, queues: int = 20, poll_s: float = 10.0, reps: int =
     while time.monotonic() < deadline:
         polled.append(_time_ms(lambda: tq.snapshot(names)))
         time.sleep(0.25)
+    cpu_before, redis_before = time.process_time(), _redis_cpu_s(url)
     back_to_back = [_time_ms(lambda: tq.snapshot(names)) for _ in range(reps)]
+    client_cpu_ms = (time.process_time() - cpu_before) * 1000 / reps
+    redis_cpu_ms = (_redis_cpu_s(url) - redis_before) * 1000 / reps
     caches = [tq.ops.queue_keys(name).windows for name in names]
 
-    def cold() -> None:
+    def touch() -> None:  # a write to every queue this second, and no cached window figures
+        tq.enqueue_many([{"name": "job", "queue": name} for name in names])
         tq.redis.delete(*caches)
-        tq.snapshot(names)
 
-    cold_timings = [_time_ms(cold) - _time_ms(lambda: tq.redis.delete(*caches)) for _ in range(reps // 2)]
-    server_us = _snapshot_script_us(tq, names)
+    cold_timings = []
+    for _ in range(reps // 2):
+        touch()
+        cold_timings.append(_time_ms(lambda: tq.snapshot(names)))
+    warm_us = _snapshot_script_us(tq, names)
+    cold_us = _snapshot_script_us(tq, names, before=touch)
     buckets = sum(int(tq.redis.strlen(key)) // 6 for key in tq.ops.queue_keys(names[0]).histograms)
     tq.close()
     return {
@@ -197,23 +226,33 @@ def bench_snapshot(url: str, queues: int = 20, poll_s: float = 10.0, reps: int =
         "histogram_buckets_per_queue": buckets,
         "polled_4_per_s": _figures(polled),
         "back_to_back": _figures(back_to_back),
-        "cold": _figures(cold_timings),
-        "redis_script_us_per_queue": server_us,
+        "busy_cold": _figures(cold_timings),
+        # CPU time per back-to-back snapshot (client process, Redis server): what it costs
+        # without waiting for a CPU, so less at the mercy of a loaded machine than wall time.
+        "cpu_ms_per_snapshot": {"client": round(client_cpu_ms, 3), "redis": round(redis_cpu_ms, 3)},
+        "redis_script_us_per_queue": warm_us,
+        "redis_script_us_per_queue_cold": cold_us,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
-def _snapshot_script_us(tq: taskq.TaskQueue, names: list[str], reps: int = 50) -> float:
-    """Redis-side time of one queue's snapshot script (INFO commandstats), microseconds."""
-    tq.redis.config_resetstat()
+def _snapshot_script_us(tq: taskq.TaskQueue, names: list[str], reps: int = 50, before: Any = None) -> float:
+    """Redis-side time of one queue's snapshot script (INFO commandstats), microseconds;
+    ``before`` runs (untimed) before each snapshot."""
+    total_us, calls = 0.0, 0
     for _ in range(reps):
+        if before is not None:
+            before()
+        tq.redis.config_resetstat()
         tq.snapshot(names)
-    stats = tq.redis.info("commandstats").get("cmdstat_evalsha", {})
-    calls = int(stats.get("calls", 0)) or 1
-    return round(float(stats.get("usec", 0)) / calls, 1)
+        stats = tq.redis.info("commandstats").get("cmdstat_evalsha", {})
+        total_us += float(stats.get("usec", 0))
+        calls += int(stats.get("calls", 0))
+    return round(total_us / max(1, calls), 1)
 
 
 def summarize(runs: list[DrainRun]) -> dict[str, dict[str, float]]:
-    """Median and best throughput per mode, and the median cost against telemetry off."""
+    """Median and best throughput per mode, and the cost of each against telemetry off."""
     out: dict[str, dict[str, float]] = {}
     for mode in DRAIN_MODES:
         mine = [r for r in runs if r.mode == mode]
@@ -222,11 +261,18 @@ def summarize(runs: list[DrainRun]) -> dict[str, dict[str, float]]:
                 "median_per_s": round(statistics.median(r.per_s for r in mine)),
                 "best_per_s": max(r.per_s for r in mine),
                 "median_redis_cpu_us_per_task": round(statistics.median(r.redis_cpu_us_per_task for r in mine), 1),
+                "median_cpu_us_per_task": round(statistics.median(r.cpu_us_per_task for r in mine), 1),
             }
     base = out.get("telemetry off", {}).get("median_per_s")
+    best = out.get("telemetry off", {}).get("best_per_s")
+    cpu_off = out.get("telemetry off", {}).get("median_cpu_us_per_task")
     for figures in out.values():
         if base:
             figures["cost_vs_telemetry_off_pct"] = round(100 * (1 - figures["median_per_s"] / base), 1)
+        if best:  # the best runs were the least disturbed by other work on a shared machine
+            figures["best_cost_vs_telemetry_off_pct"] = round(100 * (1 - figures["best_per_s"] / best), 1)
+        if cpu_off:  # throughput per CPU-second, client and server: steadier on a loaded machine
+            figures["cpu_cost_vs_telemetry_off_pct"] = round(100 * (1 - cpu_off / figures["median_cpu_us_per_task"]), 1)
     return out
 
 
@@ -263,8 +309,8 @@ def main(argv: list[str] | None = None) -> None:
                 for mode in DRAIN_MODES:
                     run = bench_drain(url, mode, args.tasks, args.concurrency)
                     runs.append(run)
-                    print(f"  rep {rep + 1} {mode:<20} {run.per_s:>7}/s  redis {run.redis_cpu_us_per_task} us/task",
-                          flush=True)  # fmt: skip
+                    print(f"  rep {rep + 1} {mode:<20} {run.per_s:>7}/s  redis {run.redis_cpu_us_per_task} us/task"
+                          f"  client {run.client_cpu_us_per_task} us/task", flush=True)  # fmt: skip
             results["drain_runs"] = [asdict(r) for r in runs]
             results["drain"] = summarize(runs)
             for mode, figures in results["drain"].items():

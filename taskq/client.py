@@ -41,7 +41,7 @@ from taskq.task import (
     check_positive_s,
     check_priority,
 )
-from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot
+from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot, SnapshotHint
 
 if TYPE_CHECKING:
     from taskq.worker import BackgroundWorker
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 H = TypeVar("H")
 
 BULK_CHUNK = 1000
+#: Single enqueues of an AsyncTaskQueue on their way at once (more wait and go out together).
+ENQUEUE_SENDERS = 4
 #: Longest aging window: queue scores (clock_us + 9 * window_us) must stay below 2^53.
 MAX_AGING_S = 30 * 86400
 _POLL_START_S = 0.001
@@ -208,6 +210,7 @@ class _Base:
         )
         self.registry: dict[str, TaskDef] = {}
         self._known_queues: set[str] = set()
+        self._snapshot_hint = SnapshotHint()  # lets a polling dashboard snapshot in one round trip
 
     @property
     def prefix(self) -> str:
@@ -279,10 +282,20 @@ class _Base:
         return self._spec(definition.name, args, kwargs, **options)
 
     def _event_reader(
-        self, queues: Sequence[str], since: str | Mapping[str, str] | None, follow: bool, block_s: float, poll_s: float
+        self,
+        queues: Sequence[str] | None,
+        since: str | Mapping[str, str] | None,
+        follow: bool,
+        block_s: float,
+        poll_s: float,
+        known: Sequence[str] = (),
     ) -> EventReader:
+        """``queues=None``: the ``known`` queues, and those created later (read from the registry)."""
+        block_ms = int(block_s * 1000)
+        if queues is None:
+            return EventReader(self.ops, known, since, block_ms=block_ms, poll_s=poll_s, follow=follow, discover=True)
         names = [check_queue_name(q) for q in queues] or [self.default_queue]
-        return EventReader(self.ops, names, since, block_ms=int(block_s * 1000), poll_s=poll_s, follow=follow)
+        return EventReader(self.ops, names, since, block_ms=block_ms, poll_s=poll_s, follow=follow)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError  # TaskQueue returns a handle, AsyncTaskQueue a coroutine of one
@@ -425,8 +438,12 @@ class TaskQueue(_Base):
         self._exec = SyncExecutor(self.redis, self.url)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:
-        spec = self._spec_for_def(definition, args, kwargs)
-        return TaskHandle(self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))[0], self)
+        return TaskHandle(self._enqueue_one(self._spec_for_def(definition, args, kwargs)), self)
+
+    def _enqueue_one(self, spec: TaskSpec) -> str:
+        if spec.queue in self._known_queues:  # the common case: one script call, no flow
+            return self._exec.run(self.ops.enqueue([spec]))[0]
+        return self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))[0]
 
     def enqueue(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
@@ -434,8 +451,7 @@ class TaskQueue(_Base):
         """Queue task ``name``. Options: queue, priority, delay_s, eta, idempotency_key,
         max_retries, timeout_s, result_ttl_s. With an idempotency key already used, returns
         the first task's handle and writes nothing."""
-        spec = self._spec(name, args, kwargs, **options)
-        return TaskHandle(self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))[0], self)
+        return TaskHandle(self._enqueue_one(self._spec(name, args, kwargs, **options)), self)
 
     def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[TaskHandle]:
         """Queue many tasks in pipelined round trips. Each request is a dict of
@@ -491,13 +507,15 @@ class TaskQueue(_Base):
         running_limit: int = 5,
         lifetime: bool = True,
     ) -> Snapshot:
-        """Everything a dashboard shows, in two round trips: per queue its depth (by
+        """Everything a dashboard shows, in one round trip (two when a queue or worker appeared
+        since this client's previous snapshot): per queue its depth (by
         priority), scheduled, running (up to ``running_limit`` listed, with lease ages),
         dead, lifetime counters and latency, and throughput and latency percentiles over
         each window in ``windows_s`` (seconds, up to 900); and every worker with its health.
         ``queues=None``: every known queue. ``lifetime=False`` skips the all-time latency
         percentiles (the lifetime counters are always there)."""
-        return self._exec.drive(self.ops.snapshot(_queue_list(queues), windows_s, running_limit, lifetime))
+        flow = self.ops.snapshot(_queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint)
+        return self._exec.drive(flow)
 
     def events(
         self,
@@ -508,12 +526,12 @@ class TaskQueue(_Base):
         block_s: float = 1.0,
         poll_s: float = 0.1,
     ) -> Iterator[Event]:
-        """Iterate over task events of ``queues`` (None: the queues known now), from ``since``:
+        """Iterate over task events of ``queues`` (None: every queue, those created later too), from ``since``:
         None/"$" now, "0" the oldest kept, a stream id, or an :attr:`Event.cursor` (see
         :class:`~taskq.telemetry.EventReader`). With ``follow`` it waits for new events for
         ever (break out of the loop to stop); without, it stops once caught up."""
         names = _queue_list(queues)
-        reader = self._event_reader(self.queues() if names is None else names, since, follow, block_s, poll_s)
+        reader = self._event_reader(names, since, follow, block_s, poll_s, self.queues() if names is None else ())
         while True:
             started = time.monotonic()
             events = self._exec.run(reader.next_plan())
@@ -605,18 +623,77 @@ class AsyncTaskQueue(_Base):
         super().__init__(url, **settings)
         self.redis = aioredis.Redis.from_url(self.url, decode_responses=True)
         self._exec = AsyncExecutor(self.redis, self.url)
+        self._unsent: list[tuple[TaskSpec, asyncio.Future[str]]] = []
+        self._senders: set[asyncio.Task[None]] = set()
+        self._sender_due = False  # a sender was started and has not taken the unsent tasks yet
 
     async def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncTaskHandle:
         spec = self._spec_for_def(definition, args, kwargs)
-        ids = await self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))
-        return AsyncTaskHandle(ids[0], self)
+        return AsyncTaskHandle(await self._enqueue_one(spec), self)
 
     async def enqueue(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncTaskHandle:
         spec = self._spec(name, args, kwargs, **options)
-        ids = await self._exec.drive(_enqueue_flow(self.ops, [spec], self._known_queues))
-        return AsyncTaskHandle(ids[0], self)
+        return AsyncTaskHandle(await self._enqueue_one(spec), self)
+
+    async def _enqueue_one(self, spec: TaskSpec) -> str:
+        """Group commit: a single enqueue goes out at once while fewer than
+        ``ENQUEUE_SENDERS`` sends are on their way; past that, the enqueues issued meanwhile
+        go out together in the next send (one script call per queue, as enqueue_many). So
+        many concurrent callers cost a round trip per batch, not per task, and a few cost
+        no waiting. Every caller still returns only once its own task is written."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._unsent.append((spec, future))
+        if not self._sender_due and len(self._senders) < ENQUEUE_SENDERS:
+            self._sender_due = True
+            sender = asyncio.create_task(self._send_unsent(), name="taskq-enqueue")
+            self._senders.add(sender)
+        return await future
+
+    async def _send_unsent(self) -> None:
+        me = asyncio.current_task()
+        try:
+            await self._send_batches()
+        except BaseException:  # cancelled (the loop is closing): nobody else may send the rest
+            if not self._senders - {me}:
+                for _, f in self._unsent:
+                    f.cancel()
+                self._unsent, self._sender_due = [], False
+            raise
+        finally:
+            if me is not None:
+                self._senders.discard(me)
+
+    async def _send_batches(self) -> None:
+        while self._unsent:
+            batch = [(spec, f) for spec, f in self._unsent if not f.done()]  # a cancelled caller is not sent
+            self._unsent = []
+            self._sender_due = False
+            # One script call per queue and chunk, each answering only its own callers: a
+            # caller is told of an error only if its own task was not written.
+            groups: dict[str, list[tuple[TaskSpec, asyncio.Future[str]]]] = {}
+            for spec, f in batch:
+                groups.setdefault(spec.queue, []).append((spec, f))
+            for group in groups.values():
+                for start in range(0, len(group), BULK_CHUNK):
+                    await self._send_group(group[start : start + BULK_CHUNK])
+
+    async def _send_group(self, group: list[tuple[TaskSpec, asyncio.Future[str]]]) -> None:
+        try:
+            ids = await self._exec.drive(_enqueue_flow(self.ops, [spec for spec, _ in group], self._known_queues))
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of this one script call
+            for _, f in group:
+                if not f.done():
+                    f.set_exception(exc)
+            return
+        except BaseException:
+            for _, f in group:
+                f.cancel()
+            raise
+        for (_, f), task_id in zip(group, ids, strict=True):
+            if not f.done():
+                f.set_result(task_id)
 
     async def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[AsyncTaskHandle]:
         specs = self._specs_from_requests(requests)
@@ -661,7 +738,8 @@ class AsyncTaskQueue(_Base):
         lifetime: bool = True,
     ) -> Snapshot:
         """See :meth:`TaskQueue.snapshot`."""
-        return await self._exec.drive(self.ops.snapshot(_queue_list(queues), windows_s, running_limit, lifetime))
+        flow = self.ops.snapshot(_queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint)
+        return await self._exec.drive(flow)
 
     async def events(
         self,
@@ -675,7 +753,8 @@ class AsyncTaskQueue(_Base):
         """Task events as an async iterator; see :meth:`TaskQueue.events`. To stop early,
         close it: ``async with contextlib.aclosing(tq.events()) as events: async for ...``."""
         names = _queue_list(queues)
-        reader = self._event_reader(await self.queues() if names is None else names, since, follow, block_s, poll_s)
+        known = await self.queues() if names is None else ()
+        reader = self._event_reader(names, since, follow, block_s, poll_s, known)
         while True:
             started = time.monotonic()
             events = await self._exec.run(reader.next_plan())

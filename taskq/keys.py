@@ -2,8 +2,9 @@
 
 Every key of a queue carries the hash tag ``{queue}``, so all of a queue lives on
 one Redis Cluster slot and every Lua script touches one slot only. The few global
-keys (the queue registry, the worker registry) are written with single commands,
-never from inside a script.
+keys (the queue registry, the worker registry) are written with single commands; the
+one script that writes a global key, ``heartbeat.lua``, touches that one key only (a
+worker's own hash), so it too stays on one slot.
 
 Layout for queue ``emails`` and the default prefix ``taskq``::
 

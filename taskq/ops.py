@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from taskq.backoff import Backoff
-from taskq.errors import LeaseLost, TaskNotFound, TaskqError
+from taskq.errors import InvalidOption, LeaseLost, TaskNotFound, TaskqError
 from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
 from taskq.scripts import Script, error_from_reply, load_script
-from taskq.task import DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
+from taskq.task import DEFAULT_BACKOFF, DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
 from taskq.telemetry import (
     DEFAULT_WINDOWS_S,
     Snapshot,
-    WorkerSnapshot,
+    SnapshotHint,
     check_windows,
     decode_queue_snapshot,
     decode_worker,
@@ -175,27 +175,22 @@ class Operations:
     # -- producer -------------------------------------------------------------------
 
     def _enqueue_call(self, queue: str, specs: Sequence[TaskSpec]) -> Command:
-        k = self.queue_keys(queue)
-        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.tel, queue, k.wake]
+        args: list[Any] = list(_enqueue_head(self.prefix, queue, self.tel))
         for spec in specs:
-            b = spec.backoff
-            argv += [
+            args += (
                 spec.id,
                 spec.name,
                 spec.args_json,
-                spec.kwargs_json,
+                "" if spec.kwargs_json == "{}" else spec.kwargs_json,
                 "" if spec.priority is None else spec.priority,
                 spec.delay_ms,
                 spec.max_retries,
-                spec.timeout_ms,
+                spec.timeout_ms or "",
                 spec.result_ttl_s,
-                int(b.base_s * 1000),
-                int(b.cap_s * 1000),
-                int(b.min_s * 1000),
-                repr(b.jitter),
+                *_backoff_args(spec.backoff),
                 spec.idempotency_key or "",
-            ]
-        return script_call("enqueue", [k.queued, k.scheduled, k.config, *k.telemetry], argv)
+            )
+        return Command(tuple(args), load_script("enqueue"))
 
     def enqueue(self, specs: Sequence[TaskSpec]) -> Plan[list[str]]:
         """Enqueue tasks: one script call per queue (and per MAX_BATCH tasks), pipelined.
@@ -228,13 +223,13 @@ class Operations:
             raw = replies[0]
             if not raw:
                 raise TaskNotFound(f"no task {task_id}: it never existed, or its record expired after its TTL")
-            return Task.from_hash(raw)
+            return Task.from_hash(raw, task_id)
 
         return Plan([Command(("HGETALL", k.task(task_id)))], parse)
 
     def get_many(self, task_ids: Sequence[str]) -> Plan[list[Task | None]]:
         cmds = [Command(("HGETALL", self.queue_keys(queue_of_task_id(t)).task(t))) for t in task_ids]
-        return Plan(cmds, lambda rs: [Task.from_hash(r) if r else None for r in rs])
+        return Plan(cmds, lambda rs: [Task.from_hash(r, t) if r else None for r, t in zip(rs, task_ids, strict=True)])
 
     def cancel(self, task_id: str) -> Plan[str]:
         k = self.queue_keys(queue_of_task_id(task_id))
@@ -314,20 +309,34 @@ class Operations:
 
     # -- worker ---------------------------------------------------------------------
 
-    def worker_heartbeat(self, info: dict[str, Any], ttl_s: float) -> Plan[None]:
-        """Write a worker's registration; it disappears ``ttl_s`` after the last heartbeat.
-        Registry entries of workers gone for over an hour are dropped on the way."""
+    def worker_heartbeat(
+        self, info: dict[str, Any], ttl_s: float, registry_ms: int | None = None
+    ) -> Plan[tuple[int, int]]:
+        """Write a worker's registration (heartbeat.lua): it disappears ``ttl_s`` after the last
+        heartbeat. Its ``heartbeat_ms`` is the Redis server's clock (unless ``info`` gives one),
+        and so is ``started_ms`` when ``info`` gives it as '' (a worker's first heartbeat; left
+        out, the registered start is kept). The result is (heartbeat ms, started ms) as
+        registered.
+
+        The worker registry (a sorted set on another Cluster slot, so not in the script) is
+        scored with ``info['heartbeat_ms']``, else ``registry_ms``: the caller's estimate of
+        the server clock (a worker adds the offset its last heartbeat reply showed). Only
+        workers whose registration expired are aged by that score. Registry entries of
+        workers gone for over an hour are dropped on the way."""
         g = self.keys
         fields = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
         flat = [x for kv in fields.items() for x in kv]
-        key = g.worker(str(info["id"]))
+        worker_id = str(info["id"])
+        beat = info.get("heartbeat_ms", registry_ms)
+        if beat is None:
+            raise InvalidOption("worker_heartbeat needs info['heartbeat_ms'] or registry_ms for the worker registry")
+        score = int(beat)
         cmds = [
-            Command(("HSET", key, *flat)),
-            Command(("PEXPIRE", key, int(ttl_s * 1000))),
-            Command(("ZADD", g.workers, info["heartbeat_ms"], info["id"])),
-            Command(("ZREMRANGEBYSCORE", g.workers, "-inf", f"({int(info['heartbeat_ms']) - FORGET_WORKERS_AFTER_MS}")),
+            script_call("heartbeat", [g.worker(worker_id)], [max(1, int(ttl_s * 1000)), *flat]),
+            Command(("ZADD", g.workers, score, worker_id)),
+            Command(("ZREMRANGEBYSCORE", g.workers, "-inf", f"({score - FORGET_WORKERS_AFTER_MS}")),
         ]
-        return Plan(cmds, _nothing)
+        return Plan(cmds, lambda rs: (int(rs[0][0]), int(rs[0][1])))
 
     def worker_gone(self, worker_id: str) -> Plan[None]:
         g = self.keys
@@ -359,12 +368,7 @@ class Operations:
     # -- telemetry ------------------------------------------------------------------
 
     def _snapshot_call(self, queue: str, windows_s: Sequence[int], running_limit: int, lifetime: bool) -> Command:
-        k = self.queue_keys(queue)
-        return script_call(
-            "snapshot",
-            [k.queued, k.scheduled, k.running, k.dead, k.config, k.windows, *k.telemetry],
-            [k.task_prefix, running_limit, int(lifetime), *windows_s],
-        )
+        return _snapshot_command(self.prefix, queue, tuple(windows_s), running_limit, lifetime)
 
     def snapshot(
         self,
@@ -372,29 +376,47 @@ class Operations:
         windows_s: Sequence[int] = DEFAULT_WINDOWS_S,
         running_limit: int = 5,
         lifetime: bool = True,
+        hint: SnapshotHint | None = None,
     ) -> Flow[Snapshot]:
-        """Everything a dashboard shows, in two round trips: the server time, the worker
-        registry (and the queue names, when ``queues`` is None); then one snapshot script per
-        queue and each worker's registration, pipelined."""
+        """Everything a dashboard shows: the server time, the worker registry (and the queue
+        names, when ``queues`` is None), one snapshot script per queue and each worker's
+        registration, pipelined. The scripts and registrations it can name up front (the
+        queues given, or those and the workers ``hint`` remembers from the previous snapshot)
+        go in the first round trip; a second one reads whatever that missed, so a dashboard
+        polling with the same hint needs one round trip while nothing new appears."""
         windows = check_windows(windows_s)
-        names = None if queues is None else [self.queue_keys(q).queue for q in queues]
+        limit = max(0, running_limit)
+        given = None if queues is None else [self.queue_keys(q).queue for q in queues]
         g = self.keys
+        guess_queues = given if given is not None else ((hint.queues or []) if hint is not None else [])
+        guess_workers = list(hint.workers) if hint is not None else []
         first = [Command(("TIME",)), Command(("ZRANGE", g.workers, 0, -1, "WITHSCORES"))]
-        if names is None:
+        if given is None:
             first.append(Command(("SMEMBERS", g.queues)))
+        head = len(first)
+        first += [self._snapshot_call(q, windows, limit, lifetime) for q in guess_queues]
+        first += [Command(("HGETALL", g.worker(w))) for w in guess_workers]
         replies: list[Any] = yield Plan(first, list)
         now_ms = _time_ms(replies[0])
-        if names is None:
-            names = sorted(replies[2])
+        names = given if given is not None else sorted(replies[2])
         registry = [(w, beat) for w, beat in _score_pairs(replies[1]) if now_ms - beat <= FORGET_WORKERS_AFTER_MS]
-        cmds = [self._snapshot_call(q, windows, max(0, running_limit), lifetime) for q in names]
-        cmds += [Command(("HGETALL", g.worker(w))) for w, _ in registry]
-        rs: list[Any] = (yield Plan(cmds, list)) if cmds else []
-        queue_snaps = tuple(decode_queue_snapshot(q, windows, r) for q, r in zip(names, rs, strict=False))
+        by_queue = dict(zip(guess_queues, replies[head : head + len(guess_queues)], strict=True))
+        by_worker = dict(zip(guess_workers, replies[head + len(guess_queues) :], strict=True))
+        missed_queues = [q for q in names if q not in by_queue]
+        missed_workers = [w for w, _ in registry if w not in by_worker]
+        if missed_queues or missed_workers:
+            cmds = [self._snapshot_call(q, windows, limit, lifetime) for q in missed_queues]
+            cmds += [Command(("HGETALL", g.worker(w))) for w in missed_workers]
+            rs: list[Any] = yield Plan(cmds, list)
+            by_queue.update(zip(missed_queues, rs, strict=False))
+            by_worker.update(zip(missed_workers, rs[len(missed_queues) :], strict=True))
+        if hint is not None:
+            if given is None:
+                hint.queues = names
+            hint.workers = [w for w, _ in registry]
+        queue_snaps = tuple(decode_queue_snapshot(q, windows, by_queue[q]) for q in names)
         taken_ms = queue_snaps[0].taken_ms if queue_snaps else now_ms
-        workers: list[WorkerSnapshot] = [
-            decode_worker(w, beat, raw, taken_ms) for (w, beat), raw in zip(registry, rs[len(names) :], strict=True)
-        ]
+        workers = [decode_worker(w, beat, by_worker[w], taken_ms) for w, beat in registry]
         return Snapshot(taken_ms, queue_snaps, tuple(sorted(workers, key=lambda ws: ws.id)))
 
     def event_stream_tails(self, queues: Sequence[str]) -> Plan[dict[str, str]]:
@@ -576,9 +598,48 @@ def _queue_keys(prefix: str, queue: str) -> QueueKeys:
     return GlobalKeys(prefix).queue(queue)
 
 
+@functools.lru_cache(maxsize=1024)
+def _snapshot_command(
+    prefix: str, queue: str, windows_s: tuple[int, ...], running_limit: int, lifetime: bool
+) -> Command:
+    """The snapshot script call of one queue (the same every poll, so built once)."""
+    k = _queue_keys(prefix, queue)
+    return script_call(
+        "snapshot",
+        [k.queued, k.scheduled, k.running, k.dead, k.config, k.windows, *k.telemetry],
+        [k.task_prefix, running_limit, int(lifetime), *windows_s],
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _enqueue_head(prefix: str, queue: str, tel: str) -> tuple[Any, ...]:
+    """The EVALSHA arguments of enqueue.lua that are the same for every call on a queue."""
+    k = _queue_keys(prefix, queue)
+    keys = [k.queued, k.scheduled, k.config, *k.telemetry]
+    return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, k.task_prefix, k.idem_prefix, tel, queue, k.wake)
+
+
 @functools.lru_cache(maxsize=256)
-def _backoff(base_ms: str, cap_ms: str, min_ms: str, jitter: str) -> Backoff:
-    return Backoff(base_s=int(base_ms) / 1000, cap_s=int(cap_ms) / 1000, min_s=int(min_ms) / 1000, jitter=float(jitter))
+def _backoff_args(b: Backoff) -> tuple[Any, ...]:
+    """A task's backoff as enqueue.lua takes it: four empty strings for the default one,
+    which the record then leaves out."""
+    if b == DEFAULT_BACKOFF:
+        return ("", "", "", "")
+    return (int(b.base_s * 1000), int(b.cap_s * 1000), int(b.min_s * 1000), repr(b.jitter))
+
+
+@functools.lru_cache(maxsize=256)
+def _backoff(base_ms: str | None, cap_ms: str | None, min_ms: str | None, jitter: str | None) -> Backoff:
+    """A claimed task's backoff; fields missing from the record are the default's."""
+    if base_ms is None and cap_ms is None and min_ms is None and jitter is None:
+        return DEFAULT_BACKOFF
+    d = DEFAULT_BACKOFF
+    return Backoff(
+        base_s=int(base_ms) / 1000 if base_ms else d.base_s,
+        cap_s=int(cap_ms) / 1000 if cap_ms else d.cap_s,
+        min_s=int(min_ms) / 1000 if min_ms else d.min_s,
+        jitter=float(jitter) if jitter else d.jitter,
+    )
 
 
 def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:
@@ -642,4 +703,8 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
 
 
 def _loads(raw: str | None, default: Any) -> Any:
-    return json.loads(raw) if raw else default
+    if not raw:
+        return default
+    if raw == "[]":  # no arguments, the common case: skip the decoder
+        return []
+    return json.loads(raw)

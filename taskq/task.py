@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from taskq.errors import (
     NotSerializable,
     PayloadTooLarge,
 )
-from taskq.keys import TASK_ID_SEPARATOR, check_queue_name
+from taskq.keys import TASK_ID_SEPARATOR, check_queue_name, queue_of_task_id
 
 MIN_PRIORITY = 1
 MAX_PRIORITY = 10
@@ -100,8 +100,9 @@ class Task:
         return max(0, self.max_retries + 1 - self.attempts)
 
     @classmethod
-    def from_hash(cls, raw: Mapping[str, str]) -> Task:
-        """Decode the Redis hash of a task (field names as written by enqueue.lua)."""
+    def from_hash(cls, raw: Mapping[str, str], task_id: str | None = None) -> Task:
+        """Decode the Redis hash of task ``task_id`` (field names as written by enqueue.lua,
+        which leaves out the id, the queue and every field at its default)."""
 
         def opt_int(name: str) -> int | None:
             value = raw.get(name)
@@ -113,10 +114,13 @@ class Task:
 
         timeout_ms = opt_int("timeout_ms")
         result_raw = raw.get("result")
+        task_id = raw.get("id") or task_id
+        if not task_id:
+            raise ValueError("Task.from_hash needs the task id (records do not repeat it)")
         return cls(
-            id=raw["id"],
+            id=task_id,
             name=raw["name"],
-            queue=raw["queue"],
+            queue=raw.get("queue") or queue_of_task_id(task_id),
             status=TaskStatus(raw["status"]),
             priority=int(raw["priority"]),
             args=json.loads(raw.get("args") or "[]"),
@@ -198,11 +202,16 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+# One encoder for every payload: json.dumps with non-default options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any, what: str) -> str:
     """Encode ``value`` as compact JSON, or raise :class:`NotSerializable` saying what failed."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        text.encode()  # a lone surrogate ("\ud800") dumps fine but cannot be sent as UTF-8
+        text = _JSON.encode(value)
+        if not text.isascii():
+            text.encode()  # a lone surrogate ("\ud800") dumps fine but cannot be sent as UTF-8
         return text
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise NotSerializable(
@@ -213,13 +222,14 @@ def dumps(value: Any, what: str) -> str:
 
 def encode_payload(args: Sequence[Any], kwargs: Mapping[str, Any], max_payload_bytes: int) -> tuple[str, str]:
     """Encode args and kwargs; raise if either is not JSON or together they are too large."""
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+    # Exact type checks first: the common list/tuple/dict cost no ABC isinstance walk.
+    if type(args) not in (list, tuple) and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
         raise NotSerializable(f"args must be a list or tuple, got {type(args).__name__}")
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise NotSerializable("kwargs must be a mapping with string keys")
-    args_json = dumps(list(args), "args")
-    kwargs_json = dumps(dict(kwargs), "kwargs")
-    size = len(args_json.encode()) + len(kwargs_json.encode())
+    args_json = dumps(args if type(args) is list else list(args), "args") if args else "[]"
+    kwargs_json = (dumps(kwargs if type(kwargs) is dict else dict(kwargs), "kwargs")) if kwargs else "{}"
+    size = _utf8_len(args_json) + _utf8_len(kwargs_json)
     if size > max_payload_bytes:
         raise PayloadTooLarge(
             f"payload is {size} bytes, over the limit of {max_payload_bytes}: store large data "
@@ -228,18 +238,55 @@ def encode_payload(args: Sequence[Any], kwargs: Mapping[str, Any], max_payload_b
     return args_json, kwargs_json
 
 
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
 _last_id_ns = 0
+# Ids need uniqueness, not secrecy: the random module's generator (seeded from the OS at
+# import and again in every forked child) costs no system call per id, where secrets did.
+_id_bits = random.Random().getrandbits
+
+
+def _reseed_ids() -> None:
+    global _id_bits
+    _id_bits = random.Random().getrandbits
+
+
+os.register_at_fork(after_in_child=_reseed_ids)
 
 
 def new_task_id(queue: str) -> str:
     """A new task id ``queue:<time-ordered hex>``; the queue is part of the id.
 
-    Ids sort by creation time within a process, so they read well in listings.
+    16 hex digits of nanoseconds (strictly increasing within a process, so ids sort by
+    creation time and read well in listings), 8 random hex digits and 2 of the pid: two
+    processes collide only by drawing the same 32 random bits in the same nanosecond.
+    The last digits vary per task (telemetry samples events by them, lua/lib/common.lua).
     """
     global _last_id_ns
-    now_ns = max(time.time_ns(), _last_id_ns + 1)
+    now_ns = time.time_ns()
+    if now_ns <= _last_id_ns:
+        now_ns = _last_id_ns + 1
     _last_id_ns = now_ns
-    return f"{queue}{TASK_ID_SEPARATOR}{now_ns:016x}{secrets.token_hex(4)}{os.getpid() % 256:02x}"
+    return f"{queue}{TASK_ID_SEPARATOR}{now_ns:016x}{_id_bits(32):08x}{os.getpid() % 256:02x}"
+
+
+#: Shared by every spec without its own backoff (Backoff validates itself when built).
+DEFAULT_BACKOFF = Backoff()
+# Queue and task names already checked in this process (both checks are pure).
+_checked_names: set[tuple[str, str]] = set()
+
+
+def _check_names(queue: str, name: str) -> None:
+    if type(queue) is str and type(name) is str and (queue, name) in _checked_names:
+        return
+    check_queue_name(queue)
+    if not isinstance(name, str) or not name or len(name) > 200 or not _is_utf8(name):
+        raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
+    if len(_checked_names) > 10_000:
+        _checked_names.clear()
+    _checked_names.add((queue, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,9 +326,7 @@ class TaskSpec:
         now_s: float | None = None,
     ) -> TaskSpec:
         """Validate everything; raise a :class:`~taskq.errors.ValidationError` subclass on bad input."""
-        check_queue_name(queue)
-        if not isinstance(name, str) or not name or len(name) > 200 or not _is_utf8(name):
-            raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
+        _check_names(queue, name)
         if priority is not None:
             check_priority(priority)
         if eta is not None:
@@ -290,10 +335,12 @@ class TaskSpec:
             if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta):
                 raise InvalidDelay(f"eta must be a Unix timestamp in seconds, got {eta!r}")
             delay_s = max(0.0, eta - (time.time() if now_s is None else now_s))
-        delay = check_delay_s(delay_s)
-        check_non_negative_int("max_retries", max_retries, upper=1000)
+        delay = 0.0 if delay_s == 0 and type(delay_s) in (int, float) else check_delay_s(delay_s)
+        if type(max_retries) is not int or not 0 <= max_retries <= 1000:
+            check_non_negative_int("max_retries", max_retries, upper=1000)
         timeout_ms = 0 if timeout_s is None else int(check_positive_s("timeout_s", timeout_s) * 1000)
-        check_non_negative_int("result_ttl_s", result_ttl_s, upper=10 * 365 * 86400)
+        if type(result_ttl_s) is not int or not 0 <= result_ttl_s <= 10 * 365 * 86400:
+            check_non_negative_int("result_ttl_s", result_ttl_s, upper=10 * 365 * 86400)
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
         args_json, kwargs_json = encode_payload(args, kwargs or {}, max_payload_bytes)
@@ -308,6 +355,6 @@ class TaskSpec:
             max_retries=max_retries,
             timeout_ms=timeout_ms,
             result_ttl_s=result_ttl_s,
-            backoff=backoff or Backoff(),
+            backoff=backoff or DEFAULT_BACKOFF,
             idempotency_key=idempotency_key,
         )

@@ -288,7 +288,7 @@ class WorkerSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything a dashboard shows, read in two round trips (:meth:`TaskQueue.snapshot`).
+    """Everything a dashboard shows, read in one or two round trips (:meth:`TaskQueue.snapshot`).
     Times are Unix milliseconds by the Redis server's clock."""
 
     taken_ms: int
@@ -306,6 +306,16 @@ class Snapshot:
         """Plain JSON-ready data (for the API, ``taskq stats --json`` and notebooks)."""
         result: dict[str, Any] = to_plain(self)
         return result
+
+
+@dataclass(slots=True)
+class SnapshotHint:
+    """What the previous snapshot found: the queue names (when it read every queue) and the
+    worker ids. A client keeps one, so that a dashboard's next snapshot can send every read in
+    one round trip; a wrong guess only costs a second round trip for what was missed."""
+
+    queues: list[str] | None = None
+    workers: list[str] = field(default_factory=list)
 
 
 def to_plain(value: Any) -> Any:
@@ -377,24 +387,59 @@ def decode_span(raw: str) -> tuple[int, int, dict[str, int], dict[str, Latency]]
     return flat[0] * 1000, flat[1] * 1000, counts, decode_latency(flat[2:17])
 
 
-def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[str]) -> QueueSnapshot:
-    """Turn snapshot.lua's reply (a JSON document, then the lifetime and window spans) into
-    a :class:`QueueSnapshot`."""
-    doc = json.loads(reply[0])
-    now_ms = doc["now_ms"]
-    windows = []
-    for length_s, raw in zip(windows_s, reply[2:], strict=True):
+#: Decoded spans by (window length, raw JSON). The script caches a span's JSON for the
+#: second it stands for, so a dashboard polling several times a second gets the same
+#: strings back: decoding each once saves most of the Python side of a snapshot. The
+#: objects are immutable, so sharing them is safe.
+_SPANS: dict[tuple[int, str], WindowStats] = {}
+_LIFETIMES: dict[str, Mapping[str, Latency]] = {}
+_SPAN_CACHE_SIZE = 4096
+_NO_LIFETIME: Mapping[str, Latency] = MappingProxyType(dict.fromkeys(LATENCY_METRICS, NO_LATENCY))
+
+
+def _window_stats(length_s: int, raw: str) -> WindowStats:
+    found = _SPANS.get((length_s, raw))
+    if found is None:
+        if len(_SPANS) >= _SPAN_CACHE_SIZE:
+            _SPANS.clear()
         start_ms, end_ms, counts, latency = decode_span(raw)
-        windows.append(WindowStats(length_s, start_ms, end_ms, MappingProxyType(counts), MappingProxyType(latency)))
-    lifetime = decode_span(reply[1])[3] if reply[1] else dict.fromkeys(LATENCY_METRICS, NO_LATENCY)
+        found = WindowStats(length_s, start_ms, end_ms, MappingProxyType(counts), MappingProxyType(latency))
+        _SPANS[(length_s, raw)] = found
+    return found
+
+
+def _lifetime(raw: str) -> Mapping[str, Latency]:
+    if not raw:
+        return _NO_LIFETIME
+    found = _LIFETIMES.get(raw)
+    if found is None:
+        if len(_LIFETIMES) >= _SPAN_CACHE_SIZE:
+            _LIFETIMES.clear()
+        found = _LIFETIMES[raw] = MappingProxyType(decode_span(raw)[3])
+    return found
+
+
+def _pairs(flat: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
+    """(field, value) pairs of an HGETALL reply: a flat list, or a dict (RESP3)."""
+    if isinstance(flat, Mapping):
+        return flat.items()
+    return zip(flat[::2], flat[1::2], strict=True)
+
+
+def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[Any]) -> QueueSnapshot:
+    """Turn snapshot.lua's reply (a flat array, see its header) into a :class:`QueueSnapshot`."""
+    now_ms = int(reply[0])
     running = []
-    for task_id, deadline, worker, started, attempts, name, priority in doc["running_tasks"] or ():
+    flat = reply[12] or ()
+    for i in range(0, len(flat), 7):
+        task_id, deadline_raw, worker, started, attempts, name, priority = flat[i : i + 7]
+        deadline = int(deadline_raw)
         started_ms = _opt_int(started)
         running.append(
             RunningTask(
                 task_id,
-                name,
-                worker,
+                name or "",
+                worker or "",
                 int(attempts or 0),
                 _opt_int(priority),
                 started_ms,
@@ -403,27 +448,29 @@ def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[
                 deadline - now_ms,
             )
         )
-    depth = {int(p): n for p, n in (doc["depth"] or {}).items() if n > 0}
+    depth = {int(p): int(n) for p, n in _pairs(reply[10] or ())}
     counters = dict.fromkeys(COUNTERS, 0)
-    counters.update(doc["counters"] or {})
-    aging_us = _opt_int(doc["aging_us"])
+    for name, n in _pairs(reply[11] or ()):
+        counters[name] = int(n)
+    aging_us = _opt_int(reply[7])
+    next_due_ms = int(reply[3])
     return QueueSnapshot(
         queue=queue,
         taken_ms=now_ms,
-        queued=doc["queued"],
-        by_priority=MappingProxyType(dict(sorted(depth.items(), reverse=True))),
-        scheduled=doc["scheduled"],
-        next_due_ms=None if doc["next_due_ms"] < 0 else doc["next_due_ms"],
-        running=doc["running"],
-        overdue=doc["overdue"],
-        dead=doc["dead"],
+        queued=int(reply[1]),
+        by_priority=MappingProxyType({p: depth[p] for p in sorted(depth, reverse=True) if depth[p] > 0}),
+        scheduled=int(reply[2]),
+        next_due_ms=None if next_due_ms < 0 else next_due_ms,
+        running=int(reply[4]),
+        overdue=int(reply[5]),
+        dead=int(reply[6]),
         counters=MappingProxyType(counters),
-        latency=MappingProxyType(lifetime),
-        windows=tuple(windows),
+        latency=_lifetime(reply[13]),
+        windows=tuple(_window_stats(w, raw) for w, raw in zip(windows_s, reply[14:], strict=True)),
         running_tasks=tuple(running),
         aging_s=None if aging_us is None else aging_us / 1_000_000,
-        default_priority=_opt_int(doc["default_priority"]),
-        events_length=doc["events"],
+        default_priority=_opt_int(reply[8]),
+        events_length=int(reply[9]),
     )
 
 
@@ -562,6 +609,12 @@ class EventReader:
     ("1700000000000-0", or just milliseconds) after that entry; an :attr:`Event.cursor`
     right after that event. A mapping gives each queue its own starting point.
 
+    With ``discover`` (what ``events(queues=None)`` uses) it also reads the queue registry
+    every ``discover_s`` seconds and adds queues created since. A queue found that way is
+    read from its oldest event kept when ``since`` is "0", after the stream id when
+    ``since`` is one (or a cursor), and otherwise from the moment the reader started (the
+    server clock), so "from now" means the same for every queue.
+
     Following, it blocks in one XREAD over all its streams for up to ``block_ms``, so new
     events arrive at once. Two cases fall back to polling every ``poll_s`` (one XREAD per
     queue, pipelined): a Redis Cluster, which refuses one XREAD across slots, and a server
@@ -578,23 +631,40 @@ class EventReader:
         poll_s: float = 0.1,
         count: int = 1000,
         follow: bool = True,
+        discover: bool = False,
+        discover_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not queues:
+        if not queues and not discover:
             raise InvalidOption("read events of at least one queue")
         self.ops = ops
-        self.queues = list(dict.fromkeys(queues))
+        self.queues: list[str] = []
         self.block_ms = block_ms if follow else 0
         self.poll_s = poll_s
         self.count = count
         self.follow = follow
         self.blocking = self.block_ms > 0
         self.together = True
+        self.discover = discover
+        self.discover_s = discover_s
         self.positions: dict[str, str] = {}
+        self._since = since
+        self._clock = clock
+        self._next_discovery = clock() + discover_s
+        self._start_ms: int | None = None  # the server clock when the reader started (discover only)
         self._skip: dict[str, tuple[str, int]] = {}
         self._unresolved: list[str] = []
         self._blocked = False  # the last read was a blocking one
-        self._resolving = False  # the last read only learnt where "now" is
-        for q in self.queues:
+        self._block_used_ms = 0  # for how long
+        self._resolving = False  # the last plan read no events (where "now" is, or the registry)
+        self._add_queues(queues)
+
+    def _add_queues(self, queues: Iterable[str]) -> None:
+        since = self._since
+        for q in queues:
+            if q in self.positions or q in self._unresolved:
+                continue
+            self.queues.append(q)
             start = since.get(q, "$") if isinstance(since, Mapping) else (since or "$")
             self._set_start(q, str(start))
 
@@ -608,25 +678,51 @@ class EventReader:
         else:
             self.positions[queue] = start
 
-    def next_plan(self) -> Plan[list[Event]]:
-        """The next read: learns where "now" is first, then reads new entries."""
-        from taskq.ops import Plan  # here, not at the top: taskq.ops imports this module
+    def _discovered_start(self) -> str:
+        """Where a queue found in the registry after the start is read from."""
+        since = self._since
+        if isinstance(since, str) and since not in ("", "$"):
+            return since.partition("#")[0] if "#" in since else since
+        return _stream_id_before(f"{self._start_ms or 0}-0")
 
-        self._resolving = bool(self._unresolved)
+    def next_plan(self) -> Plan[list[Event]]:
+        """The next read: learns where "now" is first, then reads new entries (and, with
+        ``discover``, reads the queue registry every ``discover_s`` seconds)."""
+        from taskq.ops import Command, Plan  # here, not at the top: taskq.ops imports this module
+
         self._blocked = False
+        self._resolving = bool(self._unresolved) or (self.discover and self._start_ms is None)
         if self._resolving:
             tails = self.ops.event_stream_tails(self._unresolved)
-            return Plan(tails.commands, lambda rs: self._resolved(tails.parse(rs)))
+            commands = [*tails.commands, Command(("TIME",))]
+            return Plan(commands, lambda rs: self._resolved(tails.parse(rs[:-1]), rs[-1]))
+        if self.discover and (not self.queues or self._clock() >= self._next_discovery):
+            self._resolving = True
+            self._next_discovery = self._clock() + self.discover_s
+            registry = self.ops.queues()
+            return Plan(registry.commands, lambda rs: self._discovered(registry.parse(rs)))
         self._blocked = self.blocking and (self.together or len(self.queues) == 1)
         together = self.together and len(self.queues) > 1
         block_ms = self.block_ms if self._blocked else None
+        if self.discover and block_ms is not None:  # wake up for the next registry read
+            block_ms = max(1, min(block_ms, int(1000 * (self._next_discovery - self._clock()))))
+        self._block_used_ms = block_ms or 0
         read = self.ops.read_events([(q, self.positions[q]) for q in self.queues], self.count, block_ms, together)
         return Plan(read.commands, lambda rs: self._decoded(read.parse, rs), errors_inline=True)
 
-    def _resolved(self, tails: Mapping[str, str]) -> list[Event]:
+    def _resolved(self, tails: Mapping[str, str], time_reply: Any) -> list[Event]:
+        seconds, micros = time_reply
+        self._start_ms = self._start_ms or int(seconds) * 1000 + int(micros) // 1000
         for q in self._unresolved:
             self.positions[q] = tails.get(q) or "0-0"
         self._unresolved = []
+        return []
+
+    def _discovered(self, names: Sequence[str]) -> list[Event]:
+        new = [q for q in names if q not in self.positions]
+        for q in new:
+            self.queues.append(q)
+            self.positions[q] = self._discovered_start()
         return []
 
     def _decoded(self, parse: Callable[[list[Any]], Mapping[str, list[Entry]]], replies: list[Any]) -> list[Event]:
@@ -652,11 +748,13 @@ class EventReader:
     def pause_s(self, got_events: bool, read_s: float) -> float | None:
         """Seconds to wait before the next read (0: at once), or None: stop (caught up, and
         not following)."""
-        if got_events or self._resolving:
+        if got_events or (self._resolving and self.queues):
             return 0.0
         if not self.follow:
             return None
-        if self._blocked and read_s < self.block_ms / 2000:
+        if not self.queues:  # nothing to read yet: look at the registry again in a while
+            return max(self.poll_s, self._next_discovery - self._clock())
+        if self._blocked and self._block_used_ms >= 100 and read_s < self._block_used_ms / 2000:
             self.blocking = False  # the server answered a blocking read at once: poll instead
         if not self.together and len(self.queues) > 1:
             return self.poll_s
@@ -851,6 +949,7 @@ __all__ = [
     "QueueSnapshot",
     "RunningTask",
     "Snapshot",
+    "SnapshotHint",
     "WindowStats",
     "WorkerHealth",
     "WorkerSnapshot",

@@ -204,7 +204,8 @@ class Worker:
         if worker_id is not None and (not worker_id or any(c.isspace() for c in worker_id)):
             raise InvalidOption(f"worker_id must be a non-empty string without whitespace, got {worker_id!r}")
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-        self.started_ms = int(time.time() * 1000)
+        self.started_ms = int(time.time() * 1000)  # this machine's clock until the first heartbeat, then the server's
+        self._clock_offset_ms: int | None = None  # server clock minus ours, from the last heartbeat
         self.processed = 0
         self.failed = 0
         self._threads = ThreadPoolExecutor(max_workers=threads or concurrency, thread_name_prefix="taskq-task")
@@ -310,29 +311,38 @@ class Worker:
                 continue
             self._work_event.clear()
             try:
-                claimed, next_due_ms = await self._claim(free)
+                claimed, next_due_ms, emptied = await self._claim(free)
             except ServerUnavailable as exc:
                 log.warning("claim failed, retrying: %s", exc)
                 await self._sleep(min(self.idle_poll_s, 1.0))
                 continue
             for task in claimed:
                 self._start(task)
-            if claimed:
+            if claimed and not emptied:
                 continue
+            # Every queue gave less than asked, so each was empty after the claim: the next
+            # task to arrive publishes a wake-up (set since the clear above, if it came
+            # already). Claiming again now would only come back empty: one round trip per
+            # task at low load, not two.
             await self._wait_for_work(next_due_ms)
 
-    async def _claim(self, free: int) -> tuple[list[ClaimedTask], int]:
+    async def _claim(self, free: int) -> tuple[list[ClaimedTask], int, bool]:
+        """Claim up to ``free`` tasks; also the earliest due time still scheduled (or -1),
+        and whether every queue asked gave fewer than asked (all left empty)."""
         claimed: list[ClaimedTask] = []
         next_due = -1
+        emptied = True
         for queue in self.selection.claim_order(self._rng):
             want = min(free - len(claimed), MAX_BATCH)
             if want <= 0:
+                emptied = False  # not asked: it may hold more
                 break
             got, due = await self._exec.run(self.ops.claim_batch(queue, want, self.lease_ms, self.id))
             claimed += got
+            emptied = emptied and len(got) < want
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = due
-        return claimed, next_due
+        return claimed, next_due, emptied
 
     async def _wait_for_work(self, next_due_ms: int) -> None:
         timeout = self.idle_poll_s
@@ -412,7 +422,7 @@ class Worker:
         if held.released or held.lost:
             return
         try:
-            result_json = dumps(result, f"the result of task {task.name}")
+            result_json = "null" if result is None else dumps(result, f"the result of task {task.name}")
         except NotSerializable as exc:
             self._fail(held, exc, "", retry=False)
             return
@@ -557,22 +567,27 @@ class Worker:
             states = await self._exec.run(self.ops.extend(queue, leases, self.lease_ms))
             for held, state in zip(helds, states, strict=True):
                 self._apply_lease_state(held, state)
-        now_ms = int(time.time() * 1000)
-        info = {
+        info: dict[str, Any] = {
             "id": self.id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": list(self.selection.queues),
             "concurrency": self.concurrency,
-            "started_ms": self.started_ms,
-            "heartbeat_ms": now_ms,
             "ttl_ms": int(self._registration_ttl_s() * 1000),
             "interval_ms": round(self.heartbeat_s * 1000),
             "processed": self.processed,
             "failed": self.failed,
             "current": self.running_ids,
         }
-        await self._exec.run(self.ops.worker_heartbeat(info, self._registration_ttl_s()))
+        # The first heartbeat's time is the start ('': now), kept if the registration expires.
+        info["started_ms"] = "" if self._clock_offset_ms is None else self.started_ms
+        # The script stamps the heartbeat with the server's clock; the worker registry (another
+        # Cluster slot) gets this clock corrected by the offset the last reply showed.
+        local_ms = int(time.time() * 1000)
+        registry_ms = local_ms + (self._clock_offset_ms or 0)
+        plan = self.ops.worker_heartbeat(info, self._registration_ttl_s(), registry_ms=registry_ms)
+        beat_ms, self.started_ms = await self._exec.run(plan)
+        self._clock_offset_ms = beat_ms - local_ms
 
     def _registration_ttl_s(self) -> float:
         return max(3 * self.heartbeat_s, 2.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -260,6 +261,38 @@ def test_snapshot_of_queues_with_nothing_and_of_no_queue(tq: taskq.TaskQueue) ->
     json.dumps(tq.snapshot("never-used").to_dict())
 
 
+def snapshot_round_trips(tq: taskq.TaskQueue, hint: Any, queues: list[str] | None = None) -> tuple[int, Snapshot]:
+    flow = tq.ops.snapshot(queues, hint=hint)
+    trips, reply = 0, None
+    try:
+        while True:
+            plan = flow.send(reply)
+            trips += 1
+            reply = tq._exec.run(plan)
+    except StopIteration as done:
+        return trips, done.value
+
+
+def test_a_polling_snapshot_takes_one_round_trip(tq: taskq.TaskQueue) -> None:
+    from taskq.telemetry import SnapshotHint
+
+    tq.enqueue("t", queue="a")
+    hint = SnapshotHint()
+    assert snapshot_round_trips(tq, hint)[0] == 2  # the queues were not known yet
+    assert snapshot_round_trips(tq, hint)[0] == 1
+    assert snapshot_round_trips(tq, None, ["a", "b"])[0] == 1  # named queues, no worker
+    tq.enqueue("t", queue="b")
+    now_ms = int(tq.redis.time()[0]) * 1000
+    tq._exec.run(tq.ops.worker_heartbeat({"id": "w9", "interval_ms": 1000}, 5, registry_ms=now_ms))
+    trips, snap = snapshot_round_trips(tq, hint)  # a new queue and a new worker: read too
+    assert trips == 2 and [q.queue for q in snap.queues] == ["a", "b"] and [w.id for w in snap.workers] == ["w9"]
+    trips, again = snapshot_round_trips(tq, hint)
+    assert trips == 1 and [q.queued for q in again.queues] == [1, 1] and again.workers[0].health is WorkerHealth.ALIVE
+    tq.redis.srem("taskq:queues", "a")  # a queue the hint names that left the registry: left out
+    trips, fewer = snapshot_round_trips(tq, hint)
+    assert trips == 1 and [q.queue for q in fewer.queues] == ["b"]
+
+
 def test_snapshot_writes_only_its_window_cache(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     tq.enqueue("a", queue="q1")
     before = {k: rc.dump(k) for k in rc.scan_iter()}
@@ -295,6 +328,53 @@ def test_windows_cover_whole_past_seconds_and_roll_over(tq: taskq.TaskQueue, rc:
     assert q.window(2).total("enqueued") == 1  # the 5 have left the 2-second window
     assert q.window(5).total("enqueued") == 6
     assert q.window(900).total("enqueued") == 6
+
+
+def test_idle_seconds_reuse_nothing_stale(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    """Idle queues skip work (an empty window, the lifetime of an earlier second): the figures
+    must be the ones a full computation gives, and a write must show up the second after."""
+
+    def snap() -> Any:
+        return tq.snapshot("default", windows_s=(1, 3)).queues[0]
+
+    tq.enqueue("t")
+    complete(tq, claim(tq)[0])
+    first = next_second(rc)
+    q = snap()
+    assert q.latency["run"].samples == 1 and [w.total("succeeded") for w in q.windows] == [1, 1]
+    second = next_second(rc)
+    assert second == first + 1, "the machine is too slow for this test's timing"
+    idle = snap()  # nothing written in [second - 1, second): the 1-s window is empty
+    assert idle.latency == q.latency
+    assert (idle.window(3).counts, idle.window(3).latency) == (q.window(3).counts, q.window(3).latency)
+    assert (idle.window(3).start_ms, idle.window(3).end_ms) == ((second - 3) * 1000, second * 1000)
+    assert idle.window(1).counts == {} and idle.window(1).run.samples == 0
+    assert (idle.window(1).start_ms, idle.window(1).end_ms) == ((second - 1) * 1000, second * 1000)
+    rc.delete(tq.ops.queue_keys("default").windows)  # a full computation agrees
+    assert snap().windows == idle.windows and snap().latency == idle.latency
+    tq.enqueue("t")
+    complete(tq, claim(tq)[0])
+    assert snap().latency["run"].samples == 1  # this second: not in yet
+    third = next_second(rc)
+    q = snap()
+    assert q.latency["run"].samples == 2 and q.window(1).total("succeeded") == 1
+    assert q.window(3).total("succeeded") == 2 and q.window(3).start_ms == (third - 3) * 1000
+
+
+def test_a_window_reused_from_the_previous_second_drops_what_left_it(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    a = next_second(rc)
+    tq.enqueue("t")
+    assert next_second(rc) == a + 1, "the machine is too slow for this test's timing"
+    tq.enqueue("t")
+    next_second(rc)
+    (q,) = tq.snapshot("default", windows_s=(2, 60)).queues
+    assert [w.total("enqueued") for w in q.windows] == [2, 2]  # [a, a + 2) and [a - 58, a + 2)
+    assert next_second(rc) == a + 3, "the machine is too slow for this test's timing"
+    (q,) = tq.snapshot("default", windows_s=(2, 60)).queues  # no write since: 60 s reused as is
+    assert [w.total("enqueued") for w in q.windows] == [1, 2]  # the task of second a left the 2-s one
+    assert (q.window(2).start_ms, q.window(60).start_ms) == ((a + 1) * 1000, (a - 57) * 1000)
+    rc.delete(tq.ops.queue_keys("default").windows)
+    assert tq.snapshot("default", windows_s=(2, 60)).queues[0].windows == q.windows  # as computed afresh
 
 
 def test_window_lengths_are_validated(tq: taskq.TaskQueue) -> None:
@@ -398,9 +478,7 @@ def test_a_killed_worker_turns_stale_then_gone(tq: taskq.TaskQueue, tmp_path: Pa
         assert w.pid == proc.pid and w.interval_ms == 200 and w.queues == ("default",)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        killed = time.monotonic()
-        wait_until(lambda: health() is WorkerHealth.STALE, timeout_s=2, what="stale")
-        assert time.monotonic() - killed < 2.0  # two missed heartbeats (0.4 s), before the TTL (2 s)
+        wait_until(lambda: health() is WorkerHealth.STALE, what="stale")  # seen before gone: ordered states
         wait_until(lambda: health() is WorkerHealth.GONE, timeout_s=5, what="gone")
         (w,) = tq.snapshot([]).workers
         assert w.current == () and w.heartbeat_age_ms >= 1500
@@ -433,6 +511,63 @@ def test_live_worker_shows_alive_with_its_tasks(tq: taskq.TaskQueue, workers: li
     (w,) = tq.snapshot([]).workers
     assert w.id == worker.worker.id and w.health is WorkerHealth.ALIVE and w.concurrency == 3
     assert w.heartbeat_age_ms < 2 * 300 + 200
+
+
+def server_ms(rc: redis.Redis) -> int:
+    seconds, micros = rc.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def test_heartbeat_is_stamped_with_the_server_clock(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    info: dict[str, Any] = {"id": "w-clock", "interval_ms": 1000, "current": ["x"]}
+    before = server_ms(rc)
+    beat, started = tq._exec.run(tq.ops.worker_heartbeat(info, 5, registry_ms=0))
+    after = server_ms(rc)
+    assert before <= beat <= after and started == beat  # the first heartbeat's time is the start
+    time.sleep(0.01)
+    beat2, started2 = tq._exec.run(tq.ops.worker_heartbeat(info, 5, registry_ms=0))
+    assert beat2 > beat and started2 == started  # the registered start is kept
+    raw = rc.hgetall("taskq:worker:w-clock")
+    assert int(raw["heartbeat_ms"]) == beat2 and int(raw["started_ms"]) == started
+    assert 0 < rc.pttl("taskq:worker:w-clock") <= 5000
+    restart, started3 = tq._exec.run(tq.ops.worker_heartbeat({**info, "started_ms": ""}, 5, registry_ms=0))
+    assert started3 == restart > started  # a worker starting afresh under the same id
+    explicit = tq._exec.run(tq.ops.worker_heartbeat({**info, "heartbeat_ms": 123, "started_ms": 100}, 5))
+    assert explicit == (123, 100) and rc.zscore("taskq:workers", "w-clock") == 123
+    with pytest.raises(taskq.InvalidOption):
+        tq.ops.worker_heartbeat(info, 5)  # neither a registry time nor a heartbeat time
+
+
+class _ClockAnHourBehind:
+    """The time module as seen on a machine whose clock is an hour slow."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def time() -> float:
+        return time.time() - 3600
+
+
+def test_worker_health_ignores_the_worker_machine_clock(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(taskq.worker, "time", _ClockAnHourBehind())
+    before = server_ms(rc)
+    worker = tq.start_worker(lease_s=0.9)
+    workers.append(worker)
+    wait_until(lambda: len(tq.snapshot([]).workers) == 1, what="the worker registers")
+    first = tq.snapshot([]).workers[0].heartbeat_ms
+    wait_until(lambda: tq.snapshot([]).workers[0].heartbeat_ms > first, what="a second heartbeat")
+    snap = tq.snapshot([])
+    (w,) = snap.workers
+    # An hour-slow clock would make the worker look an hour old: stale, with a start an hour ago.
+    assert w.health is WorkerHealth.ALIVE
+    assert before <= w.started_ms <= w.heartbeat_ms <= snap.taken_ms  # type: ignore[operator]
+    assert w.heartbeat_age_ms == snap.taken_ms - w.heartbeat_ms
+    # The registry (scored by the worker with the offset its last reply showed) is not an hour off.
+    score = rc.zscore("taskq:workers", w.id)
+    assert score is not None and abs(score - w.heartbeat_ms) < 600_000
 
 
 # ---------------------------------------------------------------------------
@@ -498,6 +633,62 @@ def test_events_from_now_follow_new_ones(tq: taskq.TaskQueue) -> None:
     producer.join()
     assert time.monotonic() - started < 5
     assert len(seen) == 3
+
+
+def test_event_reader_discovers_queues_created_after_it_started(tq: taskq.TaskQueue) -> None:
+    from taskq.telemetry import EventReader
+
+    old = tq.enqueue("t", queue="a").id  # before the reader started: not read
+    clock = [0.0]
+
+    def reader(since: str | None) -> EventReader:
+        return EventReader(
+            tq.ops, tq.queues(), since, follow=False, discover=True, discover_s=1, clock=lambda: clock[0]
+        )
+
+    fresh, from_oldest = reader(None), reader("0")
+    for r in (fresh, from_oldest):
+        assert tq._exec.run(r.next_plan()) == []  # learns where "now" is (and the server time)
+    x = tq.enqueue("t", queue="a").id
+    y = tq.enqueue("t", queue="b").id  # a queue created after the reader started
+    assert [(e.queue, e.task_id) for e in tq._exec.run(fresh.next_plan())] == [("a", x)]
+    assert [(e.queue, e.task_id) for e in tq._exec.run(from_oldest.next_plan())] == [("a", old), ("a", x)]
+    assert fresh.queues == from_oldest.queues == ["a"]
+    clock[0] = 1.0  # time to read the registry again
+    for r in (fresh, from_oldest):
+        assert tq._exec.run(r.next_plan()) == [] and r.queues == ["a", "b"]
+        assert [(e.queue, e.task_id) for e in tq._exec.run(r.next_plan())] == [("b", y)]
+        assert tq._exec.run(r.next_plan()) == []
+    # Written before the registry was read again, after the reader started: not missed.
+    late = tq.enqueue("t", queue="c").id
+    clock[0] = 2.0
+    assert tq._exec.run(fresh.next_plan()) == [] and fresh.queues == ["a", "b", "c"]
+    assert [e.task_id for e in tq._exec.run(fresh.next_plan())] == [late]
+
+
+def test_events_of_every_queue_follow_a_queue_created_later(tq: taskq.TaskQueue) -> None:
+    tq.enqueue("t", queue="a")
+    seen: list[str] = []
+
+    def consume() -> None:
+        for event in tq.events(block_s=0.2):
+            if event.queue == "late":
+                seen.append(event.task_id)
+                return
+
+    threading.Thread(target=consume, daemon=True).start()
+    sent: list[str] = []
+    wait_until(lambda: bool(sent.append(tq.enqueue("t", queue="late").id)) or bool(seen), what="a late queue's event")
+    assert seen[0] in sent
+
+
+def test_events_of_every_queue_start_with_an_empty_registry(tq: taskq.TaskQueue) -> None:
+    got: list[str] = []
+    consumer = threading.Thread(target=lambda: got.extend(e.queue for e in itertools.islice(tq.events(), 1)))
+    consumer.daemon = True
+    consumer.start()
+    wait_until(lambda: bool(tq.enqueue("t", queue="first")) and bool(got), what="the first queue's event")
+    assert got == ["first"]
 
 
 async def test_async_events_of_several_queues(redis_url: str) -> None:
@@ -586,6 +777,13 @@ def test_events_and_snapshot_on_the_fakeredis_fallback(fake_server: taskq.Embedd
             break
         producer.join()
         assert seen == ["enqueued"]
+
+        with redis.Redis.from_url(fake_server.url, decode_responses=True) as fake:
+            before = server_ms(fake)
+            beat, started = tq._exec.run(tq.ops.worker_heartbeat({"id": "w", "interval_ms": 500}, 5, before))
+            assert before <= beat <= server_ms(fake) and started == beat
+        (w,) = tq.snapshot([]).workers
+        assert w.health is WorkerHealth.ALIVE and w.heartbeat_ms == beat
 
 
 # ---------------------------------------------------------------------------
@@ -760,8 +958,11 @@ def test_event_reader_polls_a_server_that_does_not_block(tq: taskq.TaskQueue) ->
 
 def test_the_telemetry_benchmark_runs(redis_url: str) -> None:
     """A smoke run of benchmarks/telemetry.py (the figures themselves are not asserted)."""
-    from benchmarks.telemetry import DRAIN_MODES, bench_drain, bench_scripts
+    from benchmarks.telemetry import DRAIN_MODES, bench_drain, bench_scripts, bench_snapshot
 
+    figures = bench_snapshot(redis_url, queues=2, poll_s=0.3, reps=4)
+    assert figures["queues"] == 2 and figures["back_to_back"]["median_ms"] > 0
+    assert figures["redis_script_us_per_queue_cold"] > 0
     assert bench_scripts(redis_url, "events on", tasks=200) > 0
     run = bench_drain(redis_url, "telemetry off", tasks=1000, concurrency=20)
     assert run.tasks == 1000 and run.per_s > 0

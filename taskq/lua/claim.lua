@@ -11,6 +11,8 @@ Returns: a flat array: first the due time (ms) of the earliest task still schedu
   when none is; then 13 fields per claimed task:
   id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
   retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority
+  (kwargs, timeout_ms and the retry_* fields are nil where the record leaves out the
+  default: ops.py _parse_claim fills them in)
   Lease tokens are unique per queue: a fresh number from the queue's lease counter.
 ]]
 --!include lib/common.lua

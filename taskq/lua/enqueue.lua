@@ -6,24 +6,29 @@ KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] task key prefix  ARGV[2] idempotency key prefix
 ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
-ARGV[4] queue name  ARGV[5] wake channel (published to when a task is the first in `queued`,
-  or the earliest in `scheduled`, so sleeping workers wake for it)
-ARGV[6..] groups of 14 per task: id, name, args JSON, kwargs JSON,
+ARGV[4] queue name (not stored: the task key holds it)
+ARGV[5] wake channel (published to when a task is the first in `queued`, or the earliest in
+  `scheduled`, so sleeping workers wake for it)
+ARGV[6..] groups of 14 per task: id, name, args JSON, kwargs JSON ('' for {}),
   priority 1..10 or '' for the queue's default priority (config field, else 5),
-  delay ms, max_retries, timeout ms (0 none), result TTL s,
-  retry base ms, retry cap ms, retry min ms, retry jitter, idempotency key ('' none)
+  delay ms, max_retries, timeout ms (0 or '' none), result TTL s,
+  retry base ms, retry cap ms, retry min ms, retry jitter ('' each: the default backoff),
+  idempotency key ('' none)
 Returns: a flat array of (id, created) per task: created is 1, or 0 when the idempotency key
   already named a task (then id is that task's id and nothing was written for it).
+The record holds only what differs from the defaults: no id or queue (both are in the key),
+  and no kwargs, timeout_ms, retry_*, due_ms or idem field when it is empty or the default.
+  Readers fill them in (taskq/task.py Task.from_hash, ops.py _parse_claim).
 ]]
 --!include lib/common.lua
 
-local prefix, idem_prefix, queue, wake = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
+local prefix, idem_prefix, wake = ARGV[1], ARGV[2], ARGV[5]
 local FIELDS = 14
 
 local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 4, ARGV[3], now_ms)
 local ready = ready_batch(KEYS[1], KEYS[3], T, now_us)
-local default_priority = nil
+local default_priority = ready.default_priority or 5
 local out = {}
 local created = 0
 for i = 6, #ARGV, FIELDS do
@@ -35,11 +40,7 @@ for i = 6, #ARGV, FIELDS do
     out[#out + 1] = 0
   else
     local key = prefix .. id
-    local priority = tonumber(ARGV[i + 4])
-    if not priority then
-      default_priority = default_priority or tonumber(redis.call('HGET', KEYS[3], 'default_priority') or '5')
-      priority = default_priority
-    end
+    local priority = tonumber(ARGV[i + 4]) or default_priority
     local delay_ms = tonumber(ARGV[i + 5])
     local status, score, due = 'queued', '', ''
     if delay_ms > 0 then
@@ -47,12 +48,22 @@ for i = 6, #ARGV, FIELDS do
     else
       score = ready_add(ready, id, priority)
     end
-    redis.call('HSET', key,
-      'id', id, 'name', ARGV[i + 1], 'queue', queue, 'args', ARGV[i + 2], 'kwargs', ARGV[i + 3],
-      'priority', priority, 'attempts', 0, 'max_retries', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
-      'result_ttl_s', ARGV[i + 8], 'retry_base_ms', ARGV[i + 9], 'retry_cap_ms', ARGV[i + 10],
-      'retry_min_ms', ARGV[i + 11], 'retry_jitter', ARGV[i + 12], 'enqueued_ms', now_ms,
-      'status', status, 'score', score, 'ready_ms', now_ms, 'due_ms', due, 'idem', idem)
+    local rec = {'name', ARGV[i + 1], 'args', ARGV[i + 2], 'priority', priority, 'attempts', 0,
+      'max_retries', ARGV[i + 6], 'result_ttl_s', ARGV[i + 8], 'enqueued_ms', now_ms,
+      'ready_ms', now_ms, 'status', status}
+    local n = #rec
+    if score ~= '' then rec[n + 1], rec[n + 2], n = 'score', score, n + 2 end
+    if due ~= '' then rec[n + 1], rec[n + 2], n = 'due_ms', due, n + 2 end
+    local kwargs, timeout = ARGV[i + 3], ARGV[i + 7]
+    if kwargs ~= '' and kwargs ~= '{}' then rec[n + 1], rec[n + 2], n = 'kwargs', kwargs, n + 2 end
+    if timeout ~= '' and timeout ~= '0' then rec[n + 1], rec[n + 2], n = 'timeout_ms', timeout, n + 2 end
+    if ARGV[i + 9] ~= '' then
+      rec[n + 1], rec[n + 2], rec[n + 3], rec[n + 4] = 'retry_base_ms', ARGV[i + 9], 'retry_cap_ms', ARGV[i + 10]
+      rec[n + 5], rec[n + 6], rec[n + 7], rec[n + 8] = 'retry_min_ms', ARGV[i + 11], 'retry_jitter', ARGV[i + 12]
+      n = n + 8
+    end
+    if idem ~= '' then rec[n + 1], rec[n + 2] = 'idem', idem end
+    redis.call('HSET', key, unpack(rec))
     if idem ~= '' then redis.call('SET', idem_prefix .. idem, id) end
     if delay_ms > 0 then
       redis.call('ZADD', KEYS[2], due, id)

@@ -8,20 +8,26 @@ KEYS[7..15] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
 ARGV[1] task key prefix  ARGV[2] how many running tasks to list (soonest lease deadline first)
 ARGV[3] lifetime latency too: 1 or 0
 ARGV[4..] window lengths in seconds: up to 60 read the 1-s checkpoints, up to 900 the 10-s ones
-Returns: {document, lifetime span, one span per window}, all JSON strings (one string
-  crosses from Lua to the client far cheaper than hundreds of values):
-  document: {now_ms, queued, scheduled, next_due_ms (-1: none), running, overdue (running
-    tasks whose lease deadline has passed), dead, aging_us ('' none), default_priority
-    ('' none), events (stream length), depth {priority: n}, counters {name: n},
-    running_tasks: a list of (id, deadline ms, worker, started ms, attempts, name, priority)}
-  span ('' for the lifetime unless ARGV[3] is 1): [start s, end s, then for wait, run and
-    e2e in turn the count and the buckets of p50, p90, p99 and p99.9 (-1 with no
-    observation), then the counters that rose, as name, increase, name, increase, ...]
+Returns: a flat array (the reply is built from what the commands return, with no JSON
+  encoding of the live figures, which costs more than the reads themselves):
+  [1] now_ms  [2] queued  [3] scheduled  [4] next due ms (-1: none)  [5] running
+  [6] overdue (running tasks whose lease deadline has passed)  [7] dead
+  [8] aging_us (nil: none)  [9] default priority (nil: none)  [10] events stream length
+  [11] depth as flat HGETALL pairs (priority, n)  [12] counters as flat HGETALL pairs
+  [13] running tasks, 7 values each: id, lease deadline ms, worker, started ms, attempts,
+       name, priority (soonest deadline first; nil where a field is missing)
+  [14] lifetime span ('' unless ARGV[3] is 1)  [15..] one span per window, each a JSON
+  string (cached for the second, so passed through untouched): [start s, end s, then for
+  wait, run and e2e in turn the count and the buckets of p50, p90, p99 and p99.9 (-1 with
+  no observation), then the counters that rose, as name, increase, name, increase, ...]
 
 Windows cover whole seconds and end where the current second began: a window of W seconds
 is the checkpoint of this second minus the checkpoint W seconds before (or, where the 10-s
 checkpoints were thinned, the nearest one). So its figures cannot change within a second,
-and the first snapshot in each second computes them for every reader after it.
+and the first snapshot in each second computes them for every reader after it. Quiet
+queues cost little even then: a window that began after the last write is empty without a
+read, and with no write since the cached second the lifetime figures stand, as do those of
+a window up to a minute whose start passed no second with writes.
 ]]
 --!include lib/common.lua
 
@@ -34,9 +40,7 @@ local now_s = math.floor(now_ms / 1000)
 local T = tel_open(KEYS, 7, '0 1 0', now_ms)  -- key names only: windows off, so no checkpoint
 local prefix, running_limit, with_lifetime = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 
-local counters = {}
 local flat_stats = redis.call('HGETALL', T.stats)
-for i = 1, #flat_stats, 2 do counters[flat_stats[i]] = tonumber(flat_stats[i + 1]) end
 
 -- Bytes [from, to] of a histogram string -> {n(bucket 0), n(bucket 1), ...}. struct.unpack
 -- decodes in C where the server has it (Redis, Valkey); plain Lua elsewhere (fakeredis).
@@ -87,7 +91,8 @@ end
 local function state_now()
   local member = checkpoint_near(T.fine, now_s, now_s, false)
   if member then return parse_point(member) end
-  local state = {c = counters, h = {}}
+  local state = {c = {}, h = {}}
+  for i = 1, #flat_stats, 2 do state.c[flat_stats[i]] = tonumber(flat_stats[i + 1]) end
   for _, metric in ipairs(METRICS) do
     local s = redis.call('GET', T.hist[metric]) or ''
     state.h[metric] = counts_of(s, 1, #s)
@@ -95,7 +100,12 @@ local function state_now()
   return state
 end
 
-local last_write_s = tonumber(redis.call('HGET', T.meta, 'ckpt_s') or '-1')
+local last_write_s = nil  -- the second of the newest checkpoint, read when a window needs it
+-- The last second in which a script wrote (its checkpoint's second; -1: none yet).
+local function last_write()
+  last_write_s = last_write_s or tonumber(redis.call('HGET', T.meta, 'ckpt_s') or '-1')
+  return last_write_s
+end
 
 -- The checkpoint a window starting at second `start` subtracts: (checkpoint, or false when
 -- nothing changed since the start; the second it stands for).
@@ -103,7 +113,7 @@ local function state_at(start, set)
   local after, after_s = checkpoint_near(set, start, '+inf', false)
   local point = after and parse_point(after)
   if point and point.prev < start then return point, start end  -- no write in [start, after)
-  if not point and last_write_s < start then return false, start end
+  if not point and last_write() < start then return false, start end
   -- The 10-s checkpoints were thinned around the start: take the nearer neighbour.
   local before, before_s = checkpoint_near(set, '-inf', '(' .. start, true)
   if before and (not point or start - before_s < after_s - start) then return parse_point(before), before_s end
@@ -111,42 +121,49 @@ local function state_at(start, set)
   return {c = {}, h = {}}, start
 end
 
--- Per metric: the count of (last - first) and the buckets of its percentiles (nearest rank:
--- the bucket holding the ceil(q * count)-th value).
-local function latency(last, first)
-  local out = {}
+local EMPTY = {}
+-- The latency part of a span with no observation: count 0 and no percentile, per metric.
+local IDLE_LATENCY = string.rep(',0,-1,-1,-1,-1', #METRICS)
+
+-- Appends to `out`, per metric: the count of (last - first) and the buckets of its
+-- percentiles (nearest rank: the bucket holding the ceil(q * count)-th value). Counters only
+-- grow, so first's buckets are a prefix of last's and the count is a difference of sums.
+local function latency(last, first, out)
   for _, metric in ipairs(METRICS) do
-    local cur, old = last[metric] or {}, first[metric] or {}
+    local cur, old = last[metric] or EMPTY, first[metric] or EMPTY
     local total = 0
-    for i = 1, #cur do total = total + cur[i] - (old[i] or 0) end
+    for i = 1, #cur do total = total + cur[i] end
+    for i = 1, #old do total = total - old[i] end
     out[#out + 1] = total
-    local q, seen = 1, 0
+    local q = 1
     if total > 0 then
+      local need, seen = math.floor((PER_MILLE[1] * total + 999) / 1000), 0
       for i = 1, #cur do
         seen = seen + cur[i] - (old[i] or 0)
-        while q <= #PER_MILLE and seen >= math.floor((PER_MILLE[q] * total + 999) / 1000) do
+        while q <= #PER_MILLE and seen >= need do
           out[#out + 1] = i - 1
           q = q + 1
+          if q <= #PER_MILLE then need = math.floor((PER_MILLE[q] * total + 999) / 1000) end
         end
         if q > #PER_MILLE then break end
       end
     end
     for _ = q, #PER_MILLE do out[#out + 1] = -1 end
   end
-  return out
 end
 
+-- A span as JSON, written by hand (all integers and plain counter names): cheaper than cjson.
 local function span(last, first, start_s)
   local out = {start_s, now_s}
-  for _, x in ipairs(latency(last.h, first.h)) do out[#out + 1] = x end
+  latency(last.h, first.h, out)
   for name, n in pairs(last.c) do
     local d = n - (first.c[name] or 0)
     if d ~= 0 then
-      out[#out + 1] = name
+      out[#out + 1] = '"' .. name .. '"'
       out[#out + 1] = d
     end
   end
-  return out
+  return '[' .. table.concat(out, ',') .. ']'
 end
 
 -- The spans asked for ('all' for the lifetime, else a window length), cached as JSON for
@@ -161,21 +178,38 @@ if #fields > 0 then
   local now_state = nil
   local fresh = {}
   for i, field in ipairs(fields) do
+    local length_s = tonumber(field)
     if current and cached[i + 1] then
       spans[i] = cached[i + 1]
-    else
+    elseif length_s and last_write() < now_s - length_s then
+      -- Every write came before the window began (an idle queue): nothing to read.
+      spans[i] = '[' .. (now_s - length_s) .. ',' .. now_s .. IDLE_LATENCY .. ']'
+    elseif cached[i + 1] and (tonumber(cached[1] or '') or -1) > last_write() then
+      -- Nothing written since the second these figures were cached for: the lifetime stands,
+      -- and so does a window unless its start went past a second with writes.
+      local cached_s = tonumber(cached[1])
+      if not length_s then
+        spans[i] = cached[i + 1]
+      elseif length_s <= FINE_WINDOW_MAX_S and now_s - cached_s <= FINE_KEEP_S - length_s
+          and redis.call('ZCOUNT', T.fine, cached_s - length_s, now_s - length_s - 1) == 0 then
+        local _, after_end = string.find(cached[i + 1], '^%[%-?%d+,%-?%d+')
+        spans[i] = '[' .. (now_s - length_s) .. ',' .. now_s .. string.sub(cached[i + 1], after_end + 1)
+      end
+    end
+    if not spans[i] then
       now_state = now_state or state_now()
       local figures
       if field == 'all' then
         figures = span(now_state, {c = {}, h = {}}, 0)
       else
-        local length_s = tonumber(field)
         local set = T.coarse
         if length_s <= FINE_WINDOW_MAX_S then set = T.fine end
         local first, start_s = state_at(now_s - length_s, set)
         figures = span(now_state, first or now_state, start_s)
       end
-      spans[i] = cjson.encode(figures)
+      spans[i] = figures
+    end
+    if not (current and cached[i + 1]) then
       fresh[#fresh + 1] = field
       fresh[#fresh + 1] = spans[i]
     end
@@ -193,30 +227,28 @@ if running_limit > 0 then
   local leased = redis.call('ZRANGE', KEYS[3], 0, running_limit - 1, 'WITHSCORES')
   for i = 1, #leased, 2 do
     local f = redis.call('HMGET', prefix .. leased[i], 'worker', 'started_ms', 'attempts', 'name', 'priority')
-    running[#running + 1] = {leased[i], tonumber(leased[i + 1]), f[1] or '', f[2] or '', f[3] or '', f[4] or '',
-      f[5] or ''}
+    local n = #running
+    running[n + 1], running[n + 2] = leased[i], tonumber(leased[i + 1])
+    for j = 1, 5 do running[n + 2 + j] = f[j] end
   end
 end
 
-local depth = {}
-local flat_depth = redis.call('HGETALL', T.depth)
-for i = 1, #flat_depth, 2 do depth[flat_depth[i]] = tonumber(flat_depth[i + 1]) end
 local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local config = redis.call('HMGET', KEYS[5], 'aging_us', 'default_priority')
-local document = cjson.encode({
-  now_ms = now_ms,
-  queued = redis.call('ZCARD', KEYS[1]),
-  scheduled = redis.call('ZCARD', KEYS[2]),
-  next_due_ms = tonumber(first_due[2] or '-1'),
-  running = redis.call('ZCARD', KEYS[3]),
-  overdue = redis.call('ZCOUNT', KEYS[3], '-inf', now_ms),
-  dead = redis.call('ZCARD', KEYS[4]),
-  aging_us = config[1] or '',
-  default_priority = config[2] or '',
-  events = redis.call('XLEN', T.events),
-  depth = depth,
-  counters = counters,
-  running_tasks = running,
-})
-table.insert(spans, 1, document)
-return spans
+local reply = {
+  now_ms,
+  redis.call('ZCARD', KEYS[1]),
+  redis.call('ZCARD', KEYS[2]),
+  tonumber(first_due[2] or '-1'),
+  redis.call('ZCARD', KEYS[3]),
+  redis.call('ZCOUNT', KEYS[3], '-inf', now_ms),
+  redis.call('ZCARD', KEYS[4]),
+  config[1],
+  config[2],
+  redis.call('XLEN', T.events),
+  redis.call('HGETALL', T.depth),
+  flat_stats,
+  running,
+}
+for _, s in ipairs(spans) do reply[#reply + 1] = s end
+return reply

@@ -58,9 +58,12 @@ local EVENTS_PER_ENTRY = 100
 local SAMPLED = {enqueued = true, scheduled = true, queued = true, started = true, succeeded = true}
 
 -- Copy the cumulative figures into a checkpoint, once per second (call before any write).
+-- The same read fetches the queue's FIFO clock for ready_batch (one call, not two).
 local function tel_checkpoint(T)
   local s = math.floor(T.now_ms / 1000)
-  local last = tonumber(redis.call('HGET', T.meta, 'ckpt_s') or '-1')
+  local m = redis.call('HMGET', T.meta, 'ckpt_s', 'clock')
+  T.clock = m[2] or '0'
+  local last = tonumber(m[1] or '-1')
   if last >= s then return end
   local counters = {}
   local flat = redis.call('HGETALL', T.stats)
@@ -182,11 +185,14 @@ end
 -- the wake channel is published to when the queue was empty (a worker that found it empty
 -- is then sure to hear of the first new task).
 -- The queue's `meta` hash (the clock) and `depth` counters come from the telemetry context T.
+-- The queue's default priority (config, else nil) comes with the aging window, for enqueue.
 local function ready_batch(queued_key, config_key, T, now_us)
+  local config = redis.call('HMGET', config_key, 'aging_us', 'default_priority')
   return {
     queued = queued_key, meta = T.meta, tel = T, now_us = now_us, members = {},
-    clock = tonumber(redis.call('HGET', T.meta, 'clock') or '0'),
-    window = tonumber(redis.call('HGET', config_key, 'aging_us') or STRICT_WINDOW_US),
+    clock = tonumber(T.clock or redis.call('HGET', T.meta, 'clock') or '0'),
+    window = tonumber(config[1] or STRICT_WINDOW_US),
+    default_priority = tonumber(config[2]),
   }
 end
 
@@ -206,7 +212,9 @@ local function ready_commit(batch, wake)
   if #batch.members == 0 then return end
   local was_empty = redis.call('ZCARD', batch.queued) == 0
   redis.call('ZADD', batch.queued, unpack(batch.members))
-  redis.call('HSET', batch.meta, 'clock', fmt(batch.clock))
+  local clock = fmt(batch.clock)
+  redis.call('HSET', batch.meta, 'clock', clock)
+  batch.tel.clock = clock
   if was_empty and wake ~= '' then redis.call('PUBLISH', wake, '1') end
 end
 
