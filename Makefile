@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv
+.PHONY: test lint demo venv bench bench-peers lab
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -19,3 +19,23 @@ lint: venv
 
 demo: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+
+# make lab: JupyterLab on the quickstart notebook (the venv has the [notebooks] extra). The
+# kernels find Redis as taskq always does: TASKQ_REDIS_URL, localhost:6379, else an embedded one.
+lab: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb
+
+# make bench: the short benchmark suite on taskq and every peer, into bench-results/
+#   make bench SUITE=smoke SYSTEMS=taskq,huey     (suites: smoke, tiny, notebook, short, full)
+# The peers' virtualenvs are built first if missing; a peer that cannot be built or run is
+# reported in the results as such.
+SUITE ?= short
+SYSTEMS ?= taskq,rq,arq,saq,celery,dramatiq,huey,taskiq
+
+bench: venv bench-peers
+	nice $(VENV)/bin/taskq bench --suite $(SUITE) --systems $(SYSTEMS) --out bench-results
+
+bench-peers:
+	@test -x .venv-bench/bin/python && test -x .venv-bench-taskiq/bin/python \
+		|| bash benchmarks/setup_peers.sh \
+		|| echo "warning: could not build every peer's virtualenv; those peers will be reported as not run"

@@ -136,7 +136,8 @@ def render(document: dict[str, Any]) -> str:
     machine = document["machine"]
     parts = [
         f"Machine: {machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}), Python {machine.get('python')}, "
-        f"redis-server {machine.get('redis_server', {}).get('redis_version')}; load average before "
+        f"redis-server {machine.get('redis_server', {}).get('redis_version')} "
+        f"({machine.get('redis_server', {}).get('used', 'a private redis-server per system')}); load average before "
         f"{machine.get('loadavg_before')}, after {machine.get('loadavg_after')}.",
         f"Command: `{document['settings'].get('command', '')}`",
         systems_table(document.get("systems", {})),

@@ -163,3 +163,29 @@ def merge_rounds(rounds: list[list[Row]]) -> list[Row]:
         merged.append(Row(first.system, first.experiment, first.case, first.metric, _median_value(values, first.unit),
                           first.unit, settings, runs, notes))  # fmt: skip
     return merged
+
+
+def thin_cdf(points: list[list[float]], step: float = 0.005) -> list[list[float]]:
+    """A CDF with fewer points: one each time the fraction passes a multiple of ``step``, and
+    every point of the tail above 0.99 (where P99 and P99.9 live), and the last."""
+    kept: list[list[float]] = []
+    next_fraction = 0.0
+    for i, (bound, fraction) in enumerate(points):
+        if fraction >= next_fraction or fraction > 0.99 or i == len(points) - 1:
+            kept.append([bound, fraction])
+            next_fraction = (math.floor(fraction / step) + 1) * step
+    return kept
+
+
+def compact(document: dict[str, Any]) -> dict[str, Any]:
+    """The same results with thinned latency CDFs and without the adapters' docstrings: small
+    enough to keep in the repository (``benchmarks/results/``)."""
+    slim: dict[str, Any] = json.loads(json.dumps(document, default=str))
+    for rounds in slim.get("details", {}).values():
+        for details in rounds:
+            for run in details.get("latency", []):
+                run["to_start_cdf"] = thin_cdf(run["to_start_cdf"])
+    for entry in slim.get("systems", {}).values():
+        for info in entry.get("rounds", []):
+            info.pop("adapter_doc", None)
+    return slim

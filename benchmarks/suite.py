@@ -1,5 +1,7 @@
 """Suites: how much of everything a run measures. ``short`` for a quick comparison (a few
-minutes per system), ``full`` for figures worth publishing, ``tiny`` for tests."""
+minutes per system), ``full`` for figures worth publishing, ``tiny`` and ``smoke`` for
+tests, ``notebook`` for the benchmark notebook's quick run (some 15 s per system, two offered
+loads)."""
 
 from __future__ import annotations
 
@@ -59,6 +61,12 @@ SUITES: dict[str, Suite] = {
         name="smoke", enqueue_count=50, bulk_count=100, bulk_batch=50, producers=(1,), enqueue_reps=1,
         drain_count=50, drain_reps=1, drain_timeout_s=20, workloads=(), workload_count=0,
         rates=(50.0,), latency_s=0.5, latency_min_samples=25, latency_grace_s=5, system_timeout_s=90, max_settings=1,
+    ),
+    "notebook": Suite(
+        name="notebook", enqueue_count=200, bulk_count=1000, bulk_batch=250, producers=(1,), enqueue_reps=1,
+        drain_count=1000, drain_reps=1, drain_timeout_s=10, workloads=(), workload_count=0,
+        rates=(200.0, 2000.0), latency_s=0.5, latency_min_samples=100, latency_grace_s=3,
+        system_timeout_s=90, max_settings=1,
     ),
     "short": Suite(
         name="short", enqueue_count=5000, bulk_count=20_000, bulk_batch=1000, producers=(1, 4), enqueue_reps=3,

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ MAX_PRODUCERS = 4
 RATE_PER_PRODUCER = 1500.0
 STARTUP_S = 30.0
 PREFILL_PRODUCERS = 4
+#: "0": no progress bars (``benchmarks.run`` sets it when its own output is not a terminal).
+PROGRESS_ENV = "BENCH_PROGRESS"
 
 
 class RunFailed(RuntimeError):
@@ -230,6 +232,37 @@ def bench_drain(ctx: Context) -> WorkerSetting:
     return max(measured, key=lambda s: measured[s])
 
 
+def drain_point(
+    system: str,
+    url: str,
+    setting: WorkerSetting,
+    workload: Workload,
+    count: int,
+    logs: Path,
+    timeout_s: float = 30.0,
+    load: Callable[[str, str], Adapter] | None = None,
+) -> Drain:
+    """One drain run outside a suite, for notebooks and experiments: ``count`` tasks of
+    ``workload`` queued, then ``system``'s own workers started with ``setting`` and timed
+    from the first task's start to the last one's finish (partial after ``timeout_s``).
+    Runs in this Python, so ``system`` must be importable here (taskq always is). ``url``'s
+    Redis is FLUSHALLed first."""
+    from benchmarks.systems import load_adapter
+
+    suite = replace(SUITES["tiny"], drain_timeout_s=timeout_s)
+    previous = os.environ.get(recorder.URL_ENV)
+    os.environ[recorder.URL_ENV] = url
+    try:
+        adapter = (load or load_adapter)(system, url)
+        with Progress(disable=True) as progress, redis.Redis.from_url(url) as client:
+            return drain_once(Context(system, url, adapter, suite, logs, client, progress), setting, workload, count)
+    finally:
+        if previous is None:
+            os.environ.pop(recorder.URL_ENV, None)
+        else:
+            os.environ[recorder.URL_ENV] = previous
+
+
 def default_setting(adapter: Adapter) -> WorkerSetting:
     """The setting used when no drain run chose one: the first 2-core candidate."""
     return (adapter.two_core or adapter.one_process)[0]
@@ -391,7 +424,8 @@ def run_to_document(
 ) -> dict[str, Any]:
     adapter = load(system, url)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=False) as progress, redis.Redis.from_url(url) as client:
+    quiet = os.environ.get(PROGRESS_ENV) == "0"
+    with Progress(*columns, transient=False, disable=quiet) as progress, redis.Redis.from_url(url) as client:
         ctx = Context(system, url, adapter, suite, logs, client, progress)
         info = system_info(ctx)
         run_system(ctx, experiments)

@@ -514,7 +514,7 @@ def events(
     ctx: typer.Context,
     queues: Annotated[
         list[str] | None,
-        typer.Option("--queue", "-q", help="Queue to watch; repeat for several (default: every known queue)."),
+        typer.Option("--queue", "-q", help="Queue to watch; repeat for several (default: every queue, new ones too)."),
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C (like tail -f).")
@@ -1040,6 +1040,71 @@ def _exit_past_abandoned_threads(the_worker: Any) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+# ---------------------------------------------------------------------------
+# bench: a thin shell over benchmarks.run (the harness shipped with taskq)
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    suite: Annotated[
+        str, typer.Option("--suite", help="How much: smoke, tiny, notebook (seconds), short (minutes), full.")
+    ] = "short",
+    systems: Annotated[
+        str, typer.Option("--systems", help="Comma-separated: taskq,rq,arq,saq,celery,dramatiq,huey,taskiq.")
+    ] = "taskq,rq,arq,saq,celery,dramatiq,huey,taskiq",
+    experiments: Annotated[
+        str,
+        typer.Option("--experiments", help="Subset of enqueue,drain,workload,latency,scaling (scaling: full suite)."),
+    ] = "enqueue,drain,workload,latency,scaling",
+    rounds: Annotated[int, typer.Option("--rounds", help="Repeat every system this often, interleaved.")] = 1,
+    out: Annotated[
+        str, typer.Option("--out", help="Directory for the JSON, CSV and Markdown results.")
+    ] = "bench-results",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Run on this Redis instead of a private redis-server per system. It is FLUSHALLed before "
+            "each measurement: all its data is lost. ($TASKQ_REDIS_URL is never used here.)",
+            callback=_check_url,
+            show_default=False,
+        ),
+    ] = None,
+    venv_dir: Annotated[
+        str | None,
+        typer.Option("--venv-dir", help="Where setup_peers.sh built the peers' virtualenvs.", show_default=False),
+    ] = None,
+) -> None:
+    """Benchmark taskq next to its peers: enqueue and drain throughput, open-loop latency, scaling.
+
+    Each system runs on a private redis-server (or on --url, flushed), through
+    its own API and worker command. Peers run in the virtualenvs that
+    `bash benchmarks/setup_peers.sh` builds; one that cannot run is reported.
+    Same as `python -m benchmarks.run`.
+    """
+    import pathlib
+    import shlex
+
+    try:
+        from benchmarks.run import BenchmarkOptionError, redacted, split_list
+        from benchmarks.run import bench as run_bench
+    except ImportError as exc:
+        print_error(f"taskq bench needs the benchmarks package, shipped with taskq ({exc}); reinstall taskq[bench]")
+        raise typer.Exit(1) from None
+    explicit_url = url or settings_of(ctx).url  # only a URL typed on the command line, never one from the env
+    command = ["taskq", "bench", "--suite", suite, "--systems", systems, "--experiments", experiments,
+               "--rounds", str(rounds), "--out", out]  # fmt: skip
+    if explicit_url:
+        command += ["--url", redacted(explicit_url)]
+    with reported_errors():
+        try:
+            run_bench(suite, split_list(systems), split_list(experiments), pathlib.Path(out), rounds=rounds,
+                      url=explicit_url, venv_dir=venv_dir, command=shlex.join(command))  # fmt: skip
+        except BenchmarkOptionError as exc:
+            raise typer.BadParameter(str(exc)) from None
 
 
 def main() -> None:

@@ -12,10 +12,11 @@ import math
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -254,3 +255,162 @@ def test_peer_adapter_smoke(peer: str, peer_runs: tuple[Path, dict[str, subproce
     assert rows[("enqueue", "single, 1 producer")] > 0
     assert rows[("drain", "1 process")] > 0
     assert not math.isnan(rows[("drain", "1 process")])
+
+
+# -- `taskq bench`: the command line over benchmarks.run ------------------------------------
+
+
+def _taskq_bench(*argv: str, venv_dir: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "taskq.cli", *argv, "--venv-dir", str(venv_dir)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _peer_venvs_where_rq_fails(root: Path) -> Path:
+    """A venv directory where the peers' Python exits with an error (rq, and the other peers of
+    ``.venv-bench``) and taskiq's does not exist."""
+    python = root / ".venv-bench" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named rq' >&2\nexit 3\n")
+    python.chmod(0o755)
+    return root
+
+
+def _only_json(out: Path) -> dict[str, Any]:
+    (path,) = out.glob("bench-smoke-*.json")
+    assert path.with_suffix(".csv").exists() and path.with_suffix(".md").exists()
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def test_taskq_bench_smoke_run_writes_sane_figures_and_reports_peers_that_cannot_run(tmp_path: Path) -> None:
+    venvs, out = _peer_venvs_where_rq_fails(tmp_path / "venvs"), tmp_path / "out"
+    done = _taskq_bench("bench", "--suite", "smoke", "--systems", "taskq,rq,taskiq", "--out", str(out),
+                        venv_dir=venvs)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = _only_json(out)
+    assert document["settings"]["command"].startswith("taskq bench --suite smoke --systems taskq,rq,taskiq")
+    assert document["machine"]["redis_server"]["used"] == "a private redis-server per system"
+    assert document["machine"]["cpu_count"] >= 1 and document["machine"]["redis_server"]["redis_version"]
+    rows = {(r["system"], r["experiment"], r["case"], r["metric"]): r for r in document["rows"]}
+    # taskq: every figure present and sane
+    for case in ("single, 1 producer", "bulk, 1 producer"):
+        assert rows[("taskq", "enqueue", case, "tasks_per_s")]["value"] > 0
+    assert rows[("taskq", "drain", "1 process", "tasks_per_s")]["value"] > 0
+    start = [rows[("taskq", "latency", "50/s", f"to_start_{q}")]["value"] for q in ("p50", "p90", "p99", "p999", "max")]
+    assert all(v is not None for v in start), start
+    assert start[0] > 0 and start == sorted(start)  # every task done, percentiles in order
+    assert rows[("taskq", "latency", "50/s", "to_finish_p50")]["value"] >= start[0]
+    assert not [e for e in document["errors"] if e["system"] == "taskq"]
+    (latency,) = document["details"]["taskq"][0]["latency"]
+    assert latency["count"] == 25 and latency["to_start_cdf"][-1][1] == 1.0
+    # peers that cannot run: a row each with the reason, and an error each
+    rq, taskiq = rows[("rq", "system", "all", "ran")], rows[("taskiq", "system", "all", "ran")]
+    assert rq["value"] is None and "No module named rq" in rq["note"]
+    assert taskiq["value"] is None and "no Python at" in taskiq["note"] and "setup_peers.sh" in taskiq["note"]
+    assert {e["system"] for e in document["errors"]} == {"rq", "taskiq"}
+    errors_printed = done.stdout.split("Errors:", 1)[1]
+    assert "- rq system all" in errors_printed and "- taskiq system all" in errors_printed
+
+
+def test_taskq_bench_on_a_given_url_flushes_it_and_says_so(redis_url: str, tmp_path: Path) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        client.set("someone:else", "data")
+        out = tmp_path / "out"
+        done = _taskq_bench("bench", "--suite", "smoke", "--systems", "taskq", "--experiments", "enqueue",
+                            "--out", str(out), "--url", redis_url, venv_dir=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "WARNING" in done.stderr and "FLUSHALL" in done.stderr and redis_url in done.stderr
+        assert client.get("someone:else") is None
+    document = _only_json(out)
+    assert document["machine"]["redis_server"]["used"] == redis_url
+    assert {r["experiment"] for r in document["rows"]} == {"enqueue"}
+    assert all(r["value"] > 0 for r in document["rows"] if r["note"] != "no bulk enqueue API")
+
+
+def test_taskq_bench_never_uses_the_environment_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from taskq.cli import app
+
+    monkeypatch.setenv("TASKQ_REDIS_URL", "redis://127.0.0.1:1/0")  # would fail if it were used
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no redis-server binary: the typed error, nothing written
+    result = CliRunner().invoke(app, ["bench", "--suite", "smoke", "--systems", "taskq", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert "error: " in result.stderr and "redis-server" in result.stderr and "--url" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--systems", "taskq,celeri"], "unknown systems: celeri"),
+        (["--experiments", "drain,speed"], "unknown experiments: speed"),
+        (["--suite", "huge"], "unknown suite 'huge'"),
+        (["--rounds", "0"], "rounds must be at least 1"),
+        (["--url", "localhost:6379"], "redis://"),
+    ],
+)
+def test_taskq_bench_rejects_bad_options_before_running(argv: list[str], message: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from taskq.cli import app
+
+    result = CliRunner().invoke(app, ["bench", *argv, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+    assert not (tmp_path / "o").exists()
+
+
+# -- plots.problems: what the notebooks assert on a results file -----------------------------
+
+
+def _document_with(taskq_p99: float | None, drop_rq: bool = False) -> dict[str, Any]:
+    rows = [Row("taskq", "drain", "1 process", "tasks_per_s", 5000.0, "tasks/s"),
+            Row("rq", "system", "all", "ran", None, "", note="no Python at /x/bin/python")]  # fmt: skip
+    values = {"p50": 1.0, "p90": 2.0, "p99": taskq_p99, "p999": None if taskq_p99 is None else 9.0, "max": None}
+    rows += [Row("taskq", "latency", "200/s", f"to_start_{q}", v, "ms") for q, v in values.items()]
+    if drop_rq:
+        rows = [r for r in rows if r.system != "rq"]
+    cdf = [[1.0, 0.5], [2.0, 0.9], [9.0, 0.999]]
+    run = {"rate_per_s": 200.0, "to_start_cdf": cdf, "to_start_ms": {"unfinished": 1}}
+    return {"settings": {"systems": ["taskq", "rq"]}, "rows": [asdict(r) for r in rows],
+            "systems": {"taskq": {"rounds": [{"version": "0.1"}]}, "rq": {"rounds": [{"error": "no Python at /x"}]}},
+            "details": {"taskq": [{"latency": [run]}]}}  # fmt: skip
+
+
+def test_plots_problems_passes_a_sound_document_and_names_each_fault() -> None:
+    pytest.importorskip("pandas")
+    from benchmarks import plots
+
+    sound = _document_with(taskq_p99=5.0)
+    assert plots.problems(sound) == []
+    assert plots.system_status(sound)["status"].to_dict() == {"taskq": "ran", "rq": plots.NOT_INSTALLED}
+    assert plots.latency_rates(sound) == [200.0]
+    unknown_tail = _document_with(taskq_p99=None)  # P99 beyond the run: fine, as long as P50, P90 come first
+    assert plots.problems(unknown_tail) == []
+    (disordered,) = plots.problems(_document_with(taskq_p99=0.5))
+    assert "taskq at 200/s: percentiles not monotone" in disordered
+    assert plots.problems(_document_with(taskq_p99=5.0, drop_rq=True)) == ["rq: no row at all (dropped)"]
+    falling = _document_with(taskq_p99=5.0)
+    falling["details"]["taskq"][0]["latency"][0]["to_start_cdf"] = [[1.0, 0.5], [2.0, 0.4]]
+    assert plots.problems(falling) == ["taskq at 200/s: CDF falls"]
+    complete = _document_with(taskq_p99=5.0)
+    complete["details"]["taskq"][0]["latency"][0]["to_start_ms"]["unfinished"] = 0
+    assert plots.problems(complete) == ["taskq at 200/s: CDF ends at 0.999, not 1"]
+
+
+def test_thinned_cdf_keeps_its_shape_and_its_tail() -> None:
+    import itertools
+
+    from benchmarks.results import thin_cdf
+
+    values = [0.01 * 1.01**i for i in range(2000)]  # 0.01 ms .. ~4 s
+    cdf = LogHistogram.of(values, lowest=0.01, precision=0.002).cdf()
+    thin = thin_cdf([list(p) for p in cdf])
+    assert len(thin) < len(cdf) / 3
+    assert thin[-1] == list(cdf[-1]) and [p for p in thin if p[1] > 0.99] == [list(p) for p in cdf if p[1] > 0.99]
+    for bound, fraction in thin:  # never further than one step from the full CDF at any kept bound
+        assert dict(cdf)[bound] == fraction
+    fractions = [f for _, f in thin]
+    gaps = [b - a for a, b in itertools.pairwise(fractions)]
+    assert fractions == sorted(fractions) and max(gaps) <= 0.005 + 1e-3  # each bucket here holds < 0.1 %
