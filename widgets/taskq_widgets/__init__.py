@@ -1,0 +1,9 @@
+"""Notebook widgets for taskq: a live QueueMonitor, a Playground to submit demo tasks and
+start, stop or kill workers, and a static HTML fallback. They read the core telemetry only
+(``TaskQueue.snapshot()`` and ``TaskQueue.events()``)."""
+
+from taskq_widgets.monitor import QueueMonitor
+from taskq_widgets.playground import ManagedWorker, Playground
+from taskq_widgets.static import render_html, render_text
+
+__all__ = ["ManagedWorker", "Playground", "QueueMonitor", "render_html", "render_text"]
