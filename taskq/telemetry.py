@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import math
@@ -387,36 +388,27 @@ def decode_span(raw: str) -> tuple[int, int, dict[str, int], dict[str, Latency]]
     return flat[0] * 1000, flat[1] * 1000, counts, decode_latency(flat[2:17])
 
 
-#: Decoded spans by (window length, raw JSON). The script caches a span's JSON for the
-#: second it stands for, so a dashboard polling several times a second gets the same
-#: strings back: decoding each once saves most of the Python side of a snapshot. The
-#: objects are immutable, so sharing them is safe.
-_SPANS: dict[tuple[int, str], WindowStats] = {}
-_LIFETIMES: dict[str, Mapping[str, Latency]] = {}
+#: Spans are decoded once per (window length, raw JSON): the script caches a span's JSON
+#: for the second it stands for, so a dashboard polling several times a second gets the
+#: same strings back, and decoding each once saves most of the Python side of a snapshot.
+#: The objects are immutable, so sharing them is safe.
 _SPAN_CACHE_SIZE = 4096
 _NO_LIFETIME: Mapping[str, Latency] = MappingProxyType(dict.fromkeys(LATENCY_METRICS, NO_LATENCY))
 
 
+@functools.lru_cache(maxsize=_SPAN_CACHE_SIZE)
 def _window_stats(length_s: int, raw: str) -> WindowStats:
-    found = _SPANS.get((length_s, raw))
-    if found is None:
-        if len(_SPANS) >= _SPAN_CACHE_SIZE:
-            _SPANS.clear()
-        start_ms, end_ms, counts, latency = decode_span(raw)
-        found = WindowStats(length_s, start_ms, end_ms, MappingProxyType(counts), MappingProxyType(latency))
-        _SPANS[(length_s, raw)] = found
-    return found
+    start_ms, end_ms, counts, latency = decode_span(raw)
+    return WindowStats(length_s, start_ms, end_ms, MappingProxyType(counts), MappingProxyType(latency))
+
+
+@functools.lru_cache(maxsize=_SPAN_CACHE_SIZE)
+def _decoded_lifetime(raw: str) -> Mapping[str, Latency]:
+    return MappingProxyType(decode_span(raw)[3])
 
 
 def _lifetime(raw: str) -> Mapping[str, Latency]:
-    if not raw:
-        return _NO_LIFETIME
-    found = _LIFETIMES.get(raw)
-    if found is None:
-        if len(_LIFETIMES) >= _SPAN_CACHE_SIZE:
-            _LIFETIMES.clear()
-        found = _LIFETIMES[raw] = MappingProxyType(decode_span(raw)[3])
-    return found
+    return _decoded_lifetime(raw) if raw else _NO_LIFETIME
 
 
 def _pairs(flat: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
