@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab
+.PHONY: test lint demo venv bench bench-peers lab lock
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -12,13 +12,18 @@ test:
 venv:
 	bash scripts/test.sh --setup
 
+# make lock: re-resolve requirements/dev.txt and requirements/demo.txt (pinned, with hashes) from
+# pyproject.toml's ranges; `make lock ARGS=--upgrade` moves every pin to the newest release.
+lock:
+	bash scripts/lock.sh $(ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 	$(VENV)/bin/mypy
 
-demo: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+demo:
+	bash scripts/demo.sh
 
 # make lab: JupyterLab on the quickstart notebook (the venv has the [notebooks] extra). The
 # kernels find Redis as taskq always does: TASKQ_REDIS_URL, localhost:6379, else an embedded one.

@@ -4,9 +4,13 @@
 #   scripts/test.sh [PYTEST ARGS...]   set up .venv if needed, then ruff check, mypy, pytest
 #   scripts/test.sh --setup            only set up .venv
 #
-# Setup: creates .venv (python3 -m venv) if it is missing, and installs the project with
-# `pip install -e '.[dev,embedded]'` when pyproject.toml changed since the last install (a
-# stamp in .venv holds its hash) or the venv's taskq is not this checkout's.
+# Setup: creates .venv (python3 -m venv) if it is missing, installs the locked dev/CI environment
+# (requirements/dev.txt, every package pinned with hashes; `make lock` refreshes it) and then the
+# project itself with `pip install --no-deps -e .`, whenever the lock or pyproject.toml changed
+# since the last install (a stamp in .venv holds their hash) or the venv's taskq is not this
+# checkout's. A lock that no longer matches pyproject.toml's dependency ranges is an error.
+# TASKQ_DEPS=latest installs `.[dev,embedded]` unlocked instead, at the newest allowed versions
+# (the CI workflow's early-warning job).
 # Every check runs even when an earlier one fails; the script fails if any did. pytest
 # collecting no test at all (exit 5) is a failure, never a silent pass.
 set -euo pipefail
@@ -15,6 +19,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 STAMP="$VENV/.taskq-install-stamp"
+LOCK=requirements/dev.txt
+DEPS=${TASKQ_DEPS:-locked}
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -23,16 +29,31 @@ setup() {
         say "creating $VENV with $("$PYTHON" --version 2>&1)"
         "$PYTHON" -m venv "$VENV"
     fi
+    if [[ "$DEPS" == locked ]]; then
+        local locked_for
+        locked_for="$(sed -n 's/^# pyproject-deps-sha256: //p' "$LOCK")"
+        if [[ "$locked_for" != "$("$PYTHON" scripts/deps_hash.py)" ]]; then
+            echo "test.sh: $LOCK is stale: pyproject.toml's dependencies changed since it was made; run 'make lock'" >&2
+            exit 1
+        fi
+    fi
     local want have=""
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    want="$DEPS $(cat pyproject.toml "$LOCK" | sha256sum | cut -d' ' -f1)"
     [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
     if [[ "$have" != "$want" ]] || ! "$VENV/bin/python" - <<'PY' 2>/dev/null; then
 import os, sys, taskq
 sys.exit(not os.path.samefile(os.path.dirname(taskq.__file__), "taskq"))
 PY
-        say "installing the project into $VENV (pip install -e '.[dev,embedded]')"
         rm -f "$STAMP"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
+        local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+        if [[ "$DEPS" == latest ]]; then
+            say "installing the project into $VENV, unlocked at the newest allowed versions"
+            "${pip[@]}" --upgrade -e '.[dev,embedded]'
+        else
+            say "installing the locked environment into $VENV ($LOCK), then the project"
+            "${pip[@]}" --require-hashes -r "$LOCK"
+            "${pip[@]}" --no-deps -e .
+        fi
         echo "$want" >"$STAMP"
     fi
 }

@@ -272,7 +272,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self._exec.run(self.ops.worker_gone(self.id))
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             await self._redis.aclose()
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._stopped.set()
