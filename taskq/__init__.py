@@ -23,11 +23,14 @@ from taskq.errors import (
     UnknownTaskName,
     ValidationError,
 )
+from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
 from taskq.registry import TaskFunction
-from taskq.server import EmbeddedServer
+from taskq.server import EmbeddedServer, die_with_parent_hook
 from taskq.task import Task, TaskStatus
 from taskq.telemetry import (
+    LATENCY_METRICS,
+    MAX_WINDOW_S,
     Event,
     Latency,
     QueueSnapshot,
@@ -50,6 +53,7 @@ __all__ = [
     "Backoff",
     "DeadLetters",
     "EmbeddedServer",
+    "GlobalKeys",
     "Event",
     "InvalidArguments",
     "InvalidDelay",
@@ -62,6 +66,7 @@ __all__ = [
     "NotSerializable",
     "PayloadTooLarge",
     "QueueCounts",
+    "QueueKeys",
     "QueueSnapshot",
     "ResultTimeout",
     "Retry",
@@ -85,8 +90,12 @@ __all__ = [
     "Worker",
     "WorkerHealth",
     "WorkerSnapshot",
+    "LATENCY_METRICS",
+    "MAX_WINDOW_S",
     "backoff_delay_s",
+    "check_queue_name",
     "current_task",
+    "die_with_parent_hook",
     "prometheus_text",
     "__version__",
 ]
