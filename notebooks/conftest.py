@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from taskq.server import EmbeddedServer
+from taskq import EmbeddedServer
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent
 # As the caller set it. When tests/ is collected too, its conftest has already removed it (tests

@@ -26,8 +26,7 @@ from typing import IO, Any
 import redis
 
 import taskq
-from taskq.keys import GlobalKeys
-from taskq.server import die_with_parent_hook
+from taskq import GlobalKeys, die_with_parent_hook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent
 

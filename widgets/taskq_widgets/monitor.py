@@ -15,9 +15,15 @@ import anywidget
 import ipywidgets  # type: ignore[import-untyped]
 import traitlets
 
-from taskq import AsyncTaskQueue, InvalidOption, Snapshot, TaskQueue
-from taskq.keys import check_queue_name
-from taskq.telemetry import LATENCY_METRICS, MAX_WINDOW_S
+from taskq import (
+    LATENCY_METRICS,
+    MAX_WINDOW_S,
+    AsyncTaskQueue,
+    InvalidOption,
+    Snapshot,
+    TaskQueue,
+    check_queue_name,
+)
 from taskq_widgets.figures import DEFAULT_METRIC, Figures, add_point, figures_of
 from taskq_widgets.frontend import MONITOR_CSS, MONITOR_ESM
 from taskq_widgets.polling import Poller, check_interval_s

@@ -26,8 +26,15 @@ from typing import Any
 
 import ipywidgets  # type: ignore[import-untyped]
 
-from taskq import AsyncTaskQueue, BackgroundWorker, Event, InvalidOption, TaskHandle, TaskQueue
-from taskq.server import die_with_parent_hook
+from taskq import (
+    AsyncTaskQueue,
+    BackgroundWorker,
+    Event,
+    InvalidOption,
+    TaskHandle,
+    TaskQueue,
+    die_with_parent_hook,
+)
 from taskq_widgets.demo import DEMO_TASKS, register
 from taskq_widgets.monitor import QueueMonitor, connect, queue_list
 from taskq_widgets.polling import Poller, check_interval_s
