@@ -26,7 +26,7 @@ from taskq.errors import (
 from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
 from taskq.registry import TaskFunction
-from taskq.server import EmbeddedServer, die_with_parent_hook
+from taskq.server import EmbeddedServer, ServerInfo, die_with_parent_hook
 from taskq.task import Task, TaskStatus
 from taskq.telemetry import (
     LATENCY_METRICS,
@@ -71,6 +71,7 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "RunningTask",
+    "ServerInfo",
     "ServerUnavailable",
     "Snapshot",
     "Task",

