@@ -1,14 +1,15 @@
-"""`make lab` (scripts/lab.sh) starts JupyterLab as root and on a machine with no display.
+"""The developer scripts a new user meets first: `make lab` and the Binder link.
 
-Seen by a new user: as root Jupyter refused to start ("Running as root is not recommended"), and
-on a headless machine it waited for a browser that never opened. The script must start a server
-that answers, and print the URL to open.
+Seen by a new user: as root Jupyter refused to start ("Running as root is not recommended"), on a
+headless machine it waited for a browser that never opened, and the README's Binder badge pointed at
+a placeholder owner.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -56,3 +57,18 @@ def test_lab_starts_headless_and_prints_the_url(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_binder_link_comes_from_the_remote_not_a_placeholder(tmp_path: Path) -> None:
+    assert "OWNER" not in (ROOT / "README.md").read_text()
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "binder_url.sh", tmp_path / "scripts")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    script = ["bash", str(tmp_path / "scripts" / "binder_url.sh")]
+    missing = subprocess.run(script, capture_output=True, text=True)
+    assert missing.returncode == 1 and len(missing.stderr.splitlines()) == 1
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:acme/taskq.git"], check=True)
+    found = subprocess.run(script, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == (
+        "https://mybinder.org/v2/gh/acme/taskq/HEAD?urlpath=lab/tree/notebooks/01_quickstart.ipynb"
+    )
