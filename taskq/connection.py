@@ -23,7 +23,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.errors import ServerUnavailable
-from taskq.ops import Command, Flow, Plan, reply_error
+from taskq.ops import reply_error
+from taskq.plan import Command, Flow, Plan
 
 __all__ = ["AsyncExecutor", "Flow", "SyncExecutor"]
 from taskq.scripts import Script

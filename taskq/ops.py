@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from taskq.backoff import Backoff
 from taskq.errors import InvalidOption, LeaseLost, TaskNotFound, TaskqError
 from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
-from taskq.scripts import Script, error_from_reply, load_script
+from taskq.plan import Command, Flow, Plan
+from taskq.registry import REGISTRY_RETENTION_MS, RegisteredTask, TaskDef
+from taskq.scripts import error_from_reply, load_script
 from taskq.task import DEFAULT_BACKOFF, DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
 from taskq.telemetry import (
     DEFAULT_WINDOWS_S,
@@ -30,33 +32,9 @@ from taskq.telemetry import (
 
 T = TypeVar("T")
 
-#: A multi-step operation: yields plans (or seconds to sleep), returns a value.
-Flow = Generator["Plan[Any] | float", Any, T]
-
 DEFAULT_EVENTS_MAXLEN = 10_000
 #: Workers whose registration expired are listed as gone for this long, then forgotten.
 FORGET_WORKERS_AFTER_MS = 3_600_000
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One Redis command. ``script`` is set for EVALSHA, so a NOSCRIPT reply can be healed."""
-
-    args: tuple[Any, ...]
-    script: Script | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Plan(Generic[T]):
-    """Commands to send together, and how to read their replies.
-
-    With ``errors_inline`` the replies handed to ``parse`` may include exception objects
-    (one per failed command); otherwise the executor raises the first error.
-    """
-
-    commands: list[Command]
-    parse: Callable[[list[Any]], T]
-    errors_inline: bool = False
 
 
 def script_call(name: str, keys: Sequence[str], argv: Sequence[Any]) -> Command:
@@ -310,7 +288,11 @@ class Operations:
     # -- worker ---------------------------------------------------------------------
 
     def worker_heartbeat(
-        self, info: dict[str, Any], ttl_s: float, registry_ms: int | None = None
+        self,
+        info: dict[str, Any],
+        ttl_s: float,
+        registry_ms: int | None = None,
+        tasks: Sequence[TaskDef] = (),
     ) -> Plan[tuple[int, int]]:
         """Write a worker's registration (heartbeat.lua): it disappears ``ttl_s`` after the last
         heartbeat. Its ``heartbeat_ms`` is the Redis server's clock (unless ``info`` gives one),
@@ -322,7 +304,8 @@ class Operations:
         scored with ``info['heartbeat_ms']``, else ``registry_ms``: the caller's estimate of
         the server clock (a worker adds the offset its last heartbeat reply showed). Only
         workers whose registration expired are aged by that score. Registry entries of
-        workers gone for over an hour are dropped on the way."""
+        workers gone for over an hour are dropped on the way. ``tasks`` are published to the
+        task registry (:mod:`taskq.registry`) in the same round trip."""
         g = self.keys
         fields = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
         flat = [x for kv in fields.items() for x in kv]
@@ -336,7 +319,29 @@ class Operations:
             Command(("ZADD", g.workers, score, worker_id)),
             Command(("ZREMRANGEBYSCORE", g.workers, "-inf", f"({score - FORGET_WORKERS_AFTER_MS}")),
         ]
+        if tasks:  # the task registry (taskq.registry), stamped with the same clock
+            published = [x for d in tasks for x in (d.name, d.published(worker_id, score))]
+            cmds.append(Command(("HSET", g.tasks, *published)))
         return Plan(cmds, lambda rs: (int(rs[0][0]), int(rs[0][1])))
+
+    def registered_tasks(self, retention_ms: int = REGISTRY_RETENTION_MS) -> Flow[dict[str, RegisteredTask]]:
+        """The tasks live or recent workers published (see :mod:`taskq.registry`); entries
+        older than ``retention_ms`` by the server's clock are left out and deleted."""
+        g = self.keys
+        now_ms, raw = yield Plan(
+            [Command(("TIME",)), Command(("HGETALL", g.tasks))], lambda rs: (_time_ms(rs[0]), rs[1] or {})
+        )
+        known: dict[str, RegisteredTask] = {}
+        stale: list[str] = []
+        for name, data in raw.items():
+            entry = RegisteredTask.from_json(name, data)
+            if now_ms - entry.last_seen_ms > retention_ms:
+                stale.append(name)
+            else:
+                known[name] = entry
+        if stale:
+            yield Plan([Command(("HDEL", g.tasks, *stale))], _one)
+        return dict(sorted(known.items()))
 
     def worker_gone(self, worker_id: str) -> Plan[None]:
         g = self.keys

@@ -922,7 +922,8 @@ def test_snapshot_to_dict_is_json(tq: taskq.TaskQueue) -> None:
 def test_event_reader_falls_back_to_one_read_per_queue_on_a_cluster(tq: taskq.TaskQueue) -> None:
     """A Redis Cluster refuses one XREAD over streams on different slots (CROSSSLOT): the
     reader then reads each queue on its own, polling."""
-    from taskq.ops import Operations, Plan
+    from taskq.ops import Operations
+    from taskq.plan import Plan
     from taskq.telemetry import EventReader
 
     class ClusterLike(Operations):
