@@ -1,0 +1,572 @@
+"""The FastAPI app: ``create_app(tq_or_app_path, settings)``.
+
+Every route calls taskq's public API only. Nothing connects to Redis at import or in
+``create_app``; the first request does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Annotated, Any
+
+import redis.exceptions
+from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+import taskq
+from taskq import (
+    AsyncTaskQueue,
+    InvalidOption,
+    NotCancellable,
+    QueueKeys,
+    ServerUnavailable,
+    TaskNotFound,
+    TaskqError,
+    TaskQueue,
+    UnknownTaskName,
+    prometheus_text,
+)
+from taskq_api import models as m
+from taskq_api.hub import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_TOO_SLOW,
+    MAX_HZ,
+    MIN_HZ,
+    EventItem,
+    Hub,
+    Subscriber,
+    event_item,
+)
+from taskq_api.settings import MAX_LIST_LIMIT, Settings
+
+log = logging.getLogger("taskq_api.access")
+request_id_var: ContextVar[str] = ContextVar("taskq_api_request_id", default="-")
+
+API = "/api/v1"
+QueuePath = Annotated[str, Path(pattern=m.QUEUE_PATTERN, examples=["default"])]
+TaskIdPath = Annotated[str, Path(min_length=1, max_length=200, examples=["default:01J..."])]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": m.Problem, "description": "Missing bearer token"},
+    403: {"model": m.Problem, "description": "Wrong bearer token"},
+    413: {"model": m.Problem, "description": "Body too large"},
+    503: {"model": m.Problem, "description": "Redis unreachable"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": m.Problem, "description": "Unknown task id"}}
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ServerUnavailable, OSError)
+
+
+def load_app(path: str) -> TaskQueue | AsyncTaskQueue:
+    """Import ``module:attribute`` (the same APP the workers load) and return its TaskQueue."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise InvalidOption(f"APP must look like 'module:attribute' (e.g. myapp.tasks:tq), got {path!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    obj: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, TaskQueue | AsyncTaskQueue):
+        raise InvalidOption(f"{path} is a {type(obj).__name__}, not a taskq TaskQueue")
+    return obj
+
+
+def async_client(source: TaskQueue | AsyncTaskQueue) -> AsyncTaskQueue:
+    """An AsyncTaskQueue on the same server and prefix, knowing the same registered tasks."""
+    atq = AsyncTaskQueue(
+        source.url,
+        prefix=source.prefix,
+        default_queue=source.default_queue,
+        max_payload_bytes=source.max_payload_bytes,
+        result_ttl_s=source.result_ttl_s,
+    )
+    atq.registry.update(source.registry)
+    return atq
+
+
+def problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    body = m.Problem(error=error, detail=detail, **extra).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status)
+
+
+# ---------------------------------------------------------------------------
+# Middleware: body size cap, request id, one JSON log line per request
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Refuses bodies over ``max_body_bytes`` before they are parsed (by Content-Length, and by
+    counting what arrives), gives each request an id (``X-Request-ID`` or a new one) and logs a
+    JSON line when it ends."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.max_body_bytes = settings.max_body_bytes
+        self.log_requests = settings.log_requests
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        rid = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        limit = self.max_body_bytes
+        seen = 0
+
+        async def counted_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            if length > limit:
+                await self._too_large(scope, receive, send_with_id)
+            else:
+                try:
+                    await self.app(scope, counted_receive, send_with_id)
+                except BodyTooLarge:
+                    await self._too_large(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+            if self.log_requests:
+                line = {
+                    "ts": round(time.time(), 3),
+                    "request_id": rid,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+                log.info(json.dumps(line))
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+        response = problem(413, "BodyTooLarge", f"request body is over {self.max_body_bytes} bytes")
+        await response(scope, receive, send)
+
+
+# ---------------------------------------------------------------------------
+# Auth
+
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+def make_auth(settings: Settings, *, for_reads: bool) -> Callable[..., Awaitable[None]]:
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if settings.token is None or (for_reads and not settings.auth_reads):
+            return
+        if credentials is None:
+            raise AuthError(401, "this route needs 'Authorization: Bearer <token>'")
+        if not token_matches(credentials.credentials, settings.token):
+            raise AuthError(403, "wrong token")
+
+    return check
+
+
+# ---------------------------------------------------------------------------
+# The app
+
+
+def create_app(tq_or_app_path: TaskQueue | AsyncTaskQueue | str, settings: Settings | None = None) -> FastAPI:
+    """The HTTP API for the TaskQueue ``tq_or_app_path`` (an object, or ``module:attribute``)."""
+    settings = settings or Settings.from_env()
+    source = load_app(tq_or_app_path) if isinstance(tq_or_app_path, str) else tq_or_app_path
+    tq = async_client(source)
+    hub = Hub(tq)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await hub.close()
+        await tq.aclose()
+
+    app = FastAPI(
+        title="taskq HTTP API",
+        version=taskq.__version__,
+        description="Submit and inspect taskq tasks, queues, dead letters and workers.",
+        lifespan=lifespan,
+        responses=ERRORS,
+    )
+    app.state.tq = tq
+    app.state.hub = hub
+    app.state.settings = settings
+    write = [Depends(make_auth(settings, for_reads=False))]
+    read = [Depends(make_auth(settings, for_reads=True))]
+    _add_error_handlers(app, tq)
+    _add_task_routes(app, tq, write, read)
+    _add_queue_routes(app, tq, write, read)
+    _add_health_routes(app, tq, read)
+    _add_websocket(app, tq, hub, settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestMiddleware, settings=settings)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, tq: AsyncTaskQueue) -> None:
+    @app.exception_handler(AuthError)
+    async def auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        response = problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden", exc.detail)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(UnknownTaskName)
+    async def unknown_name(_: Request, exc: UnknownTaskName) -> JSONResponse:
+        return problem(422, "UnknownTaskName", str(exc), valid_names=sorted(tq.registry))
+
+    @app.exception_handler(TaskNotFound)
+    async def not_found(_: Request, exc: TaskNotFound) -> JSONResponse:
+        return problem(404, "TaskNotFound", str(exc))
+
+    @app.exception_handler(NotCancellable)
+    async def not_cancellable(_: Request, exc: NotCancellable) -> JSONResponse:
+        return problem(409, "NotCancellable", str(exc))
+
+    @app.exception_handler(TaskqError)
+    async def taskq_error(_: Request, exc: TaskqError) -> JSONResponse:
+        if isinstance(exc, ServerUnavailable):
+            return problem(503, "RedisUnavailable", str(exc))
+        return problem(422, type(exc).__name__, str(exc))
+
+    for error in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+
+        @app.exception_handler(error)
+        async def redis_down(_: Request, exc: Exception) -> JSONResponse:
+            return problem(503, "RedisUnavailable", f"Redis is unreachable ({type(exc).__name__}); retry shortly")
+
+
+def _submit_options(req: m.SubmitRequest, tq: AsyncTaskQueue) -> dict[str, Any]:
+    if req.name not in tq.registry:
+        raise UnknownTaskName(f"no task named {req.name!r} is registered (known: {', '.join(sorted(tq.registry))})")
+    return req.options()
+
+
+def _add_task_routes(app: FastAPI, tq: AsyncTaskQueue, write: list[Any], read: list[Any]) -> None:
+    @app.post(f"{API}/tasks", status_code=201, dependencies=write, response_model=m.SubmitResponse, tags=["tasks"])
+    async def submit(req: m.SubmitRequest) -> m.SubmitResponse:
+        """Enqueue one task of a registered name."""
+        handle = await tq.enqueue(req.name, req.args, req.kwargs, **_submit_options(req, tq))
+        return m.SubmitResponse(id=handle.id, request_id=request_id_var.get())
+
+    @app.post(f"{API}/tasks/bulk", status_code=201, dependencies=write, tags=["tasks"])
+    async def submit_many(req: m.BulkSubmitRequest) -> m.BulkSubmitResponse:
+        """Enqueue many tasks: one Redis round trip per chunk (as ``enqueue_many``)."""
+        items = [{"name": t.name, "args": t.args, "kwargs": t.kwargs, **_submit_options(t, tq)} for t in req.tasks]
+        handles = await tq.enqueue_many(items)
+        return m.BulkSubmitResponse(ids=[h.id for h in handles], request_id=request_id_var.get())
+
+    @app.get(f"{API}/tasks/{{task_id}}", dependencies=read, responses=NOT_FOUND, tags=["tasks"])
+    async def get_task(task_id: TaskIdPath) -> m.TaskModel:
+        """A task: status, attempts, result, error and traceback, timestamps, worker."""
+        return m.TaskModel.of(await tq.get(task_id))
+
+    @app.post(f"{API}/tasks/{{task_id}}/cancel", dependencies=write, responses=NOT_FOUND, tags=["tasks"])
+    async def cancel_task(task_id: TaskIdPath) -> m.CancelResponse:
+        """Cancel a queued or scheduled task at once; a running one gets its abort flag set."""
+        return m.CancelResponse(id=task_id, outcome=str(await tq.cancel(task_id)))
+
+    @app.get(f"{API}/registered-tasks", dependencies=read, tags=["tasks"])
+    async def registered_tasks() -> list[m.RegisteredTaskModel]:
+        """The task names that may be submitted, with a JSON schema of their parameters."""
+        return [_registered(d) for _, d in sorted(tq.registry.items())]
+
+
+def _registered(definition: Any) -> m.RegisteredTaskModel:
+    try:
+        parameters: dict[str, Any] = TypeAdapter(definition.fn).json_schema()
+    except Exception:  # noqa: BLE001 - a signature pydantic cannot describe: any object
+        parameters = {"type": "object"}
+    return m.RegisteredTaskModel(
+        name=definition.name,
+        queue=definition.queue,
+        priority=definition.priority,
+        max_retries=definition.max_retries,
+        timeout_s=definition.timeout_s,
+        parameters=parameters,
+    )
+
+
+def _queue_model(q: Any) -> m.QueueModel:
+    plain = taskq.Snapshot(taken_ms=q.taken_ms, queues=(q,), workers=()).to_dict()["queues"][0]
+    plain["by_priority"] = {str(k): v for k, v in plain["by_priority"].items()}
+    return m.QueueModel.model_validate(plain)
+
+
+def _add_queue_routes(app: FastAPI, tq: AsyncTaskQueue, write: list[Any], read: list[Any]) -> None:
+    @app.get(f"{API}/queues", dependencies=read, tags=["queues"])
+    async def list_queues() -> list[m.QueueModel]:
+        """Every known queue with its stats."""
+        snap = await tq.snapshot(None, windows_s=(60,), running_limit=5)
+        return [_queue_model(q) for q in snap.queues]
+
+    @app.get(f"{API}/queues/{{queue}}", dependencies=read, tags=["queues"])
+    async def get_queue(queue: QueuePath) -> m.QueueModel:
+        """One queue's snapshot: depth by priority, running with lease ages, windows, settings."""
+        snap = await tq.snapshot(queue, windows_s=(10, 60, 900), running_limit=20)
+        return _queue_model(snap.queue(queue))
+
+    @app.put(f"{API}/queues/{{queue}}/config", dependencies=write, tags=["queues"])
+    async def configure_queue(queue: QueuePath, req: m.QueueConfigRequest) -> m.QueueConfigResponse:
+        """Set the queue's aging window and default priority (null turns a setting off)."""
+        await tq.configure_queue(queue, aging_s=req.aging_s, default_priority=req.default_priority)
+        return m.QueueConfigResponse(queue=queue, aging_s=req.aging_s, default_priority=req.default_priority)
+
+    @app.get(f"{API}/queues/{{queue}}/tasks", dependencies=read, tags=["queues"])
+    async def list_tasks(
+        queue: QueuePath,
+        state: Annotated[m.TaskState, Query(description="queued, scheduled, running or dead")] = "queued",
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
+    ) -> m.TaskPageModel:
+        """A page of the queue's tasks in one state, in its own order (queued: claim order;
+        scheduled: due time; running: lease deadline; dead: time of death). Pass
+        ``next_cursor`` back to get the next page."""
+        page = await tq.list_tasks(queue, state, cursor=cursor, limit=limit)  # type: ignore[attr-defined]
+        return m.TaskPageModel(tasks=[m.TaskModel.of(t) for t in page.tasks], next_cursor=page.next_cursor)
+
+    @app.get(f"{API}/queues/{{queue}}/dead", dependencies=read, tags=["dead letters"])
+    async def list_dead(
+        queue: QueuePath,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> list[m.DeadSummary]:
+        """Dead tasks with error summaries, newest death last."""
+        return [m.DeadSummary.of(t) for t in await tq.dead_letters(queue).list(limit, offset)]
+
+    @app.get(f"{API}/queues/{{queue}}/dead/{{task_id}}", dependencies=read, responses=NOT_FOUND, tags=["dead letters"])
+    async def get_dead(queue: QueuePath, task_id: TaskIdPath) -> m.TaskModel:
+        """A dead task in full (error and traceback)."""
+        task = await tq.get(task_id)
+        if task.queue != queue or task.status != taskq.TaskStatus.DEAD:
+            raise TaskNotFound(f"no dead task {task_id!r} in queue {queue!r}")
+        return m.TaskModel.of(task)
+
+    @app.post(f"{API}/queues/{{queue}}/dead/redrive", dependencies=write, tags=["dead letters"])
+    async def redrive(queue: QueuePath, sel: m.DeadSelector) -> m.CountResponse:
+        """Requeue dead tasks: by ids, by name, by error type, or all."""
+        count = await tq.dead_letters(queue).requeue(sel.ids, name=sel.name, error_type=sel.error_type, all=sel.all)
+        return m.CountResponse(count=count)
+
+    @app.post(f"{API}/queues/{{queue}}/dead/purge", dependencies=write, tags=["dead letters"])
+    async def purge(queue: QueuePath, sel: m.DeadSelector) -> m.CountResponse:
+        """Delete dead tasks: by ids, by name, by error type, or all."""
+        count = await tq.dead_letters(queue).purge(sel.ids, name=sel.name, error_type=sel.error_type, all=sel.all)
+        return m.CountResponse(count=count)
+
+    @app.get(f"{API}/workers", dependencies=read, tags=["workers"])
+    async def list_workers() -> list[m.WorkerModel]:
+        """Workers with their health and current tasks."""
+        snap = await tq.snapshot([], windows_s=(10,), running_limit=0, lifetime=False)
+        return [m.WorkerModel.of(w) for w in snap.workers]
+
+
+def _add_health_routes(app: FastAPI, tq: AsyncTaskQueue, read: list[Any]) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> m.Health:
+        """The process is alive (does not touch Redis)."""
+        return m.Health(status="ok")
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": m.Health}})
+    async def readyz() -> Any:
+        """Redis is reachable and the scripts are loaded."""
+        try:
+            await tq.stats(tq.default_queue)  # runs a script: loads it if Redis lost it
+        except REDIS_DOWN as exc:
+            return JSONResponse(m.Health(status="unavailable", detail=str(exc)).model_dump(), status_code=503)
+        return m.Health(status="ok")
+
+    @app.get("/metrics", dependencies=read, response_class=PlainTextResponse, tags=["health"])
+    async def metrics() -> PlainTextResponse:
+        """Every queue's figures in the Prometheus text format."""
+        snap = await tq.snapshot(None)
+        return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")
+
+
+# ---------------------------------------------------------------------------
+# WebSocket
+
+
+class Subscribe(BaseModel):
+    """The first message a WebSocket client sends."""
+
+    type: str = "subscribe"
+    queues: Annotated[list[Annotated[str, Field(pattern=m.QUEUE_PATTERN)]], Field(max_length=100)] | None = None
+    hz: Annotated[float, Field(ge=MIN_HZ, le=MAX_HZ)] = 2.0
+    since: dict[Annotated[str, Field(pattern=m.QUEUE_PATTERN)], Annotated[str, Field(max_length=64)]] | None = None
+
+
+def _ws_token(ws: WebSocket) -> str | None:
+    header = ws.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return ws.query_params.get("token")
+
+
+def _add_websocket(app: FastAPI, tq: AsyncTaskQueue, hub: Hub, settings: Settings) -> None:
+    @app.websocket(f"{API}/ws")
+    async def websocket(ws: WebSocket) -> None:
+        """Subscribe: ``{"queues": [...], "hz": 4, "since": {"queue": "<cursor>"}}``."""
+        needs_token = settings.token is not None and settings.auth_reads
+        if needs_token and not token_matches(_ws_token(ws), settings.token):
+            await ws.close(code=1008, reason="missing or wrong token")  # before accept: HTTP 403
+            return
+        await ws.accept()
+        try:
+            sub_msg = Subscribe.model_validate(await ws.receive_json())
+        except (PydanticValidationError, ValueError) as exc:
+            await ws.close(code=CLOSE_BAD_REQUEST, reason=f"bad subscribe message: {exc}"[:120])
+            return
+        except WebSocketDisconnect:
+            return
+        await Session(ws, tq, hub, settings, sub_msg).run()
+
+
+class Session:
+    """One WebSocket client: catch up from ``since``, then live events and snapshots."""
+
+    def __init__(self, ws: WebSocket, tq: AsyncTaskQueue, hub: Hub, settings: Settings, msg: Subscribe) -> None:
+        self.ws, self.tq, self.hub, self.msg = ws, tq, hub, msg
+        self.sub = Subscriber(hz=msg.hz, buffer=settings.event_buffer)
+        self.last: dict[str, tuple[int, int, int]] = {}
+
+    async def run(self) -> None:
+        feed = self.hub.join(self.msg.queues, self.sub)
+        tasks = [
+            asyncio.create_task(self._send_loop()),
+            asyncio.create_task(self._receive_loop()),
+            asyncio.create_task(self.sub.too_slow.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if self.sub.too_slow.is_set():
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=CLOSE_TOO_SLOW, reason="too slow: reconnect with since=<last cursor>")
+            for t in done:
+                if (
+                    not t.cancelled()
+                    and t.exception() is not None
+                    and not isinstance(t.exception(), WebSocketDisconnect)
+                ):
+                    log.warning("websocket session ended: %r", t.exception())
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+            await self.hub.leave(feed, self.sub)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            with contextlib.suppress(Exception):
+                hz = float(json.loads(message.get("text") or "{}").get("hz"))
+                self.sub.hz = min(MAX_HZ, max(MIN_HZ, hz))
+
+    async def _send_loop(self) -> None:
+        await self.ws.send_text(json.dumps({"type": "subscribed", "queues": self.msg.queues, "hz": self.sub.hz}))
+        if self.msg.since:
+            await self._catch_up(self.msg.since)
+            await self.ws.send_text(json.dumps({"type": "caught_up"}))
+        loop = asyncio.get_running_loop()
+        next_snapshot = loop.time()
+        sent_seq = 0
+        while True:
+            while not self.sub.events.empty():
+                await self._send_event(self.sub.events.get_nowait())
+            now = loop.time()
+            if now >= next_snapshot and self.sub.snapshot is not None and self.sub.snapshot_seq != sent_seq:
+                sent_seq = self.sub.snapshot_seq
+                await self.ws.send_text(self.sub.snapshot)
+                next_snapshot = max(next_snapshot + 1.0 / self.sub.hz, now)
+            self.sub.wake.clear()
+            if self.sub.events.empty():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.sub.wake.wait(), max(0.001, next_snapshot - loop.time()))
+
+    async def _send_event(self, item: EventItem) -> None:
+        if item.position <= self.last.get(item.queue, (-1, -1, -1)):
+            return  # already sent during the catch-up
+        self.last[item.queue] = item.position
+        await self.ws.send_text(item.text)
+
+    async def _catch_up(self, since: dict[str, str]) -> None:
+        """Events after each queue's cursor, read from Redis; the feed buffers live ones meanwhile."""
+        for queue, cursor in since.items():
+            oldest = await self.tq.redis.xrange(QueueKeys(self.tq.prefix, queue).events, count=1)
+            stream_id = cursor.partition("#")[0]
+            if oldest and _older(stream_id, oldest[0][0]):
+                await self.ws.send_text(
+                    json.dumps({"type": "fell_behind", "queue": queue, "oldest": oldest[0][0], "cursor": cursor})
+                )
+        try:
+            events = self.tq.events(list(since), since=since, follow=False)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    await self._send_event(event_item(event))
+        except InvalidOption as exc:
+            await self.ws.close(code=CLOSE_BAD_REQUEST, reason=str(exc)[:120])
+            raise WebSocketDisconnect(CLOSE_BAD_REQUEST) from None
+
+
+def _older(stream_id: str, oldest: str) -> bool:
+    """True if everything after ``stream_id`` no longer starts at the stream's oldest entry."""
+    try:
+        a = tuple(int(x) for x in [*stream_id.split("-"), "0"][:2])
+    except ValueError:
+        return False
+    b = tuple(int(x) for x in oldest.split("-"))
+    return a < (b[0], b[1] - 1) if b[1] > 0 else a < (b[0] - 1, 2**64 - 1)
