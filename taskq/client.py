@@ -8,6 +8,7 @@ client drives flows with a ``redis.Redis``; the async one with ``redis.asyncio``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,7 +17,6 @@ import redis
 import redis.asyncio as aioredis
 
 from taskq.backoff import Backoff
-from taskq.connection import AsyncExecutor, Flow, SyncExecutor
 from taskq.errors import (
     InvalidOption,
     ResultTimeout,
@@ -24,8 +24,10 @@ from taskq.errors import (
     TaskFailed,
     UnknownTaskName,
 )
+from taskq.executor import AsyncExecutor, SyncExecutor
 from taskq.keys import check_queue_name
 from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations, QueueCounts
+from taskq.plan import Flow
 from taskq.registry import ENQUEUE_OPTIONS, TaskDef, TaskFunction, make_task_def
 from taskq.server import ServerInfo, find_server
 from taskq.task import (
@@ -537,15 +539,7 @@ class TaskQueue(_Base):
         ever (break out of the loop to stop); without, it stops once caught up."""
         names = _queue_list(queues)
         reader = self._event_reader(names, since, follow, block_s, poll_s, self.queues() if names is None else ())
-        while True:
-            started = time.monotonic()
-            events = self._exec.run(reader.next_plan())
-            yield from events
-            pause = reader.pause_s(bool(events), time.monotonic() - started)
-            if pause is None:
-                return
-            if pause:
-                time.sleep(pause)
+        yield from self._exec.stream(reader.flow())
 
     def start_worker(self, **settings: Any) -> BackgroundWorker:
         """Run a worker for this queue's tasks in a background thread (notebooks, tests).
@@ -760,16 +754,9 @@ class AsyncTaskQueue(_Base):
         names = _queue_list(queues)
         known = await self.queues() if names is None else ()
         reader = self._event_reader(names, since, follow, block_s, poll_s, known)
-        while True:
-            started = time.monotonic()
-            events = await self._exec.run(reader.next_plan())
-            for event in events:
+        async with contextlib.aclosing(self._exec.stream(reader.flow())) as events:
+            async for event in events:
                 yield event
-            pause = reader.pause_s(bool(events), time.monotonic() - started)
-            if pause is None:
-                return
-            if pause:
-                await asyncio.sleep(pause)
 
     def start_worker(self, **settings: Any) -> BackgroundWorker:
         """Run a worker in a background thread with its own event loop; ``.stop()`` stops it."""

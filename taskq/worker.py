@@ -43,7 +43,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from taskq.connection import AsyncExecutor
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
@@ -53,6 +52,7 @@ from taskq.errors import (
     TaskTimeout,
     UnknownTaskName,
 )
+from taskq.executor import AsyncExecutor
 from taskq.keys import check_queue_name
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from taskq.errors import InvalidOption
-from taskq.plan import Command, Plan
+from taskq.plan import Command, Emit, Plan, Stream
 from taskq.telemetry.snapshot import to_plain
 
 #: A stream entry: (stream id, fields).
@@ -112,8 +112,8 @@ def _stream_id_before(stream_id: str) -> str:
 
 class EventReader:
     """Reads the events streams of some queues from a starting point, without doing I/O:
-    it hands out :class:`~taskq.ops.Plan` objects and says how long to pause between them.
-    The clients' ``events()`` iterators drive it (sync and async).
+    :meth:`flow` yields plans, the events read and pauses, and the clients' ``events()``
+    hand it to their executor's ``stream`` (the same loop, sync or async).
 
     ``since``: None or "$" starts from now; "0" from the oldest event kept; a stream id
     ("1700000000000-0", or just milliseconds) after that entry; an :attr:`Event.cursor`
@@ -194,6 +194,21 @@ class EventReader:
         if isinstance(since, str) and since not in ("", "$"):
             return since.partition("#")[0] if "#" in since else since
         return _stream_id_before(f"{self._start_ms or 0}-0")
+
+    def flow(self) -> Stream[Event]:
+        """The whole reading loop as one streaming flow, which either executor's ``stream``
+        runs (the clients' ``events()``): read, emit what came, pause, until
+        :meth:`pause_s` says stop."""
+        while True:
+            started = time.monotonic()
+            events: list[Event] = yield self.next_plan()
+            if events:
+                yield Emit(events)
+            pause = self.pause_s(bool(events), time.monotonic() - started)
+            if pause is None:
+                return
+            if pause:
+                yield pause
 
     def next_plan(self) -> Plan[list[Event]]:
         """The next read: learns where "now" is first, then reads new entries (and, with

@@ -1,0 +1,206 @@
+"""Executors: send a :class:`~taskq.plan.Plan`'s commands (one call, or one pipeline) and
+parse the replies; drive flows (:data:`~taskq.plan.Flow`) and streams. One sync and one
+async, sharing every decision but the I/O.
+
+A reply of NOSCRIPT (the server restarted or its script cache was flushed) is healed
+here: the scripts are loaded again and only the commands that failed are re-sent. A
+command that got NOSCRIPT did not run, so nothing runs twice.
+
+Everything here is plain redis-py. The one speed trick (single script calls that skip
+redis-py's command layers) lives in :mod:`taskq.speedups`, with its switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskq import speedups
+from taskq.errors import ServerUnavailable
+from taskq.ops import reply_error
+from taskq.plan import Command, Emit, Flow, Plan, Stream
+from taskq.scripts import Script
+
+__all__ = ["AsyncExecutor", "Flow", "SyncExecutor"]
+
+T = TypeVar("T")
+
+
+def _scripts_to_load(commands: Sequence[Command], replies: Sequence[Any]) -> dict[str, Script]:
+    missing: dict[str, Script] = {}
+    for cmd, reply in zip(commands, replies, strict=True):
+        if isinstance(reply, NoScriptError) and cmd.script is not None:
+            missing[cmd.script.sha] = cmd.script
+    return missing
+
+
+def _merge(replies: list[Any], retried: list[int], again: list[Any]) -> list[Any]:
+    for i, reply in zip(retried, again, strict=True):
+        replies[i] = reply
+    return replies
+
+
+def _finish(plan: Plan[T], replies: list[Any]) -> T:
+    if not plan.errors_inline:
+        for reply in replies:
+            err = reply_error(reply)
+            if err is not None:
+                raise err
+    return plan.parse(replies)
+
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _unavailable(url: str, exc: Exception) -> ServerUnavailable:
+    return ServerUnavailable(f"cannot reach Redis at {url}: {exc}")
+
+
+class SyncExecutor:
+    """Runs plans on a blocking ``redis.Redis`` client. ``speedups_on``: None follows the
+    environment (:func:`taskq.speedups.enabled`)."""
+
+    def __init__(self, client: redis.Redis, url: str, *, speedups_on: bool | None = None) -> None:
+        self.client = client
+        self.url = url
+        on = speedups.enabled() if speedups_on is None else speedups_on
+        self._scripts = speedups.SyncScriptCalls(client) if on else None
+
+    def run(self, plan: Plan[T]) -> T:
+        try:
+            replies = self._send(plan.commands)
+            missing = _scripts_to_load(plan.commands, replies)
+            if missing:
+                for script in missing.values():
+                    self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+                retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                replies = _merge(replies, retry, self._send([plan.commands[i] for i in retry]))
+        except _UNAVAILABLE as exc:
+            raise _unavailable(self.url, exc) from exc
+        return _finish(plan, replies)
+
+    def _send(self, commands: Sequence[Command]) -> list[Any]:
+        if len(commands) == 1:
+            cmd = commands[0]
+            try:
+                if cmd.script is not None and self._scripts is not None:
+                    return [self._scripts.call(cmd.args)]
+                return [self.client.execute_command(*cmd.args)]  # type: ignore[no-untyped-call]
+            except ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for cmd in commands:
+            pipe.execute_command(*cmd.args)  # type: ignore[no-untyped-call]
+        return list(pipe.execute(raise_on_error=False))
+
+    def drive(self, flow: Flow[T]) -> T:
+        """Run a flow to its end: plans are executed, floats are slept."""
+        reply: Any = None
+        try:
+            while True:
+                step = flow.send(reply)
+                if isinstance(step, Plan):
+                    reply = self.run(step)
+                else:
+                    time.sleep(step)
+                    reply = None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def stream(self, flow: Stream[T]) -> Iterator[T]:
+        """Run a streaming flow, handing out what it emits as it comes."""
+        reply: Any = None
+        with contextlib.closing(flow):
+            while True:
+                try:
+                    step = flow.send(reply)
+                except StopIteration:
+                    return
+                reply = None
+                if isinstance(step, Plan):
+                    reply = self.run(step)
+                elif isinstance(step, Emit):
+                    yield from step.items
+                else:
+                    time.sleep(step)
+
+
+class AsyncExecutor:
+    """Runs plans on a ``redis.asyncio.Redis`` client. ``speedups_on``: as for
+    :class:`SyncExecutor`."""
+
+    def __init__(self, client: aioredis.Redis, url: str, *, speedups_on: bool | None = None) -> None:
+        self.client = client
+        self.url = url
+        on = speedups.enabled() if speedups_on is None else speedups_on
+        self._scripts = speedups.AsyncScriptCalls(client) if on else None
+
+    async def run(self, plan: Plan[T]) -> T:
+        try:
+            replies = await self._send(plan.commands)
+            missing = _scripts_to_load(plan.commands, replies)
+            if missing:
+                for script in missing.values():
+                    await self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+                retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                again = await self._send([plan.commands[i] for i in retry])
+                replies = _merge(replies, retry, again)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(self.url, exc) from exc
+        return _finish(plan, replies)
+
+    async def _send(self, commands: Sequence[Command]) -> list[Any]:
+        if len(commands) == 1:
+            cmd = commands[0]
+            try:
+                if cmd.script is not None and self._scripts is not None:
+                    return [await self._scripts.call(cmd.args)]
+                return [await self.client.execute_command(*cmd.args)]  # type: ignore[no-untyped-call]
+            except ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for cmd in commands:
+            pipe.execute_command(*cmd.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def drive(self, flow: Flow[T]) -> T:
+        """Run a flow to its end: plans are executed, floats are slept."""
+        reply: Any = None
+        try:
+            while True:
+                step = flow.send(reply)
+                if isinstance(step, Plan):
+                    reply = await self.run(step)
+                else:
+                    await asyncio.sleep(step)
+                    reply = None
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def stream(self, flow: Stream[T]) -> AsyncGenerator[T, None]:
+        """Run a streaming flow, handing out what it emits as it comes. To stop early, close
+        the iterator (``contextlib.aclosing``)."""
+        reply: Any = None
+        with contextlib.closing(flow):
+            while True:
+                try:
+                    step = flow.send(reply)
+                except StopIteration:
+                    return
+                reply = None
+                if isinstance(step, Plan):
+                    reply = await self.run(step)
+                elif isinstance(step, Emit):
+                    for item in step.items:
+                        yield item
+                else:
+                    await asyncio.sleep(step)
