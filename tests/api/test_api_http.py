@@ -1,0 +1,209 @@
+"""The HTTP API over real HTTP (uvicorn on a free port), against the real redis-server, with
+real worker processes."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import pytest
+from apiapp import QUEUE
+from conftest import REPO, Api
+from fastapi.routing import APIRoute
+from taskq_api import Settings, create_app
+
+API = "/api/v1"
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def wait_for_task(client: httpx.Client, task_id: str, status: str, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = client.get(f"{API}/tasks/{task_id}").json()
+        if body["status"] == status:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task_id} is {body['status']}, not {status}, after {timeout_s}s")
+        time.sleep(0.05)
+
+
+def test_submit_then_result_from_a_worker_process(api: Api, worker: subprocess.Popen[bytes]) -> None:
+    with api.client() as c:
+        r = c.post(f"{API}/tasks", json={"name": "add", "args": [2, 3], "priority": 7}, headers={"X-Request-ID": "r-1"})
+        assert r.status_code == 201, r.text
+        assert r.headers["x-request-id"] == "r-1" and r.json()["request_id"] == "r-1"
+        body = wait_for_task(c, r.json()["id"], "succeeded")
+        assert body["result"] == 5 and body["attempts"] == 1 and body["priority"] == 7 and body["worker"]
+
+        r = c.post(f"{API}/tasks", json={"name": "boom", "args": ["bad"]})
+        dead = wait_for_task(c, r.json()["id"], "dead")
+        assert dead["error_type"] == "ValueError" and "bad" in dead["traceback"]
+        (summary,) = c.get(f"{API}/queues/{QUEUE}/dead").json()
+        assert summary["id"] == dead["id"] and summary["error"] == "bad"
+        assert c.get(f"{API}/queues/{QUEUE}/dead/{dead['id']}").json()["traceback"] == dead["traceback"]
+        assert c.post(f"{API}/queues/{QUEUE}/dead/redrive", json={"error_type": "ValueError"}).json() == {"count": 1}
+        wait_for_task(c, dead["id"], "dead")
+        assert c.post(f"{API}/queues/{QUEUE}/dead/purge", json={"all": True}).json() == {"count": 1}
+
+        workers = c.get(f"{API}/workers").json()
+        assert len(workers) == 1 and workers[0]["queues"] == [QUEUE]
+        queue = c.get(f"{API}/queues/{QUEUE}").json()
+        assert queue["queue"] == QUEUE and queue["counters"]["succeeded"] >= 1
+        assert [q["queue"] for q in c.get(f"{API}/queues").json()] == [QUEUE]
+        assert "taskq_" in c.get("/metrics").text
+
+
+def test_bulk_submit_and_cancel(api: Api) -> None:
+    with api.client() as c:
+        r = c.post(f"{API}/tasks/bulk", json={"tasks": [{"name": "add", "args": [i, i]} for i in range(250)]})
+        assert r.status_code == 201, r.text
+        ids = r.json()["ids"]
+        assert len(ids) == 250 and len(set(ids)) == 250
+        assert c.get(f"{API}/queues/{QUEUE}").json()["queued"] == 250
+        assert c.post(f"{API}/tasks/{ids[0]}/cancel").json() == {"id": ids[0], "outcome": "cancelled"}
+        assert c.get(f"{API}/tasks/{ids[0]}").json()["status"] == "cancelled"
+        assert c.post(f"{API}/tasks/{ids[0]}/cancel").status_code == 409
+
+
+def test_configure_queue(api: Api) -> None:
+    with api.client() as c:
+        r = c.put(f"{API}/queues/{QUEUE}/config", json={"aging_s": 60, "default_priority": 3})
+        assert r.status_code == 200, r.text
+        q = c.get(f"{API}/queues/{QUEUE}").json()
+        assert q["aging_s"] == 60 and q["default_priority"] == 3
+        assert c.put(f"{API}/queues/{QUEUE}/config", json={"default_priority": 0}).status_code == 422
+
+
+def test_registered_tasks_have_parameter_schemas(api: Api) -> None:
+    with api.client() as c:
+        tasks = {t["name"]: t for t in c.get(f"{API}/registered-tasks").json()}
+    assert set(tasks) == {"add", "boom"}
+    assert tasks["add"]["parameters"]["properties"]["a"]["type"] == "integer"
+    assert tasks["add"]["parameters"]["required"] == ["a", "b"] and tasks["add"]["queue"] == QUEUE
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "add", "args": [1, 2], "priority": 11}, "priority"),
+        ({"name": "add", "args": [1, 2], "priority": 0}, "priority"),
+        ({"name": "add", "args": [1, 2], "priority": 5.5}, "priority"),
+        ({"name": "add", "args": [1, 2], "priority": "5"}, "priority"),
+        ({"name": "add", "args": [1, 2], "delay_s": -1}, "delay_s"),
+        ({"name": "add", "args": [1, 2], "queue": "bad queue"}, "queue"),
+        ({"name": "add", "args": [1, 2], "extra": 1}, "extra"),
+    ],
+)
+def test_bad_input_is_422_with_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    with api.client() as c:
+        r = c.post(f"{API}/tasks", json=body)
+        assert r.status_code == 422, r.text
+        assert any(field in err["loc"] for err in r.json()["detail"])
+        assert c.get(f"{API}/queues/{QUEUE}").json()["queued"] == 0
+
+
+def test_unknown_name_lists_valid_names_and_writes_nothing(api: Api) -> None:
+    with api.client() as c:
+        r = c.post(f"{API}/tasks", json={"name": "os.system", "args": ["true"]})
+        assert r.status_code == 422
+        assert r.json()["error"] == "UnknownTaskName" and r.json()["valid_names"] == ["add", "boom"]
+        r = c.post(f"{API}/tasks", json={"name": "add", "args": [1]})
+        assert r.status_code == 422 and r.json()["error"] == "InvalidArguments"
+        assert c.get(f"{API}/queues").json() == []
+
+
+def test_unknown_task_is_404_and_oversized_body_413(api: Api) -> None:
+    with api.client() as c:
+        assert c.get(f"{API}/tasks/{QUEUE}:nope").status_code == 404
+        assert c.get(f"{API}/queues/{QUEUE}/dead/{QUEUE}:nope").status_code == 404
+        r = c.post(f"{API}/tasks", json={"name": "add", "args": ["x" * 100_000, 1]})
+        assert r.status_code == 413 and r.json()["error"] == "BodyTooLarge"
+
+
+def _dummy_path(route: APIRoute) -> str:
+    return route.path.replace("{queue}", QUEUE).replace("{task_id}", f"{QUEUE}:x")
+
+
+def test_every_mutating_route_refuses_a_missing_or_wrong_token(api: Api) -> None:
+    routes = [r for r in api.app.routes if isinstance(r, APIRoute) and r.methods & MUTATING]  # type: ignore[attr-defined]
+    assert len(routes) >= 6
+    for token, status in ((None, 401), ("wrong", 403)):
+        with api.client(token) as c:
+            for route in routes:
+                for method in route.methods & MUTATING:
+                    r = c.request(method, _dummy_path(route), json={})
+                    assert r.status_code == status, (method, route.path, r.status_code, r.text)
+
+
+def test_reads_need_the_token_when_configured(api: Api) -> None:
+    reads = [r for r in api.app.routes if isinstance(r, APIRoute) and "GET" in r.methods]  # type: ignore[attr-defined]
+    with api.client(None) as c:
+        for route in reads:
+            expected = 200 if route.path in OPEN_PATHS else 401
+            assert c.get(_dummy_path(route)).status_code == expected, route.path
+
+
+def test_no_token_needs_insecure_local() -> None:
+    with pytest.raises(Exception, match="insecure-local"):
+        Settings()
+    assert Settings(insecure_local=True).token is None
+
+
+def test_redis_down_is_503_then_recovers(redis_server: Any) -> None:
+    from apiapp import register
+    from conftest import serve
+
+    from taskq import EmbeddedServer, TaskQueue
+
+    server = EmbeddedServer(kind="redis-server").start()
+    tq = TaskQueue(server.url)
+    register(tq)
+    port = server.url.rsplit(":", 1)[1].split("/")[0]
+    app = create_app(tq, Settings(insecure_local=True))
+    try:
+        for url in serve(app):
+            with httpx.Client(base_url=url, timeout=30) as c:
+                assert c.get("/readyz").status_code == 200
+                server.stop()
+                r = c.get(f"{API}/queues")
+                assert r.status_code == 503 and r.json()["error"] == "RedisUnavailable"
+                assert c.get("/readyz").status_code == 503
+                assert c.get("/healthz").status_code == 200
+                server = EmbeddedServer(kind="redis-server", port=int(port)).start()
+                assert c.get("/readyz").status_code == 200
+                assert c.post(f"{API}/tasks", json={"name": "add", "args": [1, 2]}).status_code == 201
+    finally:
+        server.stop()
+        tq.close()
+
+
+def test_the_api_imports_only_public_taskq_names() -> None:
+    for path in (REPO / "api" / "taskq_api").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("taskq."):
+                assert node.module.startswith("taskq.cli"), f"{path.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("taskq.") or alias.name.startswith("taskq.cli"), path.name
+    import taskq
+
+    for path in (REPO / "api" / "taskq_api").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "taskq":
+                assert all(a.name in taskq.__all__ for a in node.names), path.name
+
+
+def test_openapi_has_an_example_for_every_response_body(api: Api) -> None:
+    schema = json.loads(httpx.get(f"{api.url}/openapi.json").text)
+    for name, component in schema["components"]["schemas"].items():
+        if name in ("HTTPValidationError", "ValidationError") or not name[0].isupper():
+            continue
+        assert "examples" in component or "example" in component or name in {"SubmitRequest-Output"}, (
+            f"{name} has no example"
+        )
