@@ -6,11 +6,16 @@ fallback carries the numbers."""
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import taskq_widgets
 from apps.procs import alive
 from helpers import wait_until
+from setuptools.config.pyprojecttoml import apply_configuration
+from setuptools.dist import Distribution
 from taskq_widgets import Playground, QueueMonitor, render_html, render_text
 from taskq_widgets.figures import add_point
 
@@ -93,13 +98,13 @@ def test_monitor_polls_in_its_thread_and_stop_joins_it(tq: taskq.TaskQueue, mon:
     mon.start()
     assert mon.polling and mon.thread_alive
     wait_until(lambda: mon.updates >= 2, what="two polls without refresh()")
-    tq.enqueue("anything", priority=7)
+    tq.enqueue("anything", priority=7, force=True)
     wait_until(lambda: mon.pending == 1, what="the poller to see the task")
     assert mon.depth_by_priority["7"] == 1
     mon.stop()
     assert not mon.thread_alive and not mon.polling
     seen = mon.updates
-    tq.enqueue("anything")
+    tq.enqueue("anything", force=True)
     mon.refresh()  # only the explicit read changes anything now
     assert (mon.updates, mon.pending) == (seen + 1, 2)
 
@@ -114,8 +119,8 @@ def test_monitor_close_ends_thread(tq: taskq.TaskQueue) -> None:
 
 
 def test_monitor_every_queue_when_none_given(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("x", queue="emails", priority=3)
-    tq.enqueue("x", queue="reports")
+    tq.enqueue("x", queue="emails", priority=3, force=True)
+    tq.enqueue("x", queue="reports", force=True)
     mon = QueueMonitor(tq)
     try:
         mon.refresh()
@@ -175,7 +180,7 @@ def test_history_keeps_one_point_per_second() -> None:
 
 def test_mimebundle_has_widget_html_and_text(tq: taskq.TaskQueue, mon: QueueMonitor) -> None:
     for _ in range(2):
-        tq.enqueue("x", priority=8)
+        tq.enqueue("x", priority=8, force=True)
     data, _metadata = mon._repr_mimebundle_()
     try:
         assert "application/vnd.jupyter.widget-view+json" in data
@@ -186,13 +191,40 @@ def test_mimebundle_has_widget_html_and_text(tq: taskq.TaskQueue, mon: QueueMoni
         mon.stop()
 
 
+# -- the front end: its own files, shipped as package data -----------------------------
+
+FRONTEND = Path(taskq_widgets.__file__).parent / "frontend"
+
+
+def test_monitor_sends_the_frontend_files(mon: QueueMonitor) -> None:
+    state = mon.get_state()
+    assert state["_esm"] == (FRONTEND / "monitor.js").read_text()
+    assert state["_css"] == (FRONTEND / "monitor.css").read_text()
+    assert "export default { render }" in state["_esm"]
+
+
+def test_frontend_files_are_package_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """setuptools' build_py, configured from pyproject.toml, copies every front-end file."""
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # setuptools' notes on its own [tool.setuptools] support
+        dist = apply_configuration(Distribution(), root / "pyproject.toml")
+        dist.script_name = "setup.py"
+        build = dist.get_command_obj("build_py")
+        build.build_lib = str(tmp_path)  # type: ignore[attr-defined]
+        dist.run_command("build_py")
+    shipped = {p.name for p in (tmp_path / "taskq_widgets" / "frontend").iterdir()}
+    assert shipped == {p.name for p in FRONTEND.iterdir()} == {"monitor.js", "monitor.css"}
+
+
 # -- the static fallback -----------------------------------------------------------------
 
 
 def test_render_html_and_text(tq: taskq.TaskQueue) -> None:
     for priority in (10, 10, 1):
-        tq.enqueue("noop", priority=priority)
-    tq.enqueue("noop", queue="other")
+        tq.enqueue("noop", priority=priority, force=True)
+    tq.enqueue("noop", queue="other", force=True)
     html = render_html(tq.snapshot())
     assert 'class="taskq-monitor-static"' in html
     assert 'data-field="pending">4<' in html
@@ -381,7 +413,7 @@ def test_playground_buttons(tq: taskq.TaskQueue, pg: Playground) -> None:
 def test_monitor_on_every_backend(any_url: str) -> None:
     """The embedded fallback (fakeredis) serves the monitor too: notebooks run anywhere."""
     with taskq.TaskQueue(any_url) as client:
-        client.enqueue("x", priority=4)
+        client.enqueue("x", priority=4, force=True)
         mon = QueueMonitor(client, queues="default")
         try:
             mon.refresh()

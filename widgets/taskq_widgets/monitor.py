@@ -2,13 +2,15 @@
 
 A background thread (:class:`~taskq_widgets.polling.Poller`) reads one snapshot every
 ``interval_s`` seconds and sets the synced traitlets in one batch; the anywidget front end
-(:mod:`taskq_widgets.frontend`) redraws from them. The kernel stays free the whole time.
+(``frontend/monitor.js``, plain JavaScript shipped as package data) redraws from them. The
+kernel stays free the whole time.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -25,11 +27,13 @@ from taskq import (
     check_queue_name,
 )
 from taskq_widgets.figures import DEFAULT_METRIC, Figures, add_point, figures_of
-from taskq_widgets.frontend import MONITOR_CSS, MONITOR_ESM
 from taskq_widgets.polling import Poller, check_interval_s
 from taskq_widgets.static import figures_html, figures_text
 
 #: Traitlets copied from each reading (:class:`~taskq_widgets.figures.Figures` field names).
+FRONTEND = Path(__file__).parent / "frontend"
+"""The browser side: ``monitor.js`` (an anywidget ES module) and ``monitor.css``."""
+
 _COPIED = (
     "pending",
     "queued",
@@ -94,8 +98,8 @@ class QueueMonitor(anywidget.AnyWidget):
     (enqueued to succeeded), 'wait' (ready to claimed) or 'run'.
     """
 
-    _esm = MONITOR_ESM
-    _css = MONITOR_CSS
+    _esm = FRONTEND / "monitor.js"
+    _css = FRONTEND / "monitor.css"
 
     pending = traitlets.Int(0).tag(sync=True)
     queued = traitlets.Int(0).tag(sync=True)

@@ -1,22 +1,41 @@
-"""The browser side of :class:`~taskq_widgets.QueueMonitor`: an anywidget ES module and its
-CSS, inline strings (no build step, no CDN, nothing fetched at run time).
+// The browser side of taskq_widgets.QueueMonitor: an anywidget ES module. Plain JavaScript with
+// JSDoc types, checked by `npm run lint` and `npm run typecheck` in widgets/; no build step, no
+// CDN, nothing fetched at run time.
+//
+// The DOM it draws, for tests and styling: a root div.taskq-monitor; headline figures as
+// [data-field=<name>] elements whose text is the number (an en dash for no data); the depth bars
+// in .taskq-depth; sparklines as svg.taskq-spark[data-series=<name>]; running tasks in
+// table.taskq-running; workers in table.taskq-workers with one tr[data-worker=<id>] each; errors
+// in .taskq-error.
 
-The DOM it draws, for tests and styling: a root ``div.taskq-monitor``; headline figures as
-``[data-field=<name>]`` elements whose text is the number (an en dash for no data); the
-depth bars in ``.taskq-depth``; sparklines as ``svg.taskq-spark[data-series=<name>]``;
-running tasks in ``table.taskq-running``; workers in ``table.taskq-workers`` with one
-``tr[data-worker=<id>]`` each; errors in ``.taskq-error``.
-"""
+/**
+ * @typedef {{t_ms: number, throughput: number, p50_ms: number | null, p99_ms: number | null,
+ *   pending: number}} Point
+ * @typedef {{id: string, name: string, queue: string, worker: string, attempt: number,
+ *   priority: number, age_ms: number | null, lease_left_ms: number | null}} RunningRow
+ * @typedef {{id: string, health: string, host: string, pid: number | null, queues: string[],
+ *   concurrency: number | null, processed: number | null, failed: number | null,
+ *   current: string[], heartbeat_age_ms: number | null}} WorkerRow
+ * @typedef {"pending" | "queued" | "running" | "scheduled" | "dead" | "succeeded" | "failed"
+ *   | "throughput" | "p50_ms" | "p99_ms"} Headline
+ * @typedef {"throughput" | "p50_ms" | "p99_ms" | "pending"} Series
+ * @typedef {{
+ *   pending: number, queued: number, running: number, scheduled: number, dead: number,
+ *   succeeded: number, failed: number, throughput: number, p50_ms: number | null,
+ *   p99_ms: number | null, depth_by_priority: Record<string, number>,
+ *   running_tasks: RunningRow[], workers: WorkerRow[], history: Point[], error: string,
+ *   polling: boolean, queue_names: string[], updates: number, window_s: number, metric: string,
+ * }} Model
+ */
 
-from __future__ import annotations
-
-MONITOR_ESM = r"""
+/** @type {[Headline, string][]} */
 const HEADLINE = [
   ["pending", "pending"], ["queued", "queued"], ["running", "running"],
   ["scheduled", "scheduled"], ["dead", "dead"], ["succeeded", "succeeded"],
   ["failed", "failed"], ["throughput", "throughput /s"], ["p50_ms", "P50 ms"],
   ["p99_ms", "P99 ms"],
 ];
+/** @type {Record<Headline, string>} */
 const HINTS = {
   pending: "queued + scheduled + running",
   queued: "waiting to be claimed",
@@ -29,17 +48,32 @@ const HINTS = {
   p50_ms: "median latency over the window (worst queue)",
   p99_ms: "99th percentile latency over the window (worst queue)",
 };
+/** @type {[Series, string][]} */
 const SERIES = [["throughput", "throughput /s"], ["p50_ms", "P50 ms"], ["p99_ms", "P99 ms"], ["pending", "pending"]];
+/** @type {(keyof Model)[]} */
 const WATCHED = ["pending", "queued", "running", "scheduled", "dead", "succeeded", "failed", "throughput",
   "p50_ms", "p99_ms", "depth_by_priority", "running_tasks", "workers", "history", "error", "polling",
   "queue_names", "updates", "window_s", "metric"];
+const DASH = "\u2013";
 
-function fmt(v, digits) {
-  if (v === null || v === undefined) return "\u2013";
+/**
+ * A number for a tile or a cell: integers as they are, others with one decimal.
+ * @param {number | null | undefined} v
+ * @returns {string}
+ */
+function fmt(v) {
+  if (v === null || v === undefined) return DASH;
   if (Number.isInteger(v)) return String(v);
-  return Number(v).toFixed(digits === undefined ? 1 : digits);
+  return Number(v).toFixed(1);
 }
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} [cls]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function el(tag, cls, text) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
@@ -47,11 +81,23 @@ function el(tag, cls, text) {
   return node;
 }
 
+/**
+ * A duration in milliseconds, in seconds from one second up.
+ * @param {number | null | undefined} v
+ * @returns {string}
+ */
 function ms(v) {
-  if (v === null || v === undefined) return "\u2013";
-  return v >= 10000 ? (v / 1000).toFixed(0) + " s" : v >= 1000 ? (v / 1000).toFixed(1) + " s" : v + " ms";
+  if (v === null || v === undefined) return DASH;
+  if (v >= 10000) return (v / 1000).toFixed(0) + " s";
+  if (v >= 1000) return (v / 1000).toFixed(1) + " s";
+  return v + " ms";
 }
 
+/**
+ * @param {Point[]} points
+ * @param {Series} key
+ * @returns {SVGSVGElement}
+ */
 function sparkline(points, key) {
   const ns = "http://www.w3.org/2000/svg";
   const w = 160, h = 32;
@@ -59,12 +105,14 @@ function sparkline(points, key) {
   svg.setAttribute("class", "taskq-spark");
   svg.setAttribute("data-series", key);
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  svg.setAttribute("width", w);
-  svg.setAttribute("height", h);
+  svg.setAttribute("width", String(w));
+  svg.setAttribute("height", String(h));
   const values = points.map((p) => p[key]);
+  /** @type {number[]} */
   const present = values.filter((v) => v !== null && v !== undefined);
   const max = present.length ? Math.max(...present, 1e-9) : 1;
   const n = values.length;
+  /** @type {string[]} */
   const coords = [];
   values.forEach((v, i) => {
     if (v === null || v === undefined) return;
@@ -81,7 +129,17 @@ function sparkline(points, key) {
   return svg;
 }
 
-function table(cls, columns, rows, cells) {
+/**
+ * A table with a header row and one row per item.
+ * @template T
+ * @param {string} cls
+ * @param {string[]} columns
+ * @param {T[]} rows
+ * @param {(row: T) => string[]} cells
+ * @param {(tr: HTMLTableRowElement, row: T) => void} [mark] sets attributes on each row
+ * @returns {HTMLTableElement}
+ */
+function table(cls, columns, rows, cells, mark) {
   const t = el("table", cls);
   const head = el("tr");
   columns.forEach((c) => head.appendChild(el("th", "", c)));
@@ -89,22 +147,23 @@ function table(cls, columns, rows, cells) {
   rows.forEach((r) => {
     const tr = el("tr");
     cells(r).forEach((c) => tr.appendChild(el("td", "", c)));
-    if (cls === "taskq-workers") tr.setAttribute("data-worker", r.id);
-    if (cls === "taskq-workers") tr.classList.add("health-" + r.health);
+    if (mark) mark(tr, r);
     t.appendChild(tr);
   });
   return t;
 }
 
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el: host }) {
   const root = el("div", "taskq-monitor");
   const title = el("div", "taskq-title");
   const error = el("div", "taskq-error");
   const tiles = el("div", "taskq-tiles");
+  /** @type {Partial<Record<Headline, HTMLSpanElement>>} */
   const fields = {};
   for (const [key, label] of HEADLINE) {
     const tile = el("div", "taskq-tile");
-    tile.title = HINTS[key] || "";
+    tile.title = HINTS[key];
     const value = el("span", "taskq-value");
     value.setAttribute("data-field", key);
     fields[key] = value;
@@ -132,7 +191,8 @@ function render({ model, el: host }) {
     error.textContent = err || "";
     error.style.display = err ? "block" : "none";
     for (const [key] of HEADLINE) {
-      fields[key].textContent = fmt(model.get(key), key === "throughput" ? 1 : 1);
+      const field = fields[key];
+      if (field) field.textContent = fmt(model.get(key));
     }
     const d = model.get("depth_by_priority") || {};
     const most = Math.max(1, ...Object.values(d));
@@ -169,9 +229,13 @@ function render({ model, el: host }) {
     workers.replaceChildren(el("div", "taskq-caption", `workers (${ws.length})`));
     if (ws.length) {
       const columns = ["worker", "health", "pid", "concurrency", "processed", "failed", "current tasks"];
-      workers.appendChild(table("taskq-workers", columns, ws, (w) =>
+      const cells = (/** @type {WorkerRow} */ w) =>
         [w.id, w.health, fmt(w.pid), fmt(w.concurrency), fmt(w.processed), fmt(w.failed),
-         w.current.length ? w.current.join(", ") : "\u2013"]));
+          w.current.length ? w.current.join(", ") : DASH];
+      workers.appendChild(table("taskq-workers", columns, ws, cells, (tr, w) => {
+        tr.setAttribute("data-worker", w.id);
+        tr.classList.add("health-" + w.health);
+      }));
     }
   }
 
@@ -180,49 +244,16 @@ function render({ model, el: host }) {
   const schedule = () => {
     if (scheduled) return;
     scheduled = true;
-    Promise.resolve().then(() => {
+    void Promise.resolve().then(() => {
       scheduled = false;
       update();
     });
   };
-  const handlers = WATCHED.map((name) => {
-    const cb = schedule;
-    model.on(`change:${name}`, cb);
-    return [name, cb];
-  });
+  for (const name of WATCHED) model.on(`change:${name}`, schedule);
   update();
-  return () => handlers.forEach(([name, cb]) => model.off(`change:${name}`, cb));
+  return () => {
+    for (const name of WATCHED) model.off(`change:${name}`, schedule);
+  };
 }
 
 export default { render };
-"""
-
-MONITOR_CSS = """
-.taskq-monitor { font-family: var(--jp-ui-font-family, sans-serif); font-size: 12px;
-  color: var(--jp-ui-font-color1, #222); padding: 6px; border: 1px solid var(--jp-border-color2, #ddd);
-  border-radius: 4px; }
-.taskq-monitor .taskq-title { font-weight: 600; margin-bottom: 4px; }
-.taskq-monitor .taskq-error { display: none; background: #fde8e8; color: #9b1c1c; padding: 4px 6px; margin: 4px 0;
-  border-radius: 3px; white-space: pre-wrap; }
-.taskq-monitor .taskq-tiles { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 6px; }
-.taskq-monitor .taskq-tile { display: flex; flex-direction: column; align-items: center; min-width: 64px;
-  padding: 3px 6px; background: var(--jp-layout-color2, #f4f4f4); border-radius: 3px; }
-.taskq-monitor .taskq-value { font-size: 16px; font-variant-numeric: tabular-nums; }
-.taskq-monitor .taskq-label, .taskq-monitor .taskq-caption { color: var(--jp-ui-font-color2, #666); font-size: 11px; }
-.taskq-monitor .taskq-middle { display: flex; flex-wrap: wrap; gap: 16px; }
-.taskq-monitor .taskq-depth { min-width: 220px; }
-.taskq-monitor .taskq-bar-row { display: flex; align-items: center; gap: 4px; height: 13px; }
-.taskq-monitor .taskq-bar-label { width: 16px; text-align: right; }
-.taskq-monitor .taskq-bar-track { flex: 1; min-width: 140px; height: 9px; background: rgba(128, 128, 128, 0.12); }
-.taskq-monitor .taskq-bar { display: block; height: 100%; background: #3b82f6; }
-.taskq-monitor .taskq-bar-count { width: 40px; font-variant-numeric: tabular-nums; }
-.taskq-monitor .taskq-sparks { display: grid; grid-template-columns: repeat(2, auto); gap: 2px 12px; color: #3b82f6; }
-.taskq-monitor .taskq-spark-box { display: flex; flex-direction: column; }
-.taskq-monitor table { border-collapse: collapse; margin-top: 2px; font-variant-numeric: tabular-nums; }
-.taskq-monitor th, .taskq-monitor td { padding: 1px 6px; border-bottom: 1px solid var(--jp-border-color2, #eee);
-  text-align: left; }
-.taskq-monitor tr.health-stale td { color: #b45309; }
-.taskq-monitor tr.health-gone td { color: #9b1c1c; text-decoration: line-through; }
-"""
-
-__all__ = ["MONITOR_CSS", "MONITOR_ESM"]
