@@ -3,7 +3,7 @@
 * producer: ``noop.enqueue(t)`` on a blocking :class:`taskq.TaskQueue` (single),
   ``tq.enqueue_many([...])`` (bulk, one pipelined ``enqueue.lua`` call per 1,000), and
   ``AsyncTaskQueue.enqueue`` for the open-loop runs;
-* worker: ``taskq worker benchmarks.systems.taskq:tq --queues bench --concurrency C
+* worker: ``taskq worker taskq_bench.systems.taskq:tq --queues bench --concurrency C
   --processes P --log-level warning`` (``--processes 2`` is taskq's supervised pool);
 * defaults kept: at-least-once leases (30 s), retries, the event stream and telemetry on;
 * tasks are ``async def`` (awaited on the worker's loop; sync tasks would go to threads).
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import taskq
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 tq = taskq.TaskQueue(redis_url())
 
@@ -62,7 +62,7 @@ class TaskqAdapter(Adapter):
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
         return [
-            [script(python, "taskq"), "worker", "benchmarks.systems.taskq:tq", "--queues", QUEUE,
+            [script(python, "taskq"), "worker", "taskq_bench.systems.taskq:tq", "--queues", QUEUE,
              "--concurrency", str(setting.concurrency), "--processes", str(setting.processes),
              "--log-level", "warning"],
         ]  # fmt: skip

@@ -1,6 +1,6 @@
 """Producer processes: enqueue through a system's public API, started together.
 
-``python -m benchmarks.producer --system S --url U --mode M …`` imports the adapter,
+``python -m taskq_bench.producer --system S --url U --mode M …`` imports the adapter,
 connects, prints ``READY``, then waits for one line on stdin: the wall-clock time to
 start at. It prints one JSON line with what it did and exits. Several producers get the
 same start time, so "K producers" means K processes enqueueing at once.
@@ -8,7 +8,7 @@ same start time, so "K producers" means K processes enqueueing at once.
 Modes: ``single`` (``count`` single enqueues, one after another), ``bulk`` (``count`` in
 bulk calls of ``batch``), ``prefill`` (as fast as the API allows: bulk if there is one,
 else concurrent async sends or a plain loop) and ``openloop`` (the schedule of
-:mod:`benchmarks.openloop`, this producer's share of it).
+:mod:`taskq_bench.openloop`, this producer's share of it).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from benchmarks.openloop import Schedule, SendLog, run_open_loop, threaded
-from benchmarks.recorder import URL_ENV
-from benchmarks.stats import summarize_ms
-from benchmarks.systems.base import ROOT, Adapter, Kind, Workload
+from taskq_bench.openloop import Schedule, SendLog, run_open_loop, threaded
+from taskq_bench.recorder import URL_ENV
+from taskq_bench.stats import summarize_ms
+from taskq_bench.systems.base import HARNESS_PATH, ROOT, Adapter, Kind, Workload
 
 Mode = Literal["single", "bulk", "prefill", "openloop"]
 READY = "READY"
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # than the default 5 ms, so a busy sender thread does not delay the next send.
     sys.setswitchinterval(0.0005)
     os.environ[URL_ENV] = args.url
-    from benchmarks.systems import load_adapter
+    from taskq_bench.systems import load_adapter
 
     job = Job(args.mode, args.kind, args.count, args.batch, args.rate, args.offset, args.stride, args.warmup)
     adapter = load_adapter(args.system, args.url)
@@ -223,8 +223,8 @@ def run_producers(
     """Start one process per job, start them all at the same moment; (t0, their reports).
 
     ``before_start`` runs once every producer is READY (warmed up), before the start time is set."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **{URL_ENV: url})
-    argv = [python, "-m", "benchmarks.producer", "--system", system, "--url", url]
+    env = dict(os.environ, PYTHONPATH=HARNESS_PATH, **{URL_ENV: url})
+    argv = [python, "-m", "taskq_bench.producer", "--system", system, "--url", url]
     procs = [_spawn([*argv, *job.argv()], env) for job in jobs]
     try:
         deadline = time.monotonic() + 60

@@ -1,7 +1,7 @@
 """Where taskq spends its time: py-spy profiles of a draining worker and of the producer
 calls, plus Redis's own per-command CPU (INFO commandstats).
 
-    python -m benchmarks.profile_taskq --out bench-results/profile      # needs py-spy on PATH
+    python -m taskq_bench.profile_taskq --out bench-results/profile      # needs py-spy on PATH
                                                                        # or in .venv-bench
 
 * **worker**: ``--tasks`` no-op tasks queued, one ``taskq worker`` process (concurrency
@@ -27,15 +27,15 @@ from typing import Any
 
 import redis
 
-from benchmarks import procs, recorder
-from benchmarks.systems.base import ROOT
 from taskq.server import EmbeddedServer
+from taskq_bench import procs, recorder
+from taskq_bench.systems.base import HARNESS_PATH, ROOT
 
 PRODUCER_CODE = """
 import asyncio, os, sys, time
 import taskq
 url, mode, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-name = "benchmarks.systems.taskq.noop"
+name = "taskq_bench.systems.taskq.noop"
 if mode == "async":
     async def main():
         tq = taskq.AsyncTaskQueue(url)
@@ -109,14 +109,14 @@ def commandstats_delta(before: dict[str, tuple[int, float]], after: dict[str, tu
 
 
 def env_for(url: str) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT), TASKQ_REDIS_URL=url, **{recorder.URL_ENV: url})
+    return dict(os.environ, PYTHONPATH=HARNESS_PATH, TASKQ_REDIS_URL=url, **{recorder.URL_ENV: url})
 
 
 def profile_worker(url: str, tasks: int, out: Path) -> str:
     client = redis.Redis.from_url(url)
     client.flushall()
     subprocess.run([sys.executable, "-c", PRODUCER_CODE, url, "bulk", str(tasks)], env=env_for(url), check=True)
-    argv = [sys.executable, "-m", "taskq.cli", "worker", "benchmarks.systems.taskq:tq", "--queues", "bench",
+    argv = [sys.executable, "-m", "taskq.cli", "worker", "taskq_bench.systems.taskq:tq", "--queues", "bench",
             "--concurrency", "200", "--log-level", "warning"]  # fmt: skip
     before = commandstats(client)
     worker = procs.launch(argv, env_for(url), ROOT, out / "worker.log")

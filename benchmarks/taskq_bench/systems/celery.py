@@ -4,7 +4,7 @@
   way to send many at once; it still publishes one message per task);
 * no result backend (``task_ignore_result``): the fastest standard setup for fire-and-forget
   work; completion is seen through the tasks' own stamps, like every system here;
-* worker: ``celery -A benchmarks.systems.celery worker -Q bench -l warning
+* worker: ``celery -A taskq_bench.systems.celery worker -Q bench -l warning
   --without-gossip --without-mingle --without-heartbeat --prefetch-multiplier 64`` with a
   pool per setting: ``-P threads -c C`` or ``-P solo`` (one process), ``-P prefork -c P``
   (P child processes under one parent). Early acks (Celery's default).
@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from celery import Celery, group
 
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 PREFETCH_MULTIPLIER = 64
 
@@ -61,7 +61,7 @@ class CeleryAdapter(Adapter):
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 1, "prefork"), WorkerSetting(2, 1, "solo"))
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
-        base = [script(python, "celery"), "-A", "benchmarks.systems.celery", "worker", "-Q", QUEUE,
+        base = [script(python, "celery"), "-A", "taskq_bench.systems.celery", "worker", "-Q", QUEUE,
                 "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
                 "--prefetch-multiplier", str(PREFETCH_MULTIPLIER)]  # fmt: skip
         if setting.variant == "prefork":

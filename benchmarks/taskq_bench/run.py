@@ -1,6 +1,6 @@
 """Run the benchmark suite for taskq and its peers, each against a private redis-server.
 
-    python -m benchmarks.run --suite short --systems taskq,rq,arq,saq,celery,dramatiq,huey,taskiq \\
+    python -m taskq_bench.run --suite short --systems taskq,rq,arq,saq,celery,dramatiq,huey,taskiq \\
         --out bench-results/
 
 Peers run in the virtualenvs built by ``bash benchmarks/setup_peers.sh`` (``.venv-bench``
@@ -35,8 +35,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from benchmarks.report import render
-from benchmarks.results import (
+from taskq.errors import TaskqError
+from taskq.server import EmbeddedServer
+from taskq_bench.report import render
+from taskq_bench.results import (
     COMPLETION_METHOD,
     Results,
     Row,
@@ -46,12 +48,10 @@ from benchmarks.results import (
     python_version,
     redis_server_info,
 )
-from benchmarks.suite import SUITES, Suite
-from benchmarks.system_run import EXPERIMENTS, PROGRESS_ENV
-from benchmarks.systems import SYSTEMS, VENV_DIR_ENV, python_for
-from benchmarks.systems.base import ROOT
-from taskq.errors import TaskqError
-from taskq.server import EmbeddedServer
+from taskq_bench.suite import SUITES, Suite
+from taskq_bench.system_run import EXPERIMENTS, PROGRESS_ENV
+from taskq_bench.systems import SYSTEMS, VENV_DIR_ENV, python_for
+from taskq_bench.systems.base import HARNESS_PATH, ROOT
 
 URL_SCHEMES = ("redis://", "rediss://", "unix://")
 PRIVATE_SERVER = "a private redis-server per system"
@@ -164,7 +164,7 @@ def run_showing_progress(argv: Sequence[str], env: dict[str, str], timeout_s: fl
 def run_one(
     system: str, suite: Suite, experiments: Sequence[str], out_dir: Path, url: str | None = None
 ) -> dict[str, Any]:
-    """One system's document from ``benchmarks.system_run`` (or one saying why it could not run),
+    """One system's document from ``taskq_bench.system_run`` (or one saying why it could not run),
     on ``url`` or, by default, on a private redis-server of its own."""
     python = python_for(system)
     if not Path(python).exists():
@@ -173,10 +173,10 @@ def run_one(
     fragment.parent.mkdir(parents=True, exist_ok=True)
     fragment.unlink(missing_ok=True)
     with server_for_run(url) as server_url:
-        argv = [python, "-m", "benchmarks.system_run", "--system", system, "--url", server_url,
+        argv = [python, "-m", "taskq_bench.system_run", "--system", system, "--url", server_url,
                 "--suite", suite.name, "--experiments", ",".join(experiments), "--out", str(fragment),
                 "--logs", str(out_dir / "logs")]  # fmt: skip
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=HARNESS_PATH)
         if not sys.stdout.isatty():  # a log file, a notebook: no progress bars (every frame would stay)
             env[PROGRESS_ENV] = "0"
         load_before, cpu_before = loadavg(), redis_cpu_s(server_url)
@@ -185,7 +185,7 @@ def run_one(
             return failed(system, f"did not finish within {suite.system_timeout_s:.0f}s: {stderr_tail[-1000:]}")
         cpu_used = redis_cpu_s(server_url) - cpu_before
     if returncode != 0 or not fragment.exists():
-        return failed(system, f"benchmarks.system_run exited with {returncode}: {stderr_tail[-1500:]}")
+        return failed(system, f"taskq_bench.system_run exited with {returncode}: {stderr_tail[-1500:]}")
     document: dict[str, Any] = json.loads(fragment.read_text())
     document["info"].update(loadavg_before=load_before, loadavg_after=loadavg(), redis_cpu_s=round(cpu_used, 2))
     return document
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "it is FLUSHALLed before each measurement (all its data is lost)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        command = "python -m benchmarks.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+        command = "python -m taskq_bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
         bench(args.suite, split_list(args.systems), split_list(args.experiments), args.out, rounds=args.rounds,
               url=args.url, venv_dir=args.venv_dir, command=command)  # fmt: skip
     except BenchmarkOptionError as exc:
@@ -232,7 +232,7 @@ def bench(
     echo: bool = True,
 ) -> Path:
     """Check the options, run every system, write the JSON, CSV and Markdown files into ``out``
-    and print the tables (``echo``); the JSON file's path. ``python -m benchmarks.run`` and
+    and print the tables (``echo``); the JSON file's path. ``python -m taskq_bench.run`` and
     ``taskq bench`` both come here; ``command`` is recorded as the one that reproduces the run."""
     check_options(suite_name, systems, experiments, rounds, url)
     check_installed(url)

@@ -2,7 +2,7 @@
 
 * producer: ``await queue.enqueue("noop", intended=t)`` on ``saq.Queue.from_url`` (SAQ has
   no bulk enqueue: ``Queue.map`` enqueues many but also waits for their results);
-* worker: ``saq benchmarks.systems.saq.settings --workers P``; ``concurrency`` (jobs run at
+* worker: ``saq taskq_bench.systems.saq.settings --workers P``; ``concurrency`` (jobs run at
   once per process, each slot blocking on its own dequeue) comes from ``BENCH_CONCURRENCY``;
   SAQ's defaults otherwise (its log level is WARNING without ``-v``).
 """
@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from saq import Queue
 
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 CONCURRENCY_ENV = "BENCH_CONCURRENCY"
 
@@ -60,7 +60,7 @@ class SaqAdapter(Adapter):
         self._queue: Queue | None = None
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
-        return [[script(python, "saq"), "benchmarks.systems.saq.settings", "--workers", str(setting.processes)]]
+        return [[script(python, "saq"), "taskq_bench.systems.saq.settings", "--workers", str(setting.processes)]]
 
     def worker_env(self, setting: WorkerSetting) -> Mapping[str, str]:
         return {CONCURRENCY_ENV: str(setting.concurrency)}

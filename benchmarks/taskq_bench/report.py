@@ -1,6 +1,6 @@
 """Markdown tables from a results file: what the README and the issue reports quote.
 
-python -m benchmarks.report bench-results/bench-short-….json
+python -m taskq_bench.report bench-results/bench-short-….json
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import Row, rows_from_dicts
+from taskq_bench.results import Row, rows_from_dicts
 
 
 def _find(rows: Iterable[Row], system: str, experiment: str, case: str, metric: str) -> Row | None:

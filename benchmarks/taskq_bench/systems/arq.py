@@ -2,8 +2,8 @@
 
 * producer: ``await pool.enqueue_job("noop", t)`` on ``arq.create_pool`` (arq has no bulk
   enqueue API);
-* worker: ``arq benchmarks.systems.arq.WorkerSettings --custom-log-dict
-  benchmarks.systems.arq.LOG_CONFIG``, one command per process (arq has no process pool);
+* worker: ``arq taskq_bench.systems.arq.WorkerSettings --custom-log-dict
+  taskq_bench.systems.arq.LOG_CONFIG``, one command per process (arq has no process pool);
   ``max_jobs`` (concurrent jobs per process) comes from ``BENCH_CONCURRENCY``;
 * ``poll_delay`` is lowered from arq's default 0.5 s to 0.01 s: arq polls its queue (a
   sorted set) and sleeps ``poll_delay`` between polls, so the default would add up to
@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 CONCURRENCY_ENV = "BENCH_CONCURRENCY"
 POLL_DELAY_S = 0.01
@@ -46,7 +46,7 @@ async def sleep(ctx: dict[str, Any], intended: float = 0.0) -> None:
 
 
 class WorkerSettings:
-    """What ``arq benchmarks.systems.arq.WorkerSettings`` runs."""
+    """What ``arq taskq_bench.systems.arq.WorkerSettings`` runs."""
 
     functions: ClassVar[list[Any]] = [noop, cpu, sleep]
     redis_settings = RedisSettings.from_dsn(redis_url())
@@ -76,8 +76,8 @@ class ArqAdapter(Adapter):
         self._pool: ArqRedis | None = None
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
-        argv = [script(python, "arq"), "benchmarks.systems.arq.WorkerSettings",
-                "--custom-log-dict", "benchmarks.systems.arq.LOG_CONFIG"]  # fmt: skip
+        argv = [script(python, "arq"), "taskq_bench.systems.arq.WorkerSettings",
+                "--custom-log-dict", "taskq_bench.systems.arq.LOG_CONFIG"]  # fmt: skip
         return [argv for _ in range(setting.processes)]
 
     def worker_env(self, setting: WorkerSetting) -> Mapping[str, str]:

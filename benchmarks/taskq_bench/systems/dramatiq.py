@@ -2,7 +2,7 @@
 
 * producer: ``noop.send(t)`` (single); ``group(noop.message(0.0) for …).run()`` (Dramatiq's
   way to send many at once; the broker still enqueues one message per call);
-* worker: ``dramatiq benchmarks.systems.dramatiq --processes P --threads T --queues bench``
+* worker: ``dramatiq taskq_bench.systems.dramatiq --processes P --threads T --queues bench``
   (Dramatiq's own process pool, T worker threads each); no result backend; retries off for
   the benchmark actors (``max_retries=0``: nothing fails anyway). Dramatiq acks after the
   task (at-least-once), like taskq;
@@ -22,8 +22,8 @@ import dramatiq
 from dramatiq import group
 from dramatiq.brokers.redis import RedisBroker
 
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 WORKER_TIMEOUT_MS = 100
 
@@ -63,7 +63,7 @@ class DramatiqAdapter(Adapter):
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
         return [
-            [script(python, "dramatiq"), "benchmarks.systems.dramatiq", "--processes", str(setting.processes),
+            [script(python, "dramatiq"), "taskq_bench.systems.dramatiq", "--processes", str(setting.processes),
              "--threads", str(setting.concurrency), "--queues", QUEUE],
         ]  # fmt: skip
 

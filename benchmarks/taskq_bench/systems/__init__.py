@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks.systems.base import ROOT, Adapter
+from taskq_bench.systems.base import ROOT, Adapter
 
 SYSTEMS: tuple[str, ...] = ("taskq", "rq", "arq", "saq", "celery", "dramatiq", "huey", "taskiq")
 PEERS: tuple[str, ...] = SYSTEMS[1:]
@@ -44,9 +44,9 @@ def check_name(system: str) -> None:
 
 
 def load_module(system: str) -> ModuleType:
-    """Import ``benchmarks.systems.<system>`` (needs the system's library installed)."""
+    """Import ``taskq_bench.systems.<system>`` (needs the system's library installed)."""
     check_name(system)
-    return importlib.import_module(f"benchmarks.systems.{system}")
+    return importlib.import_module(f"taskq_bench.systems.{system}")
 
 
 def load_adapter(system: str, url: str) -> Adapter:

@@ -4,7 +4,7 @@
   ``enqueue``);
 * ``RedisHuey("bench", url=…)`` with Huey's defaults: blocking dequeue (BRPOP), results on
   (nothing is stored for a ``None`` result);
-* worker: ``huey_consumer benchmarks.systems.huey.huey -w W -k thread|process -n -q``
+* worker: ``huey_consumer taskq_bench.systems.huey.huey -w W -k thread|process -n -q``
   (``-n``: no periodic-task scheduler, ``-q``: no per-task INFO log lines).
 """
 
@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 from huey import RedisHuey
 
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 huey = RedisHuey(QUEUE, url=redis_url())
 
@@ -53,7 +53,7 @@ class HueyAdapter(Adapter):
         """``-k thread -w C`` runs C threads in one process; ``-k process -w P`` runs P processes."""
         kind = setting.variant or ("process" if setting.processes > 1 else "thread")
         workers = setting.processes if kind == "process" else setting.concurrency
-        return [[script(python, "huey_consumer"), "benchmarks.systems.huey.huey", "-w", str(workers), "-k", kind,
+        return [[script(python, "huey_consumer"), "taskq_bench.systems.huey.huey", "-w", str(workers), "-k", kind,
                  "-n", "-q"]]  # fmt: skip
 
     def scaling_setting(self, processes: int, concurrency: int) -> WorkerSetting:

@@ -1,9 +1,9 @@
 """What telemetry costs: the snapshot a dashboard polls, and what events and telemetry add
 to the server and to drain throughput.
 
-    python -m benchmarks.telemetry                     # a private redis-server, default sizes
-    python -m benchmarks.telemetry --reps 7 --tasks 20000
-    python -m benchmarks.telemetry --only snapshot     # or scripts, or drain
+    python -m taskq_bench.telemetry                     # a private redis-server, default sizes
+    python -m taskq_bench.telemetry --reps 7 --tasks 20000
+    python -m taskq_bench.telemetry --only snapshot     # or scripts, or drain
 
 * **snapshot**: 20 queues, each with tasks queued at all 10 priorities, 10 running, some
   scheduled and dead, histograms of 3 metrics x ~80 buckets and live window checkpoints;

@@ -1,6 +1,6 @@
 """Tables, plots and sanity checks over a results file, for the benchmark notebooks.
 
-``rows_frame`` turns a results document (what :mod:`benchmarks.run` writes) into a pandas
+``rows_frame`` turns a results document (what :mod:`taskq_bench.run` writes) into a pandas
 DataFrame; the ``plot_*`` functions draw one figure each with matplotlib; ``problems``
 lists what is structurally wrong with a document (missing rows, percentiles out of order,
 a CDF that does not rise to one), so a notebook can assert it is empty. Needs the
@@ -22,7 +22,7 @@ try:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(f"benchmarks.plots needs pandas and matplotlib: pip install 'taskq[bench]' ({exc})") from exc
+    raise ImportError(f"taskq_bench.plots needs pandas and matplotlib: pip install 'taskq[bench]' ({exc})") from exc
 
 QUANTILES = ("p50", "p90", "p99", "p999", "max")
 NOT_INSTALLED = "not installed"

@@ -19,8 +19,8 @@ from typing import ClassVar
 import redis
 from rq import Queue
 
-from benchmarks.recorder import MODE_ENV, task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, script
+from taskq_bench.recorder import MODE_ENV, task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, script
 
 SIMPLE = "SimpleWorker"
 FORKING = "Worker"

@@ -1,13 +1,13 @@
 """What every system adapter provides, and the task bodies they share.
 
-An adapter module (``benchmarks.systems.<name>``) defines, at module level, its system's
+An adapter module (``taskq_bench.systems.<name>``) defines, at module level, its system's
 app and three tasks (``noop``, ``cpu``, ``sleep``), each taking the intended send time
-(0.0 for drain runs) and ending with :func:`benchmarks.recorder.task_done`; and an
+(0.0 for drain runs) and ending with :func:`taskq_bench.recorder.task_done`; and an
 ``ADAPTER`` class, a subclass of :class:`Adapter`, that enqueues through the system's
 public API and says how to start the system's own worker command. Adapter modules import
 their peer library at the top, so they are only imported in a Python that has it
 (``benchmarks/setup_peers.sh``); the harness talks to them through
-``python -m benchmarks.system_run``.
+``python -m taskq_bench.system_run``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from benchmarks.recorder import URL_ENV
+from taskq_bench.recorder import URL_ENV
 
 Kind = Literal["noop", "cpu", "sleep"]
 #: What a drain queues: one kind of task, or ``mix`` (cpu and sleep alternating).
@@ -29,7 +29,11 @@ QUEUE = "bench"
 CPU_ITERATIONS = 20_000
 #: I/O-bound task: sleeps this long (time.sleep in sync systems, asyncio.sleep in async ones).
 SLEEP_S = 0.01
-ROOT = Path(__file__).resolve().parents[2]
+#: The repository (results, logs and the peers' virtualenvs are found from here).
+ROOT = Path(__file__).resolve().parents[3]
+#: ``PYTHONPATH`` for processes the harness starts (peers' interpreters, workers, producers):
+#: the harness's own source, so a peer's virtualenv imports ``taskq_bench`` from this checkout.
+HARNESS_PATH = str(Path(__file__).resolve().parents[2])
 
 
 def cpu_work(iterations: int = CPU_ITERATIONS) -> int:

@@ -1,9 +1,9 @@
 """Every experiment of a suite for one system, in that system's own Python.
 
-``python -m benchmarks.system_run --system rq --url redis://… --suite short --out f.json``
-is started by :mod:`benchmarks.run` (with the peers' virtualenv for peers). It imports
+``python -m taskq_bench.system_run --system rq --url redis://… --suite short --out f.json``
+is started by :mod:`taskq_bench.run` (with the peers' virtualenv for peers). It imports
 the adapter, starts the system's worker commands, drives producer processes
-(:mod:`benchmarks.producer`) and reads the tasks' own stamps (:mod:`benchmarks.recorder`).
+(:mod:`taskq_bench.producer`) and reads the tasks' own stamps (:mod:`taskq_bench.recorder`).
 It writes one JSON document: the system's version, rows, errors and details.
 """
 
@@ -26,12 +26,12 @@ from typing import Any
 import redis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import procs, recorder
-from benchmarks.producer import Job, Mode, run_producers
-from benchmarks.results import Row
-from benchmarks.stats import LogHistogram, median, summarize_ms
-from benchmarks.suite import SUITES, Suite
-from benchmarks.systems.base import ROOT, Adapter, WorkerSetting, Workload
+from taskq_bench import procs, recorder
+from taskq_bench.producer import Job, Mode, run_producers
+from taskq_bench.results import Row
+from taskq_bench.stats import LogHistogram, median, summarize_ms
+from taskq_bench.suite import SUITES, Suite
+from taskq_bench.systems.base import HARNESS_PATH, ROOT, Adapter, WorkerSetting, Workload
 
 POLL_S = 0.01
 WARMUP_TASKS = 20
@@ -39,7 +39,7 @@ MAX_PRODUCERS = 4
 RATE_PER_PRODUCER = 1500.0
 STARTUP_S = 30.0
 PREFILL_PRODUCERS = 4
-#: "0": no progress bars (``benchmarks.run`` sets it when its own output is not a terminal).
+#: "0": no progress bars (``taskq_bench.run`` sets it when its own output is not a terminal).
 PROGRESS_ENV = "BENCH_PROGRESS"
 
 
@@ -89,7 +89,7 @@ def guarded(ctx: Context, experiment: str, case: str, metric: str, unit: str) ->
 
 @contextmanager
 def running_workers(ctx: Context, setting: WorkerSetting, tag: str) -> Iterator[list[procs.Launched]]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **{recorder.URL_ENV: ctx.url})
+    env = dict(os.environ, PYTHONPATH=HARNESS_PATH, PYTHONUNBUFFERED="1", **{recorder.URL_ENV: ctx.url})
     env.update(ctx.adapter.worker_env(setting))
     log = ctx.logs / f"{ctx.system}-{tag}.log"
     launched = [procs.launch(argv, env, ROOT, log) for argv in ctx.adapter.worker_commands(setting, ctx.python)]
@@ -247,7 +247,7 @@ def drain_point(
     from the first task's start to the last one's finish (partial after ``timeout_s``).
     Runs in this Python, so ``system`` must be importable here (taskq always is). ``url``'s
     Redis is FLUSHALLed first."""
-    from benchmarks.systems import load_adapter
+    from taskq_bench.systems import load_adapter
 
     suite = replace(SUITES["tiny"], drain_timeout_s=timeout_s)
     previous = os.environ.get(recorder.URL_ENV)
@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--logs", type=Path, default=None)
     args = parser.parse_args(argv)
     os.environ[recorder.URL_ENV] = args.url
-    from benchmarks.systems import load_adapter
+    from taskq_bench.systems import load_adapter
 
     document = run_to_document(args.system, args.url, SUITES[args.suite], args.experiments.split(","),
                                args.logs or args.out.parent / "logs", load_adapter)  # fmt: skip

@@ -27,7 +27,7 @@ import redis
 SCHEMA_VERSION = 1
 #: How the harness knows a run is over, for the record (the same for every system).
 COMPLETION_METHOD = (
-    "each task calls benchmarks.recorder.task_done as its last step; per worker process the count, "
+    "each task calls taskq_bench.recorder.task_done as its last step; per worker process the count, "
     "earliest start and latest finish are flushed to Redis (bench:done, bench:edges) every 20 ms or "
     "256 tasks (inside the task for RQ's forking worker); a drain is complete when bench:done reaches N, "
     "and its throughput is N / (latest finish - earliest start), so worker start-up does not count"
@@ -95,7 +95,7 @@ def machine_info() -> dict[str, Any]:
 
 @dataclass
 class Results:
-    """Everything one ``benchmarks.run`` writes."""
+    """Everything one ``taskq_bench.run`` writes."""
 
     machine: dict[str, Any]
     settings: dict[str, Any]

@@ -4,7 +4,7 @@
 * broker: ``ListQueueBroker`` (LPUSH / BRPOP), taskiq-redis's fastest broker; note it has no
   acknowledgements (a task taken by a worker that dies is lost), unlike ``RedisStreamBroker``;
   no result backend;
-* worker: ``taskiq worker benchmarks.systems.taskiq:broker --workers P --max-async-tasks C
+* worker: ``taskiq worker taskq_bench.systems.taskiq:broker --workers P --max-async-tasks C
   --log-level WARNING`` (taskiq's own process pool).
 """
 
@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from taskiq_redis import ListQueueBroker
 
-from benchmarks.recorder import task_done
-from benchmarks.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.recorder import task_done
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
 
 broker = ListQueueBroker(url=redis_url(), queue_name=QUEUE)
 
@@ -59,7 +59,7 @@ class TaskiqAdapter(Adapter):
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
         return [
-            [script(python, "taskiq"), "worker", "benchmarks.systems.taskiq:broker", "--workers",
+            [script(python, "taskiq"), "worker", "taskq_bench.systems.taskiq:broker", "--workers",
              str(setting.processes), "--max-async-tasks", str(setting.concurrency), "--log-level", "WARNING"],
         ]  # fmt: skip
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks.systems.base import Workload
+from taskq_bench.systems.base import Workload
 
 
 @dataclass(frozen=True, slots=True)

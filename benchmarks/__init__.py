@@ -1,1 +1,0 @@
-"""Benchmarks for taskq: importable harness code, runnable as ``python -m benchmarks.<name>``."""
