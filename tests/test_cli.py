@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 
 import taskq
 import taskq.cli
+import taskq.cli.logs
 import taskq.telemetry
 from taskq.cli import app
 from taskq.server import free_port, ping
@@ -40,7 +41,7 @@ def ok(url: str, *argv: str, input: str | None = None) -> Result:  # noqa: A002
 
 def make_dead(tq: taskq.TaskQueue, name: str, queue: str = "default", error_type: str = "ValueError") -> str:
     """Enqueue a task, claim it and fail it with no retries left: it lands in the DLQ."""
-    task_id = tq.enqueue(name, [1], queue=queue).id
+    task_id = tq.enqueue(name, [1], queue=queue, force=True).id
     (claimed,) = tq._exec.run(tq.ops.claim(queue, 1, 30_000, "w"))
     assert claimed.id == task_id
     tq._exec.run(tq.ops.finish([tq.ops.fail_command(claimed, error_type, "it broke", "Traceback: line 1", -1)]))
@@ -103,20 +104,10 @@ def test_unreachable_server_is_one_line_error() -> None:
     assert_one_line_error(result, "cannot reach Redis")
 
 
-def test_warns_when_falling_back_to_a_throwaway_server(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(taskq.cli, "ping", lambda host, port: False)
-    taskq.cli._warn_if_ephemeral(None)
-    assert "using an embedded server that stops when this command ends" in capsys.readouterr().err
-    taskq.cli._warn_if_ephemeral("redis://example:6379/0")
-    assert capsys.readouterr().err == ""
-
-
 def test_prefix_keeps_apps_apart(redis_url: str) -> None:
-    ok(redis_url, "--prefix", "other", "enqueue", "a", "--queue", "elsewhere")
-    assert json.loads(ok(redis_url, "stats", "--json").stdout) == []
-    (counts,) = json.loads(ok(redis_url, "--prefix", "other", "stats", "--json").stdout)
+    ok(redis_url, "--prefix", "other", "enqueue", "a", "--force", "--queue", "elsewhere")
+    assert json.loads(ok(redis_url, "stats", "--json").stdout)["queues"] == []
+    (counts,) = json.loads(ok(redis_url, "--prefix", "other", "stats", "--json").stdout)["queues"]
     assert counts["queue"] == "elsewhere" and counts["queued"] == 1
 
 
@@ -127,7 +118,7 @@ def test_prefix_keeps_apps_apart(redis_url: str) -> None:
 def test_enqueue_prints_the_id_and_stores_the_task(redis_url: str, tq: taskq.TaskQueue) -> None:
     result = ok(
         redis_url,
-        "enqueue", "send_email",
+        "enqueue", "send_email", "--force",
         "--args", '["a@b.c", 2]',
         "--kwargs", '{"subject": "hi"}',
         "--queue", "emails",
@@ -141,23 +132,25 @@ def test_enqueue_prints_the_id_and_stores_the_task(redis_url: str, tq: taskq.Tas
 
 
 def test_enqueue_json_and_idempotency_key(redis_url: str) -> None:
-    first = json.loads(ok(redis_url, "enqueue", "job", "--idempotency-key", "k1", "--json").stdout)
-    again = json.loads(ok(redis_url, "enqueue", "job", "--idempotency-key", "k1", "--json").stdout)
+    first = json.loads(ok(redis_url, "enqueue", "job", "--force", "--idempotency-key", "k1", "--json").stdout)
+    again = json.loads(ok(redis_url, "enqueue", "job", "--force", "--idempotency-key", "k1", "--json").stdout)
     assert first == again == {"id": first["id"], "name": "job", "queue": "default"}
 
 
 def test_enqueue_with_delay_is_scheduled(redis_url: str, tq: taskq.TaskQueue) -> None:
-    task_id = ok(redis_url, "enqueue", "later", "--delay-s", "60").stdout.strip()
+    task_id = ok(redis_url, "enqueue", "later", "--force", "--delay-s", "60").stdout.strip()
     assert tq.get(task_id).status is taskq.TaskStatus.SCHEDULED
 
 
 @pytest.mark.parametrize("priority", ["0", "11"])
 def test_enqueue_bad_priority_is_one_line_error(redis_url: str, priority: str) -> None:
-    assert_one_line_error(run(redis_url, "enqueue", "job", "--priority", priority), "priority must be in 1..10")
+    assert_one_line_error(
+        run(redis_url, "enqueue", "job", "--force", "--priority", priority), "priority must be in 1..10"
+    )
 
 
 def test_enqueue_bad_queue_name_is_one_line_error(redis_url: str) -> None:
-    assert_one_line_error(run(redis_url, "enqueue", "job", "--queue", "no spaces"), "invalid queue name")
+    assert_one_line_error(run(redis_url, "enqueue", "job", "--force", "--queue", "no spaces"), "invalid queue name")
 
 
 @pytest.mark.parametrize(
@@ -169,7 +162,7 @@ def test_enqueue_bad_queue_name_is_one_line_error(redis_url: str) -> None:
     ],
 )
 def test_enqueue_bad_json_exits_2(redis_url: str, tq: taskq.TaskQueue, option: str, value: str, message: str) -> None:
-    result = run(redis_url, "enqueue", "job", option, value)
+    result = run(redis_url, "enqueue", "job", "--force", option, value)
     assert result.exit_code == 2
     flat = " ".join(result.stderr.replace("│", " ").split())
     assert option in flat and message in flat
@@ -181,8 +174,8 @@ def test_enqueue_bad_json_exits_2(redis_url: str, tq: taskq.TaskQueue, option: s
 
 
 def test_stats_table_shows_every_queue(redis_url: str, tq: taskq.TaskQueue) -> None:
-    tq.enqueue("a", queue="alpha")
-    tq.enqueue("b", queue="beta", delay_s=60)
+    tq.enqueue("a", queue="alpha", force=True)
+    tq.enqueue("b", queue="beta", delay_s=60, force=True)
     out = ok(redis_url, "stats").stdout
     assert "queue alpha" in out and "queue beta" in out
     for label in ("queued", "scheduled", "running", "dead", "enqueued", "succeeded", "redriven"):
@@ -191,10 +184,10 @@ def test_stats_table_shows_every_queue(redis_url: str, tq: taskq.TaskQueue) -> N
 
 def test_stats_json_of_chosen_queues(redis_url: str, tq: taskq.TaskQueue) -> None:
     make_dead(tq, "c", queue="alpha")  # first: make_dead claims the queue's next task
-    tq.enqueue("a", queue="alpha")
-    tq.enqueue("a", queue="alpha", delay_s=60)
-    tq.enqueue("b", queue="beta")
-    (alpha,) = json.loads(ok(redis_url, "stats", "alpha", "--json").stdout)
+    tq.enqueue("a", queue="alpha", force=True)
+    tq.enqueue("a", queue="alpha", delay_s=60, force=True)
+    tq.enqueue("b", queue="beta", force=True)
+    (alpha,) = json.loads(ok(redis_url, "stats", "-q", "alpha", "--json").stdout)["queues"]
     assert {k: alpha[k] for k in ("queue", "queued", "scheduled", "running", "dead", "pending")} == {
         "queue": "alpha",
         "queued": 1,
@@ -209,23 +202,23 @@ def test_stats_json_of_chosen_queues(redis_url: str, tq: taskq.TaskQueue) -> Non
 
 def test_stats_with_no_queues(redis_url: str) -> None:
     assert "no queues yet" in ok(redis_url, "stats").stdout
-    assert json.loads(ok(redis_url, "stats", "--json").stdout) == []
+    assert json.loads(ok(redis_url, "stats", "--json").stdout)["queues"] == []
 
 
 def test_stats_bad_queue_name(redis_url: str) -> None:
-    assert_one_line_error(run(redis_url, "stats", "bad{name}"), "invalid queue name")
+    assert_one_line_error(run(redis_url, "stats", "-q", "bad{name}"), "invalid queue name")
 
 
 def test_stats_watch_json_prints_one_line_per_update(redis_url: str, tq: taskq.TaskQueue) -> None:
-    tq.enqueue("a")
+    tq.enqueue("a", force=True)
     result = ok(redis_url, "stats", "--watch", "--count", "3", "--interval-s", "0.01", "--json")
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3
-    assert all(json.loads(line)[0]["queued"] == 1 for line in lines)
+    assert all(json.loads(line)["queues"][0]["queued"] == 1 for line in lines)
 
 
 def test_stats_watch_table_stops_after_count(redis_url: str, tq: taskq.TaskQueue) -> None:
-    tq.enqueue("a")
+    tq.enqueue("a", force=True)
     started = time.monotonic()
     result = ok(redis_url, "stats", "--watch", "-n", "2", "--interval-s", "0.05")
     assert "queue default" in result.stdout
@@ -237,14 +230,14 @@ def test_stats_watch_table_stops_after_count(redis_url: str, tq: taskq.TaskQueue
 
 
 def test_task_show(redis_url: str, tq: taskq.TaskQueue) -> None:
-    task_id = tq.enqueue("resize", [640], {"fmt": "png"}, queue="images", priority=8).id
+    task_id = tq.enqueue("resize", [640], {"fmt": "png"}, queue="images", priority=8, force=True).id
     out = ok(redis_url, "task", "show", task_id).stdout
     for text in (task_id, "resize", "images", "queued", "640", '"fmt": "png"'):
         assert text in out
 
 
 def test_task_show_json(redis_url: str, tq: taskq.TaskQueue) -> None:
-    task_id = tq.enqueue("resize", [640], priority=8).id
+    task_id = tq.enqueue("resize", [640], priority=8, force=True).id
     record = json.loads(ok(redis_url, "task", "show", task_id, "--json").stdout)
     assert record["id"] == task_id and record["status"] == "queued" and record["priority"] == 8
     assert record["args"] == [640] and record["error"] is None
@@ -270,14 +263,14 @@ def test_task_show_unknown_id(redis_url: str) -> None:
 
 
 def test_task_cancel(redis_url: str, tq: taskq.TaskQueue) -> None:
-    task_id = tq.enqueue("job").id
+    task_id = tq.enqueue("job", force=True).id
     assert ok(redis_url, "task", "cancel", task_id).stdout.strip() == f"cancelled {task_id}"
     assert tq.get(task_id).status is taskq.TaskStatus.CANCELLED
     assert_one_line_error(run(redis_url, "task", "cancel", task_id), "already cancelled")
 
 
 def test_task_cancel_running_sets_the_flag(redis_url: str, tq: taskq.TaskQueue) -> None:
-    task_id = tq.enqueue("job").id
+    task_id = tq.enqueue("job", force=True).id
     tq._exec.run(tq.ops.claim("default", 1, 30_000, "w"))
     assert json.loads(ok(redis_url, "task", "cancel", task_id, "--json").stdout) == {
         "id": task_id,
@@ -458,7 +451,7 @@ def _beat(tq: taskq.TaskQueue, worker_id: str, age_ms: int = 0, interval_ms: int
 
 
 def test_stats_shows_rates_and_latency_per_window(redis_url: str, tq: taskq.TaskQueue) -> None:
-    tq.enqueue_many([{"name": "a", "priority": p} for p in (9, 9, 2)])
+    tq.enqueue_many([{"name": "a", "priority": p, "force": True} for p in (9, 9, 2)])
     (task,) = tq._exec.run(tq.ops.claim("default", 1, 30_000, "w"))
     tq._exec.run(tq.ops.finish([tq.ops.complete_command(task, "null")]))
     _next_second(redis_url)
@@ -466,7 +459,7 @@ def test_stats_shows_rates_and_latency_per_window(redis_url: str, tq: taskq.Task
     for label in ("last 10 s", "last 1 min", "last 15 min", "succeeded/s", "run p99", "e2e p50", "priority 9"):
         assert label in out, label
     assert "workers: 0 alive" in out
-    (record,) = json.loads(ok(redis_url, "stats", "--json").stdout)
+    (record,) = json.loads(ok(redis_url, "stats", "--json").stdout)["queues"]
     assert record["by_priority"] == {"9": 1, "2": 1}
     window = {w["length_s"]: w for w in record["windows"]}[60]
     assert window["counts"] == {"enqueued": 3, "started": 1, "succeeded": 1}
@@ -475,7 +468,7 @@ def test_stats_shows_rates_and_latency_per_window(redis_url: str, tq: taskq.Task
 
 
 def test_events_prints_recent_events(redis_url: str, tq: taskq.TaskQueue) -> None:
-    ids = [tq.enqueue("a", priority=p).id for p in (1, 2, 3)]
+    ids = [tq.enqueue("a", priority=p, force=True).id for p in (1, 2, 3)]
     out = ok(redis_url, "events", "--last", "2").stdout.splitlines()
     assert len(out) == 2 and ids[1] in out[0] and ids[2] in out[1] and "enqueued" in out[0]
     lines = ok(redis_url, "events", "--json").stdout.splitlines()
@@ -487,12 +480,12 @@ def test_events_prints_recent_events(redis_url: str, tq: taskq.TaskQueue) -> Non
 
 
 def test_events_follow_prints_new_events_as_they_happen(redis_url: str, tq: taskq.TaskQueue) -> None:
-    tq.enqueue("before")
+    tq.enqueue("before", force=True)
 
     def produce() -> None:
         time.sleep(0.5)
-        tq.enqueue("after", queue="other")
-        tq.enqueue("after")
+        tq.enqueue("after", queue="other", force=True)
+        tq.enqueue("after", force=True)
 
     thread = threading.Thread(target=produce)
     thread.start()
@@ -520,7 +513,7 @@ def test_workers_table_and_json(redis_url: str, tq: taskq.TaskQueue) -> None:
 
 
 def test_metrics_prints_prometheus_text(redis_url: str, tq: taskq.TaskQueue) -> None:
-    tq.enqueue("a", priority=4)
+    tq.enqueue("a", priority=4, force=True)
     _beat(tq, "w1")
     out = ok(redis_url, "metrics").stdout
     assert "# TYPE taskq_tasks gauge" in out
@@ -532,10 +525,10 @@ def test_metrics_prints_prometheus_text(redis_url: str, tq: taskq.TaskQueue) -> 
 def test_worker_log_format_option(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["worker", "--help"])
     assert "--log-format" in result.stdout and "json" in result.stdout
-    taskq.cli.configure_logging("info", "json")
+    taskq.cli.logs.configure_logging("info", "json")
     root = logging.getLogger()
     try:
         assert isinstance(root.handlers[0].formatter, taskq.telemetry.JsonLogFormatter)
         assert root.level == logging.INFO
     finally:
-        taskq.cli.configure_logging("warning", "text")
+        taskq.cli.logs.configure_logging("warning", "text")

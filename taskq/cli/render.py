@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -271,15 +271,15 @@ def _short_time(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%m-%d %H:%M:%S")
 
 
-def dead_table(tasks: Iterable[Task]) -> Table:
-    """Dead tasks, one line each even at 80 columns: the id never wraps (it is what you copy);
-    name and error are cut short instead (``taskq task show ID`` has them whole)."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=24)
-    table.add_column("tries", justify="right", no_wrap=True)
-    table.add_column("died", no_wrap=True)
-    table.add_column("error", no_wrap=True, overflow="ellipsis", max_width=60)
+def dead_table(tasks: Sequence[Task]) -> Table:
+    """Dead tasks, one line each even at 80 columns: id, tries and time never shrink (the id
+    is what you copy); name and error are cut short instead (``taskq task show ID`` has them)."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("id", no_wrap=True, min_width=max((len(t.id) for t in tasks), default=2))
+    table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=6, max_width=24, ratio=1)
+    table.add_column("tries", justify="right", no_wrap=True, min_width=5)
+    table.add_column("died", no_wrap=True, min_width=14)
+    table.add_column("error", no_wrap=True, overflow="ellipsis", min_width=8, max_width=60, ratio=2)
     for t in tasks:
         error = f"{t.error_type or ''}: {t.error or ''}".strip(": ")
         table.add_row(t.id, t.name, str(t.attempts), _short_time(t.finished_ms), error)
@@ -288,7 +288,7 @@ def dead_table(tasks: Iterable[Task]) -> Table:
 
 def registry_table(tasks: Sequence[RegisteredTask], now_ms: int) -> Table:
     """The task names workers registered: queue, options, and when a worker last said so."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
     table.add_column("name", overflow="fold")
     table.add_column("queue", overflow="fold")
     table.add_column("prio", justify="right", no_wrap=True)
