@@ -59,6 +59,7 @@ def _finish(plan: Plan[T], replies: list[Any]) -> T:
 
 
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_LOST = (RedisConnectionError, RedisTimeoutError)
 
 
 def _unavailable(url: str, exc: Exception) -> ServerUnavailable:
@@ -164,13 +165,22 @@ class AsyncExecutor:
             try:
                 if cmd.script is not None and self._scripts is not None:
                     return [await self._scripts.call(cmd.args)]
-                return [await self.client.execute_command(*cmd.args)]  # type: ignore[no-untyped-call]
+                return [await self._execute(cmd.args)]
             except ResponseError as exc:
                 return [exc]
         pipe = self.client.pipeline(transaction=False)
         for cmd in commands:
             pipe.execute_command(*cmd.args)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def _execute(self, args: Sequence[Any]) -> Any:
+        """``execute_command``, tried once more on a lost connection: redis-py's asyncio
+        client has no retry by default (the blocking one retries 3 times), and a connection
+        the server closed must not fail the call when a new one would do."""
+        try:
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        except _LOST:
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
 
     async def drive(self, flow: Flow[T]) -> T:
         """Run a flow to its end: plans are executed, floats are slept."""

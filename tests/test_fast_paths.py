@@ -1,6 +1,8 @@
 """The fast paths: group-committed async enqueues, the per-thread script connection
-(hiredis-packed calls), sparse task records and the cheap task ids. Each is checked
-against a real redis-server, including password, unix-socket and non-zero-db setups."""
+(hiredis-packed calls, :mod:`taskq.speedups`), sparse task records and the cheap task ids.
+Each is checked against a real redis-server, including password, unix-socket and
+non-zero-db setups. Every test runs twice: with the speedups on and switched off
+(``TASKQ_SPEEDUPS=0``), so the plain path keeps the same behaviour."""
 
 from __future__ import annotations
 
@@ -18,9 +20,8 @@ import pytest
 import redis
 
 import taskq
-import taskq.connection
+from taskq import speedups
 from taskq.backoff import Backoff
-from taskq.connection import _pack_py
 from taskq.server import EmbeddedServer, free_port
 from taskq.task import new_task_id
 from tests.helpers import claim_one, wait_until
@@ -28,10 +29,29 @@ from tests.helpers import claim_one, wait_until
 # -- helpers ---------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True, params=["on", "off"])
+def speedups_switch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs each test with the speedups on and off (set before any client is made)."""
+    monkeypatch.setenv(speedups.ENV_SWITCH, "1" if request.param == "on" else "0")
+    return str(request.param)
+
+
 @pytest.fixture
 async def aq(redis_url: str) -> AsyncIterator[taskq.AsyncTaskQueue]:
     async with taskq.AsyncTaskQueue(redis_url) as queue:
+        _register_names(queue)
         yield queue
+
+
+def _any_arguments(*args: object, **kwargs: object) -> None:
+    return None
+
+
+def _register_names(client: taskq.AsyncTaskQueue) -> None:
+    """The names the async tests enqueue, registered locally: an enqueue by an unregistered
+    name would first read the published registry (a round trip these tests do not expect)."""
+    for name in ("t", "warm-up"):
+        client.task(name=name)(_any_arguments)
 
 
 def _named(url: str, name: str) -> str:
@@ -119,15 +139,16 @@ def _exercise_sync(url: str) -> list[str]:
     """Enqueue on the script fast path from the main thread and from short threads; read
     every task back; returns the ids."""
     with taskq.TaskQueue(url) as tq:
-        ids = [tq.enqueue("t", args=[i]).id for i in range(3)]
-        again = tq.enqueue("t", idempotency_key="once").id
-        assert tq.enqueue("t", idempotency_key="once").id == again
+        tq.redis.flushdb()  # the server is shared by the runs with the speedups on and off
+        ids = [tq.enqueue("t", args=[i], force=True).id for i in range(3)]
+        again = tq.enqueue("t", idempotency_key="once", force=True).id
+        assert tq.enqueue("t", idempotency_key="once", force=True).id == again
         ids.append(again)
         errors: list[BaseException] = []
 
         def in_thread(i: int) -> None:
             try:
-                ids.append(tq.enqueue("t", args=[100 + i]).id)
+                ids.append(tq.enqueue("t", args=[100 + i], force=True).id)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -145,6 +166,7 @@ def _exercise_sync(url: str) -> list[str]:
 
 async def _exercise_async(url: str) -> list[str]:
     async with taskq.AsyncTaskQueue(url) as aq:
+        _register_names(aq)
         handles = await asyncio.gather(*(aq.enqueue("t", args=[i], idempotency_key=f"a{i % 5}") for i in range(20)))
         ids = sorted({h.id for h in handles})
         assert len(ids) == 5
@@ -165,7 +187,9 @@ async def test_concurrent_enqueues_one_id_per_idempotency_key(aq: taskq.AsyncTas
     async def one(i: int) -> tuple[str | None, str]:
         key = keys[i] if i < 160 else None
         queue = "default" if i % 2 else "other"
-        handle = await aq.enqueue("t", args=[i], queue=queue if key is None else "default", idempotency_key=key)
+        handle = await aq.enqueue(
+            "t", args=[i], queue=queue if key is None else "default", idempotency_key=key, force=True
+        )
         # The caller returns only once its own task is written.
         # (read with the blocking client: 200 concurrent reads would exceed the async pool)
         written.append(bool(rc.exists(aq.ops.queue_keys(queue_of(handle.id)).task(handle.id))))
@@ -297,13 +321,13 @@ async def test_batch_across_queues_fails_only_the_callers_whose_queue_failed(
 def test_thread_connections_go_back_to_the_pool(redis_url: str, rc: redis.Redis) -> None:
     name = "perfcheck-threads"
     with taskq.TaskQueue(_named(redis_url, name)) as tq:
-        tq.enqueue("warm-up")
+        tq.enqueue("warm-up", force=True)
         pool = tq.redis.connection_pool
         errors: list[BaseException] = []
 
         def short_life(i: int) -> None:
             try:
-                tq.enqueue("t", args=[i])
+                tq.enqueue("t", args=[i], force=True)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -327,7 +351,7 @@ def test_held_connections_leave_room_in_a_bounded_pool(redis_url: str, rc: redis
     keep only half of the pool, the others' script calls take the ordinary path, and every
     call (script or plain) finds a connection."""
     with taskq.TaskQueue(redis_url + "?max_connections=4") as tq:
-        tq.enqueue("warm-up")
+        tq.enqueue("warm-up", force=True)
         one_at_a_time = threading.Lock()
         all_enqueued = threading.Barrier(10, timeout=20)
         errors: list[BaseException] = []
@@ -335,10 +359,10 @@ def test_held_connections_leave_room_in_a_bounded_pool(redis_url: str, rc: redis
         def long_lived(i: int) -> None:
             try:
                 with one_at_a_time:
-                    tq.enqueue("t", args=[i])
+                    tq.enqueue("t", args=[i], force=True)
                 all_enqueued.wait()  # every thread alive, each having made a script call
                 with one_at_a_time:
-                    assert tq.get(tq.enqueue("t", args=[i]).id).args == [i]
+                    assert tq.get(tq.enqueue("t", args=[i], force=True).id).args == [i]
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
                 all_enqueued.abort()
@@ -355,10 +379,10 @@ def test_held_connections_leave_room_in_a_bounded_pool(redis_url: str, rc: redis
 def test_client_close_then_reuse(redis_url: str, rc: redis.Redis) -> None:
     name = "perfcheck-close"
     tq = taskq.TaskQueue(_named(redis_url, name))
-    first = tq.enqueue("t").id
+    first = tq.enqueue("t", force=True).id
     tq.close()
     assert _connections(rc, name) == []
-    second = tq.enqueue("t").id  # the held connection reconnects on next use
+    second = tq.enqueue("t", force=True).id  # the held connection reconnects on next use
     assert set(_queued(rc, tq)) == {first, second}
     tq.close()
 
@@ -367,7 +391,7 @@ def _enqueue_checked(tq: taskq.TaskQueue, who: str, n: int) -> list[str]:
     """Enqueue ``n`` tasks, reading each back: a reply meant for another process shows."""
     ids = []
     for i in range(n):
-        task_id = tq.enqueue(who, args=[i]).id
+        task_id = tq.enqueue(who, args=[i], force=True).id
         task = tq.get(task_id)
         assert (task.name, task.args) == (who, [i]), f"{who} got a reply not its own: {task}"
         ids.append(task_id)
@@ -379,7 +403,7 @@ def test_forked_child_enqueues_with_the_parents_client(redis_url: str, rc: redis
     (and had used): the child must take its own connection, not share the parent's socket."""
     n = 300
     with taskq.TaskQueue(redis_url + "?socket_timeout=10") as tq:
-        before = tq.enqueue("parent", args=[-1]).id  # the parent holds its script connection now
+        before = tq.enqueue("parent", args=[-1], force=True).id  # the parent holds its script connection now
         go_r, go_w = os.pipe()
         out_r, out_w = os.pipe()
         pid = os.fork()
@@ -407,24 +431,21 @@ def test_forked_child_enqueues_with_the_parents_client(redis_url: str, rc: redis
         assert exit_code == 0
         assert len(child_ids) == n
         # The parent goes on working on its own connection after the child is gone.
-        after = tq.enqueue("parent", args=["after"]).id
+        after = tq.enqueue("parent", args=["after"], force=True).id
         assert tq.get(after).args == ["after"]
         queued = set(_queued(rc, tq))
         assert queued == {before, after, *parent_ids, *child_ids} and len(queued) == 2 * n + 2
 
 
-def test_pure_python_packing_matches_hiredis() -> None:
-    hiredis = pytest.importorskip("hiredis")
-    args = ("EVALSHA", "f" * 40, 2, "k1", "k2", "é☃ \r\n", b"\x00\xff", 0, -5, 1.5, 1e-7, 10**20, "")
-    assert _pack_py(args) == hiredis.pack_command(args)
-
-
-def test_enqueue_through_the_pure_python_packer(tq: taskq.TaskQueue, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(taskq.connection, "_pack", _pack_py)  # as without hiredis
-    handle = tq.enqueue("t", args=["é☃", 1.5, None], kwargs={"k": "\r\n"}, priority=7, timeout_s=1.5)
-    task = tq.get(handle.id)
-    assert (task.args, task.kwargs, task.priority, task.timeout_s) == (["é☃", 1.5, None], {"k": "\r\n"}, 7, 1.5)
-    assert claim_one(tq).args == ["é☃", 1.5, None]
+def test_the_switch_chooses_the_path(redis_url: str, speedups_switch: str) -> None:
+    """On, the calling thread keeps a pool connection for its script calls; off, every call
+    checks one out and hands it back (redis-py's ordinary path)."""
+    with taskq.TaskQueue(redis_url) as tq:
+        handle = tq.enqueue("t", args=["é☃", 1.5, None], kwargs={"k": "\r\n"}, priority=7, timeout_s=1.5, force=True)
+        task = tq.get(handle.id)
+        assert (task.args, task.kwargs, task.priority, task.timeout_s) == (["é☃", 1.5, None], {"k": "\r\n"}, 7, 1.5)
+        held = len(tq.redis.connection_pool._in_use_connections)  # type: ignore[attr-defined]
+        assert held == (1 if speedups_switch == "on" else 0)
 
 
 # -- waiting for the wake-up after a short claim ---------------------------------------------
@@ -461,7 +482,7 @@ def test_worker_with_free_slots_wakes_for_a_task_enqueued_while_it_works(tq: tas
 
 
 def test_record_leaves_out_defaults_and_get_fills_them(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    task_id = tq.enqueue("plain", args=[1]).id
+    task_id = tq.enqueue("plain", args=[1], force=True).id
     record = rc.hgetall(tq.ops.queue_keys("default").task(task_id))
     assert set(record) == {
         "name",
@@ -499,6 +520,7 @@ def test_record_keeps_what_differs_from_the_defaults(tq: taskq.TaskQueue, rc: re
         timeout_s=2.5,
         max_retries=0,
         idempotency_key="idem-1",
+        force=True,
     )
     record = rc.hgetall(tq.ops.queue_keys("emails").task(handle.id))
     assert "id" not in record and "queue" not in record
@@ -528,13 +550,13 @@ def test_from_hash_needs_an_id_for_a_sparse_record() -> None:
 def test_killed_connection_is_recovered_without_duplicates(redis_url: str, rc: redis.Redis) -> None:
     name = "perfcheck-kill"
     with taskq.TaskQueue(_named(redis_url, name)) as tq:
-        first = tq.enqueue("t", idempotency_key="k1").id
+        first = tq.enqueue("t", idempotency_key="k1", force=True).id
         for round_ in range(3):
             assert _kill(rc, name) >= 1
             # The held connection is dead: the call falls back to redis-py, which reconnects.
-            assert tq.enqueue("t", idempotency_key="k1").id == first
+            assert tq.enqueue("t", idempotency_key="k1", force=True).id == first
             assert _kill(rc, name) >= 1
-            tq.enqueue("t", args=[round_])
+            tq.enqueue("t", args=[round_], force=True)
             assert _kill(rc, name) >= 1
             assert tq.get(first).name == "t"  # a plain command after a kill works too
         assert len(_queued(rc, tq)) == 4
@@ -544,6 +566,7 @@ def test_killed_connection_is_recovered_without_duplicates(redis_url: str, rc: r
 async def test_killed_connection_async(redis_url: str, rc: redis.Redis) -> None:
     name = "perfcheck-kill-async"
     async with taskq.AsyncTaskQueue(_named(redis_url, name)) as aq:
+        _register_names(aq)
         first = (await aq.enqueue("t", idempotency_key="k1")).id
         assert _kill(rc, name) >= 1
         assert (await aq.enqueue("t", idempotency_key="k1")).id == first
@@ -554,7 +577,7 @@ async def test_killed_connection_async(redis_url: str, rc: redis.Redis) -> None:
 
 def test_server_down_is_a_typed_error(redis_server: EmbeddedServer) -> None:
     with taskq.TaskQueue(f"redis://127.0.0.1:{free_port()}/0") as tq, pytest.raises(taskq.ServerUnavailable):
-        tq.enqueue("t")
+        tq.enqueue("t", force=True)
 
 
 # -- connection setups --------------------------------------------------------------------------
@@ -570,7 +593,7 @@ def test_password_protected_server(password_url: str) -> None:
 
 def test_wrong_password_is_a_typed_error(password_url: str) -> None:
     with taskq.TaskQueue(password_url.replace(":pw@", ":wrong@")) as tq, pytest.raises(taskq.ServerUnavailable):
-        tq.enqueue("t")
+        tq.enqueue("t", force=True)
 
 
 def test_unix_socket_url(unix_url: str) -> None:
@@ -589,9 +612,9 @@ def test_non_zero_db_keeps_keys_in_that_db(redis_server: EmbeddedServer, redis_u
     try:
         db3.flushdb()
         with taskq.TaskQueue(_named(url3, name)) as tq:
-            ids = [tq.enqueue("t", args=[i]).id for i in range(3)]
+            ids = [tq.enqueue("t", args=[i], force=True).id for i in range(3)]
             _kill(db0, name)  # a reconnection must select db 3 again
-            ids.append(tq.enqueue("t", args=[3]).id)
+            ids.append(tq.enqueue("t", args=[3], force=True).id)
             assert [tq.get(t).args for t in ids] == [[0], [1], [2], [3]]
         asyncio.run(_exercise_async(url3))
         assert db0.dbsize() == 0
