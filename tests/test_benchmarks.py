@@ -22,15 +22,15 @@ from typing import Any, ClassVar
 
 import pytest
 import redis
+from taskq_bench import recorder
+from taskq_bench.openloop import Schedule, run_open_loop, threaded
+from taskq_bench.results import Results, Row, merge_rounds, rows_from_dicts
+from taskq_bench.stats import LogHistogram, percentile, summarize_ms
+from taskq_bench.suite import SUITES
+from taskq_bench.system_run import run_to_document
+from taskq_bench.systems import PEERS, python_for
+from taskq_bench.systems.base import ROOT, WorkerSetting
 
-from benchmarks import recorder
-from benchmarks.openloop import Schedule, run_open_loop, threaded
-from benchmarks.results import Results, Row, merge_rounds, rows_from_dicts
-from benchmarks.stats import LogHistogram, percentile, summarize_ms
-from benchmarks.suite import SUITES
-from benchmarks.system_run import run_to_document
-from benchmarks.systems import PEERS, python_for
-from benchmarks.systems.base import ROOT, WorkerSetting
 from taskq.server import EmbeddedServer
 
 # -- percentiles ------------------------------------------------------------------
@@ -193,7 +193,7 @@ class _OneSetting:
 
 
 def _small_taskq(system: str, url: str) -> Any:
-    from benchmarks.systems.taskq import TaskqAdapter
+    from taskq_bench.systems.taskq import TaskqAdapter
 
     return type("SmallTaskq", (_OneSetting, TaskqAdapter), {})(url)
 
@@ -220,7 +220,7 @@ def test_taskq_adapter_drains_and_measures_latency(redis_url: str, tmp_path: Pat
 def _smoke(system: str, out: Path) -> subprocess.Popen[str]:
     server = EmbeddedServer(kind="redis-server").start()
     _servers.append(server)
-    argv = [python_for(system), "-m", "benchmarks.system_run", "--system", system, "--url", server.url,
+    argv = [python_for(system), "-m", "taskq_bench.system_run", "--system", system, "--url", server.url,
             "--suite", "smoke", "--experiments", "enqueue,drain", "--out", str(out / f"{system}.json")]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -257,7 +257,7 @@ def test_peer_adapter_smoke(peer: str, peer_runs: tuple[Path, dict[str, subproce
     assert not math.isnan(rows[("drain", "1 process")])
 
 
-# -- `taskq bench`: the command line over benchmarks.run ------------------------------------
+# -- `taskq bench`: the command line over taskq_bench.run------------------------------------
 
 
 def _taskq_bench(*argv: str, venv_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -327,16 +327,19 @@ def test_taskq_bench_on_a_given_url_flushes_it_and_says_so(redis_url: str, tmp_p
     assert all(r["value"] > 0 for r in document["rows"] if r["note"] != "no bulk enqueue API")
 
 
-def test_taskq_bench_never_uses_the_environment_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
+def _taskq(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real ``taskq`` command (its plug-ins are found through their entry points)."""
+    command = [sys.executable, "-m", "taskq.cli", *argv]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
 
-    from taskq.cli import app
 
-    monkeypatch.setenv("TASKQ_REDIS_URL", "redis://127.0.0.1:1/0")  # would fail if it were used
-    monkeypatch.setenv("PATH", str(tmp_path))  # and no redis-server binary: the typed error, nothing written
-    result = CliRunner().invoke(app, ["bench", "--suite", "smoke", "--systems", "taskq", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1, result.output
-    assert "error: " in result.stderr and "redis-server" in result.stderr and "--url" in result.stderr
+def test_taskq_bench_never_uses_the_environment_url(tmp_path: Path) -> None:
+    # TASKQ_REDIS_URL would fail if it were used; with no redis-server on PATH: the typed error, nothing written
+    env = dict(os.environ, TASKQ_REDIS_URL="redis://127.0.0.1:1/0", PATH=str(tmp_path))
+    result = _taskq("bench", "--suite", "smoke", "--systems", "taskq", "--out", str(tmp_path / "o"), env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "redis-server" in result.stderr and "--url" in result.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -351,12 +354,8 @@ def test_taskq_bench_never_uses_the_environment_url(tmp_path: Path, monkeypatch:
     ],
 )
 def test_taskq_bench_rejects_bad_options_before_running(argv: list[str], message: str, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from taskq.cli import app
-
-    result = CliRunner().invoke(app, ["bench", *argv, "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2, result.output
+    result = _taskq("bench", *argv, "--out", str(tmp_path / "o"))
+    assert result.returncode == 2, result.stderr
     assert message in " ".join(result.stderr.split())
     assert not (tmp_path / "o").exists()
 
@@ -380,7 +379,7 @@ def _document_with(taskq_p99: float | None, drop_rq: bool = False) -> dict[str, 
 
 def test_plots_problems_passes_a_sound_document_and_names_each_fault() -> None:
     pytest.importorskip("pandas")
-    from benchmarks import plots
+    from taskq_bench import plots
 
     sound = _document_with(taskq_p99=5.0)
     assert plots.problems(sound) == []
@@ -402,7 +401,7 @@ def test_plots_problems_passes_a_sound_document_and_names_each_fault() -> None:
 def test_thinned_cdf_keeps_its_shape_and_its_tail() -> None:
     import itertools
 
-    from benchmarks.results import thin_cdf
+    from taskq_bench.results import thin_cdf
 
     values = [0.01 * 1.01**i for i in range(2000)]  # 0.01 ms .. ~4 s
     cdf = LogHistogram.of(values, lowest=0.01, precision=0.002).cdf()

@@ -77,13 +77,15 @@ class TaskqAdapter(Adapter):
         if self._sync is not None:
             self._sync.close()
 
+    # The producers enqueue by name, as the peers' do, often before any worker has started
+    # (drain queues its tasks first): so force=True, not the published registry.
     def send(self, kind: Kind, intended: float) -> None:
         assert self._sync is not None
-        self._sync.enqueue(TASKS[kind].name, [intended], queue=QUEUE)
+        self._sync.enqueue(TASKS[kind].name, [intended], queue=QUEUE, force=True)
 
     def send_bulk(self, kind: Kind, count: int) -> None:
         assert self._sync is not None
-        self._sync.enqueue_many([{"name": TASKS[kind].name, "args": [0.0], "queue": QUEUE}] * count)
+        self._sync.enqueue_many([{"name": TASKS[kind].name, "args": [0.0], "queue": QUEUE, "force": True}] * count)
 
     async def aopen(self) -> None:
         self._async = taskq.AsyncTaskQueue(self.url)
@@ -94,7 +96,7 @@ class TaskqAdapter(Adapter):
 
     async def asend(self, kind: Kind, intended: float) -> None:
         assert self._async is not None
-        await self._async.enqueue(TASKS[kind].name, [intended], queue=QUEUE)
+        await self._async.enqueue(TASKS[kind].name, [intended], queue=QUEUE, force=True)
 
 
 ADAPTER = TaskqAdapter
