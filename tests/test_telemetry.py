@@ -958,8 +958,8 @@ def test_event_reader_polls_a_server_that_does_not_block(tq: taskq.TaskQueue) ->
 
 
 def test_the_telemetry_benchmark_runs(redis_url: str) -> None:
-    """A smoke run of benchmarks/telemetry.py (the figures themselves are not asserted)."""
-    from benchmarks.telemetry import DRAIN_MODES, bench_drain, bench_scripts, bench_snapshot
+    """A smoke run of benchmarks/taskq_bench/telemetry.py (the figures themselves are not asserted)."""
+    from taskq_bench.telemetry import DRAIN_MODES, bench_drain, bench_scripts, bench_snapshot
 
     figures = bench_snapshot(redis_url, queues=2, poll_s=0.3, reps=4)
     assert figures["queues"] == 2 and figures["back_to_back"]["median_ms"] > 0
