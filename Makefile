@@ -37,7 +37,9 @@ lab:
 SUITE ?= short
 SYSTEMS ?= taskq,rq,arq,saq,celery,dramatiq,huey,taskiq
 
+# The harness is its own package (benchmarks/, taskq-bench), installed editable beside taskq.
 bench: venv bench-peers
+	$(VENV)/bin/pip install --quiet --no-deps -e ./benchmarks
 	nice $(VENV)/bin/taskq bench --suite $(SUITE) --systems $(SYSTEMS) --out bench-results
 
 bench-peers:
