@@ -191,30 +191,14 @@ class GlobalKeys:
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
+    @property
+    def tasks(self) -> str:
+        """The task registry workers publish: task name -> JSON (taskq.registry)."""
+        return f"{self.prefix}:tasks"
+
     def queue(self, name: str) -> QueueKeys:
         return QueueKeys(self.prefix, check_queue_name(name))
 
     def queue_scan_pattern(self, name: str) -> str:
         """A SCAN MATCH pattern for every key of one queue (braces escaped)."""
         return f"{self.prefix}:\\{{{name}\\}}:*"
-
-
-def _crc16_xmodem(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
-def cluster_slot(key: str | bytes) -> int:
-    """The Redis Cluster slot of ``key`` (CRC16 of its hash tag, mod 16384)."""
-    raw = key.encode() if isinstance(key, str) else key
-    start = raw.find(b"{")
-    if start != -1:
-        end = raw.find(b"}", start + 1)
-        if end > start + 1:
-            raw = raw[start + 1 : end]
-    return _crc16_xmodem(raw) % 16384

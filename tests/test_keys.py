@@ -8,45 +8,15 @@ from importlib import resources
 import pytest
 import redis
 from helpers import claim, claim_one, complete, expire_leases, fail, queue_keys_in_db, release
-from hypothesis import given
-from hypothesis import strategies as st
 from redis.crc import key_slot
 
 import taskq
-from taskq.keys import GlobalKeys, QueueKeys, cluster_slot
-
-# -- CRC16 slots ----------------------------------------------------------------------
+from taskq.keys import GlobalKeys, QueueKeys
 
 
-@pytest.mark.parametrize(
-    ("key", "slot"),
-    [
-        ("foo", 12182),  # redis-cli CLUSTER KEYSLOT foo
-        ("bar", 5061),
-        ("123456789", 0x31C3),  # the CRC16/XMODEM check value, from the Cluster spec
-        ("", 0),
-        ("{foo}", 12182),
-        ("{foo}.bar", 12182),
-        ("x{foo}y{bar}", 12182),  # only the first {...} counts
-        ("foo{}{bar}", cluster_slot(b"foo{}{bar}")),
-    ],
-)
-def test_known_slots(key: str, slot: int) -> None:
-    assert cluster_slot(key) == slot
-
-
-def test_hash_tag_rules_from_the_cluster_spec() -> None:
-    assert cluster_slot("{user1000}.following") == cluster_slot("{user1000}.followers")
-    assert cluster_slot("foo{}{bar}") != cluster_slot("bar")  # empty tag: the whole key is hashed
-    assert cluster_slot("foo{{bar}}zap") == cluster_slot("{bar")
-    assert cluster_slot("foo{bar}{zap}") == cluster_slot("bar")
-    assert cluster_slot("no-closing{brace") == cluster_slot(b"no-closing{brace")
-    assert cluster_slot("foo") == cluster_slot(b"foo")
-
-
-@given(st.binary(max_size=40))
-def test_cluster_slot_agrees_with_redis_py(key: bytes) -> None:
-    assert cluster_slot(key) == key_slot(key)
+def slot(key: str) -> int:
+    """The Redis Cluster slot of ``key`` (redis-py's CRC16 of its hash tag)."""
+    return int(key_slot(key.encode()))
 
 
 # -- key layout -----------------------------------------------------------------------
@@ -56,7 +26,7 @@ def test_every_queue_key_carries_the_hash_tag() -> None:
     k = QueueKeys("taskq", "emails")
     names = [*k.all_fixed(), k.task("emails:abc"), k.idem("order-1"), k.wake, k.task_prefix, k.idem_prefix]
     assert all("{emails}" in name for name in names)
-    assert {cluster_slot(name) for name in names} == {cluster_slot("emails")}
+    assert {slot(name) for name in names} == {slot("emails")}
 
 
 def test_global_keys_escape_braces_for_scan() -> None:
@@ -106,13 +76,13 @@ def test_all_keys_of_a_queue_share_one_slot(tq: taskq.TaskQueue, rc: redis.Redis
     assert sorted(rc.smembers(tq.ops.keys.queues)) == sorted(queues)
     for q, names in per_queue.items():
         assert len(names) >= 10, names  # the lifecycle really ran
-        assert {cluster_slot(n) for n in names} == {cluster_slot(q)}, f"{q} spans slots"
+        assert {slot(n) for n in names} == {slot(q)}, f"{q} spans slots"
         k = tq.ops.queue_keys(q)
         fixed = set(k.all_fixed())
         assert {n for n in names if n not in fixed} <= {
             n for n in names if n.startswith((k.task_prefix, k.idem_prefix))
         }
-    assert len({cluster_slot(q) for q in queues}) == len(queues)  # these four happen to spread
+    assert len({slot(q) for q in queues}) == len(queues)  # these four happen to spread
 
 
 def test_prefix_is_honoured(redis_url: str, rc: redis.Redis) -> None:
