@@ -25,7 +25,7 @@ from taskq.errors import (
 )
 from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
-from taskq.registry import TaskFunction
+from taskq.registry import RegisteredTask, TaskFunction
 from taskq.server import EmbeddedServer, ServerInfo, die_with_parent_hook
 from taskq.task import Task, TaskStatus
 from taskq.telemetry import (
@@ -69,6 +69,7 @@ __all__ = [
     "QueueKeys",
     "QueueSnapshot",
     "ResultTimeout",
+    "RegisteredTask",
     "Retry",
     "RunningTask",
     "ServerInfo",

@@ -28,7 +28,7 @@ from taskq.executor import AsyncExecutor, SyncExecutor
 from taskq.keys import check_queue_name
 from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations, QueueCounts
 from taskq.plan import Flow
-from taskq.registry import ENQUEUE_OPTIONS, TaskDef, TaskFunction, make_task_def
+from taskq.registry import ENQUEUE_OPTIONS, RegisteredTask, TaskDef, TaskFunction, make_task_def
 from taskq.server import ServerInfo, find_server
 from taskq.task import (
     DEFAULT_DEAD_TTL_S,
@@ -42,6 +42,7 @@ from taskq.task import (
     check_non_negative_int,
     check_positive_s,
     check_priority,
+    check_task_name,
 )
 from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot, SnapshotHint
 
@@ -55,6 +56,8 @@ BULK_CHUNK = 1000
 ENQUEUE_SENDERS = 4
 #: Longest aging window: queue scores (clock_us + 9 * window_us) must stay below 2^53.
 MAX_AGING_S = 30 * 86400
+#: How long a client trusts its copy of the published task registry for names it finds there.
+REGISTRY_CACHE_S = 2.0
 _POLL_START_S = 0.001
 _POLL_MAX_S = 0.05
 
@@ -214,6 +217,8 @@ class _Base:
             telemetry=telemetry,
         )
         self.registry: dict[str, TaskDef] = {}
+        self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
+        self._published_at = -REGISTRY_CACHE_S
         self._known_queues: set[str] = set()
         self._snapshot_hint = SnapshotHint()  # lets a polling dashboard snapshot in one round trip
 
@@ -242,14 +247,24 @@ class _Base:
         max_retries: int | None = None,
         timeout_s: float | None = None,
         result_ttl_s: int | None = None,
+        force: bool = False,
     ) -> TaskSpec:
-        definition = self.registry.get(name)
-        if definition is None and self.registry:
-            raise UnknownTaskName(
-                f"no task named {name!r} is registered here (known: {', '.join(sorted(self.registry))})"
-            )
-        if definition is not None:
-            definition.check_arguments(list(args), dict(kwargs or {}))
+        """A validated task. A name without a local ``@tq.task`` takes its options from the
+        published registry (read by :meth:`_lookup_flow` first); a name in neither raises
+        :class:`UnknownTaskName` unless ``force``."""
+        local = self.registry.get(name)
+        definition: TaskDef | RegisteredTask | None = local
+        if local is not None:
+            local.check_arguments(list(args), dict(kwargs or {}))
+        else:
+            definition = self._published.get(name)
+            if definition is None and not force and check_task_name(name):
+                known = sorted(self.registry.keys() | self._published.keys())
+                raise UnknownTaskName(
+                    f"no task named {name!r} is registered here or by a live or recent worker "
+                    f"(known: {', '.join(known) or 'none'}); register it with @tq.task, start a worker "
+                    "that has it first, or pass force=True"
+                )
         d_queue = definition.queue if definition else self.default_queue
         return TaskSpec.build(
             name,
@@ -271,16 +286,30 @@ class _Base:
             max_payload_bytes=self.max_payload_bytes,
         )
 
-    def _specs_from_requests(self, requests: Iterable[Mapping[str, Any]]) -> list[TaskSpec]:
-        specs = []
-        for i, req in enumerate(requests):
+    def _lookup_flow(self, names: Iterable[str]) -> Flow[None]:
+        """Read the published task registry if a name has no local ``@tq.task`` and is not
+        in a copy younger than ``REGISTRY_CACHE_S`` (an unknown name always reads it afresh)."""
+        missing = {n for n in names if n not in self.registry}
+        if not missing:
+            return
+        fresh = time.monotonic() - self._published_at < REGISTRY_CACHE_S
+        if fresh and missing <= self._published.keys():
+            return
+        self._published = yield from self.ops.registered_tasks()
+        self._published_at = time.monotonic()
+
+    def _check_requests(self, requests: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        checked = list(requests)
+        for i, req in enumerate(checked):
             if "name" not in req:
                 raise InvalidOption(f"enqueue_many item {i} has no 'name'")
-            extra = set(req) - ENQUEUE_OPTIONS - {"name", "args", "kwargs"}
+            extra = set(req) - ENQUEUE_OPTIONS - {"name", "args", "kwargs", "force"}
             if extra:
                 raise InvalidOption(f"enqueue_many item {i} has unknown keys: {', '.join(sorted(extra))}")
-            specs.append(self._spec(**req))
-        return specs
+        return checked
+
+    def _specs_from_requests(self, requests: list[Mapping[str, Any]]) -> list[TaskSpec]:
+        return [self._spec(**req) for req in requests]
 
     def _spec_for_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskSpec:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
@@ -457,13 +486,21 @@ class TaskQueue(_Base):
     ) -> TaskHandle:
         """Queue task ``name``. Options: queue, priority, delay_s, eta, idempotency_key,
         max_retries, timeout_s, result_ttl_s. With an idempotency key already used, returns
-        the first task's handle and writes nothing."""
+        the first task's handle and writes nothing.
+
+        A name with no local ``@tq.task`` takes its options from what workers published
+        (:meth:`registered_tasks`); a name no live or recent worker published raises
+        :class:`UnknownTaskName`, unless ``force=True``."""
+        if name not in self.registry:
+            self._exec.drive(self._lookup_flow([name]))
         return TaskHandle(self._enqueue_one(self._spec(name, args, kwargs, **options)), self)
 
     def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[TaskHandle]:
         """Queue many tasks in pipelined round trips. Each request is a dict of
-        :meth:`enqueue`'s arguments. All are validated before any is written."""
-        specs = self._specs_from_requests(requests)
+        :meth:`enqueue`'s arguments (and ``force``). All are validated before any is written."""
+        checked = self._check_requests(requests)
+        self._exec.drive(self._lookup_flow(r["name"] for r in checked))
+        specs = self._specs_from_requests(checked)
         return [TaskHandle(i, self) for i in self._exec.drive(_enqueue_flow(self.ops, specs, self._known_queues))]
 
     def get(self, task_id: str) -> Task:
@@ -500,6 +537,12 @@ class TaskQueue(_Base):
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
         return DeadLetters(self, queue or self.default_queue)
+
+    def registered_tasks(self) -> dict[str, RegisteredTask]:
+        """The tasks live or recent workers published, by name (see :mod:`taskq.registry`)."""
+        self._published = self._exec.drive(self.ops.registered_tasks())
+        self._published_at = time.monotonic()
+        return dict(self._published)
 
     def workers(self) -> list[dict[str, Any]]:
         """Registered workers: id, host, pid, queues, concurrency, counts, current tasks,
@@ -633,6 +676,9 @@ class AsyncTaskQueue(_Base):
     async def enqueue(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncTaskHandle:
+        """See :meth:`TaskQueue.enqueue`."""
+        if name not in self.registry:
+            await self._exec.drive(self._lookup_flow([name]))
         spec = self._spec(name, args, kwargs, **options)
         return AsyncTaskHandle(await self._enqueue_one(spec), self)
 
@@ -695,7 +741,9 @@ class AsyncTaskQueue(_Base):
                 f.set_result(task_id)
 
     async def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[AsyncTaskHandle]:
-        specs = self._specs_from_requests(requests)
+        checked = self._check_requests(requests)
+        await self._exec.drive(self._lookup_flow(r["name"] for r in checked))
+        specs = self._specs_from_requests(checked)
         ids = await self._exec.drive(_enqueue_flow(self.ops, specs, self._known_queues))
         return [AsyncTaskHandle(i, self) for i in ids]
 
@@ -724,6 +772,12 @@ class AsyncTaskQueue(_Base):
 
     def dead_letters(self, queue: str | None = None) -> AsyncDeadLetters:
         return AsyncDeadLetters(self, queue or self.default_queue)
+
+    async def registered_tasks(self) -> dict[str, RegisteredTask]:
+        """See :meth:`TaskQueue.registered_tasks`."""
+        self._published = await self._exec.drive(self.ops.registered_tasks())
+        self._published_at = time.monotonic()
+        return dict(self._published)
 
     async def workers(self) -> list[dict[str, Any]]:
         return await self._exec.drive(self.ops.workers())

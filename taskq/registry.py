@@ -1,11 +1,24 @@
-"""Registered task functions: what a worker may run, and the ``@tq.task`` decorator's product."""
+"""Registered task functions: what a worker may run, and the ``@tq.task`` decorator's product;
+and the *published* registry: what live or recent workers said they can run.
+
+Workers publish each task they can run (name, queue, options, a JSON schema of its
+parameters) when they start and with every heartbeat, into one Redis hash
+(:attr:`taskq.keys.GlobalKeys.tasks`), stamped with the server-clock time of that heartbeat.
+"Recent" means published within :data:`REGISTRY_RETENTION_MS` (7 days) of now: a producer
+may enqueue by name while its workers are stopped for a deploy or overnight, but a name no
+worker has published for a week is forgotten (and pruned on the next read). Where two
+workers publish the same name with different options, the later heartbeat wins.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from taskq.backoff import Backoff
@@ -21,6 +34,47 @@ H = TypeVar("H", covariant=True)
 ENQUEUE_OPTIONS = frozenset(
     {"queue", "priority", "delay_s", "eta", "idempotency_key", "max_retries", "timeout_s", "result_ttl_s"}
 )
+
+
+#: How long a published task stays known after the last worker that published it was seen.
+REGISTRY_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredTask:
+    """What live or recent workers published about a task they can run.
+
+    ``priority=None``: the queue's default priority. ``parameters`` is a JSON schema
+    (an object schema) of the function's parameters. ``last_seen_ms`` is the server-clock
+    time of the last heartbeat that published it, by ``worker``.
+    """
+
+    name: str
+    queue: str
+    priority: int | None
+    max_retries: int
+    timeout_s: float | None
+    parameters: dict[str, Any]
+    last_seen_ms: int
+    backoff: Backoff = field(default_factory=Backoff)
+    result_ttl_s: int | None = None
+    worker: str = ""
+
+    @classmethod
+    def from_json(cls, name: str, raw: str) -> RegisteredTask:
+        data = json.loads(raw)
+        return cls(
+            name=name,
+            queue=data["queue"],
+            priority=data.get("priority"),
+            max_retries=int(data["max_retries"]),
+            timeout_s=data.get("timeout_s"),
+            parameters=data.get("parameters") or {},
+            last_seen_ms=int(data["last_seen_ms"]),
+            backoff=Backoff(**data["backoff"]) if data.get("backoff") else Backoff(),
+            result_ttl_s=data.get("result_ttl_s"),
+            worker=data.get("worker", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +100,92 @@ class TaskDef:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArguments(f"task {self.name!r}: {exc}") from None
+
+    def published(self, worker_id: str, seen_ms: int) -> str:
+        """This task as a worker publishes it (JSON, read by :meth:`RegisteredTask.from_json`)."""
+        b = self.backoff
+        return json.dumps(
+            {
+                "queue": self.queue,
+                "priority": self.priority,
+                "max_retries": self.max_retries,
+                "timeout_s": self.timeout_s,
+                "result_ttl_s": self.result_ttl_s,
+                "backoff": {"base_s": b.base_s, "cap_s": b.cap_s, "min_s": b.min_s, "jitter": b.jitter},
+                "parameters": parameters_schema(self.fn, self.signature),
+                "last_seen_ms": seen_ms,
+                "worker": worker_id,
+            },
+            separators=(",", ":"),
+        )
+
+
+_JSON_TYPES: Mapping[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    tuple: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def _type_schema(annotation: Any) -> dict[str, Any]:
+    """A JSON schema for one annotation; ``{}`` (anything) where it has no JSON equivalent."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return {}
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [_type_schema(a) for a in typing.get_args(annotation)]
+        return {} if {} in options else {"anyOf": options}
+    if origin is typing.Literal:
+        return {"enum": list(typing.get_args(annotation))}
+    base = origin or annotation
+    for kind in (bool, int, float, str, list, tuple, dict, type(None)):  # bool before int
+        if isinstance(base, type) and issubclass(base, kind):
+            schema: dict[str, Any] = {"type": _JSON_TYPES[kind]}
+            args = typing.get_args(annotation)
+            if kind is list and args:
+                schema["items"] = _type_schema(args[0])
+            return schema
+    return {}
+
+
+def parameters_schema(fn: Callable[..., Any], signature: inspect.Signature | None) -> dict[str, Any]:
+    """A JSON schema (an object) of ``fn``'s parameters, from its signature and annotations.
+
+    Positional and keyword parameters are properties (the order is the positional order);
+    a parameter without a default is required; ``*args`` / ``**kwargs`` allow more.
+    """
+    if signature is None:
+        return {"type": "object"}
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations only lose their types
+        hints = {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    extra = False
+    for p in signature.parameters.values():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            extra = True
+            continue
+        schema = _type_schema(hints.get(p.name, p.annotation))
+        if p.default is inspect.Parameter.empty:
+            required.append(p.name)
+        else:
+            try:
+                json.dumps(p.default)
+                schema = {**schema, "default": p.default}
+            except (TypeError, ValueError):
+                pass
+        properties[p.name] = schema
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": extra}
+    if required:
+        out["required"] = required
+    return out
 
 
 def make_task_def(

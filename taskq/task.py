@@ -278,12 +278,17 @@ DEFAULT_BACKOFF = Backoff()
 _checked_names: set[tuple[str, str]] = set()
 
 
+def check_task_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > 200 or not _is_utf8(name):
+        raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
+    return name
+
+
 def _check_names(queue: str, name: str) -> None:
     if type(queue) is str and type(name) is str and (queue, name) in _checked_names:
         return
     check_queue_name(queue)
-    if not isinstance(name, str) or not name or len(name) > 200 or not _is_utf8(name):
-        raise InvalidOption(f"task name must be a non-empty string of at most 200 chars, got {name!r}")
+    check_task_name(name)
     if len(_checked_names) > 10_000:
         _checked_names.clear()
     _checked_names.add((queue, name))

@@ -585,7 +585,8 @@ class Worker:
         # Cluster slot) gets this clock corrected by the offset the last reply showed.
         local_ms = int(time.time() * 1000)
         registry_ms = local_ms + (self._clock_offset_ms or 0)
-        plan = self.ops.worker_heartbeat(info, self._registration_ttl_s(), registry_ms=registry_ms)
+        tasks = list(self.registry.values())  # published: producers without the code enqueue by name
+        plan = self.ops.worker_heartbeat(info, self._registration_ttl_s(), registry_ms=registry_ms, tasks=tasks)
         beat_ms, self.started_ms = await self._exec.run(plan)
         self._clock_offset_ms = beat_ms - local_ms
 

@@ -29,7 +29,7 @@ async def finish(aq: taskq.AsyncTaskQueue, command: Any) -> Any:
 
 
 async def test_enqueue_get_and_complete(aq: taskq.AsyncTaskQueue) -> None:
-    handle = await aq.enqueue("t", args=[1], kwargs={"k": "v"}, priority=8)
+    handle = await aq.enqueue("t", force=True, args=[1], kwargs={"k": "v"}, priority=8)
     assert isinstance(handle, taskq.AsyncTaskHandle)
     task = await handle.info()
     assert (task.status, task.priority, task.args, task.kwargs) == (taskq.TaskStatus.QUEUED, 8, [1], {"k": "v"})
@@ -40,7 +40,7 @@ async def test_enqueue_get_and_complete(aq: taskq.AsyncTaskQueue) -> None:
 
 
 async def test_result_waits_for_a_concurrent_worker(aq: taskq.AsyncTaskQueue) -> None:
-    handle = await aq.enqueue("t")
+    handle = await aq.enqueue("t", force=True)
 
     async def worker() -> None:
         await asyncio.sleep(0.01)
@@ -53,7 +53,7 @@ async def test_result_waits_for_a_concurrent_worker(aq: taskq.AsyncTaskQueue) ->
 
 
 async def test_result_timeout(aq: taskq.AsyncTaskQueue) -> None:
-    handle = await aq.enqueue("t")
+    handle = await aq.enqueue("t", force=True)
     with pytest.raises(taskq.ResultTimeout, match="still queued"):
         await handle.result(timeout_s=0.02)
 
@@ -74,30 +74,30 @@ async def test_registered_task_function(aq: taskq.AsyncTaskQueue) -> None:
 
 
 async def test_priority_order_and_enqueue_many(aq: taskq.AsyncTaskQueue) -> None:
-    handles = await aq.enqueue_many([{"name": "t", "priority": p} for p in (1, 10, 5, 10)])
+    handles = await aq.enqueue_many([{"name": "t", "force": True, "priority": p} for p in (1, 10, 5, 10)])
     claimed = [t.id for t in await claim(aq, n=10)]
     assert claimed == [handles[1].id, handles[3].id, handles[2].id, handles[0].id]
 
 
 async def test_validation_writes_nothing(aq: taskq.AsyncTaskQueue, rc: redis.Redis) -> None:
     with pytest.raises(taskq.InvalidPriority):
-        await aq.enqueue("t", priority=0)
+        await aq.enqueue("t", force=True, priority=0)
     with pytest.raises(taskq.NotSerializable):
-        await aq.enqueue("t", args=[object()])
+        await aq.enqueue("t", force=True, args=[object()])
     with pytest.raises(taskq.InvalidPriority):
-        await aq.enqueue_many([{"name": "t"}, {"name": "t", "priority": 11}])
+        await aq.enqueue_many([{"name": "t", "force": True}, {"name": "t", "force": True, "priority": 11}])
     with pytest.raises(taskq.TaskNotFound):
         await aq.get("default:0000")
     assert rc.dbsize() == 0
 
 
 async def test_delay_and_cancel(aq: taskq.AsyncTaskQueue) -> None:
-    later = await aq.enqueue("t", delay_s=60)
+    later = await aq.enqueue("t", force=True, delay_s=60)
     assert (await later.info()).status is taskq.TaskStatus.SCHEDULED
     assert await later.cancel() == "cancelled"
     with pytest.raises(taskq.TaskCancelled):
         await later.result(timeout_s=1)
-    running = await aq.enqueue("t")
+    running = await aq.enqueue("t", force=True)
     await claim(aq)
     assert await aq.cancel(running.id) == "cancelling"
     with pytest.raises(taskq.NotCancellable):
@@ -105,13 +105,13 @@ async def test_delay_and_cancel(aq: taskq.AsyncTaskQueue) -> None:
 
 
 async def test_idempotency(aq: taskq.AsyncTaskQueue) -> None:
-    first = await aq.enqueue("t", idempotency_key="once")
-    assert (await aq.enqueue("t", idempotency_key="once")).id == first.id
+    first = await aq.enqueue("t", force=True, idempotency_key="once")
+    assert (await aq.enqueue("t", force=True, idempotency_key="once")).id == first.id
     assert (await aq.stats()).queued == 1
 
 
 async def test_fail_dead_letters_and_redrive(aq: taskq.AsyncTaskQueue) -> None:
-    handle = await aq.enqueue("t", max_retries=0)
+    handle = await aq.enqueue("t", force=True, max_retries=0)
     (claimed,) = await claim(aq)
     reply = await finish(aq, aq.ops.fail_command(claimed, "KeyError", "'x'", "Traceback", 0))
     assert reply[0] == "dead"
@@ -132,7 +132,7 @@ async def test_fail_dead_letters_and_redrive(aq: taskq.AsyncTaskQueue) -> None:
 
 
 async def test_stale_token_is_refused(aq: taskq.AsyncTaskQueue) -> None:
-    await aq.enqueue("t")
+    await aq.enqueue("t", force=True)
     (claimed,) = await claim(aq)
     assert await aq._exec.run(aq.ops.release("default", [(claimed.id, claimed.token)])) == 1
     reply = await finish(aq, aq.ops.complete_command(claimed, "1"))
@@ -141,8 +141,8 @@ async def test_stale_token_is_refused(aq: taskq.AsyncTaskQueue) -> None:
 
 async def test_stats_and_configure(aq: taskq.AsyncTaskQueue) -> None:
     await aq.configure_queue("q", aging_s=0.5)
-    await aq.enqueue("t", queue="q")
-    await aq.enqueue("t", queue="q", delay_s=60)
+    await aq.enqueue("t", force=True, queue="q")
+    await aq.enqueue("t", force=True, queue="q", delay_s=60)
     stats = await aq.stats("q")
     assert (stats.queued, stats.scheduled, stats.pending) == (1, 1, 2)
     assert [s.queue for s in await aq.all_stats()] == ["q"]
@@ -151,16 +151,16 @@ async def test_stats_and_configure(aq: taskq.AsyncTaskQueue) -> None:
 
 
 async def test_noscript_is_healed(aq: taskq.AsyncTaskQueue, rc: redis.Redis) -> None:
-    await aq.enqueue("t")
+    await aq.enqueue("t", force=True)
     rc.script_flush()
-    handles = await aq.enqueue_many([{"name": "t"}] * 3)
+    handles = await aq.enqueue_many([{"name": "t", "force": True}] * 3)
     assert (await aq.stats()).queued == 4
     rc.script_flush()
     assert await aq.cancel(handles[0].id) == "cancelled"
 
 
 async def test_sync_and_async_clients_share_one_truth(aq: taskq.AsyncTaskQueue, tq: taskq.TaskQueue) -> None:
-    handle = await aq.enqueue("t", priority=3)
+    handle = await aq.enqueue("t", force=True, priority=3)
     assert tq.get(handle.id).priority == 3
     assert tq.cancel(handle.id) == "cancelled"
     assert (await handle.info()).status is taskq.TaskStatus.CANCELLED

@@ -34,7 +34,7 @@ def raw(any_url: str) -> Iterator[redis.Redis]:
 
 
 def test_enqueue_and_get(q: taskq.TaskQueue) -> None:
-    handle = q.enqueue("t", args=[1, "two"], kwargs={"three": [3.0, None, True]}, priority=7)
+    handle = q.enqueue("t", force=True, args=[1, "two"], kwargs={"three": [3.0, None, True]}, priority=7)
     task = q.get(handle.id)
     assert (task.name, task.args, task.kwargs, task.priority) == ("t", [1, "two"], {"three": [3.0, None, True]}, 7)
     assert task.status is taskq.TaskStatus.QUEUED and task.attempts == 0
@@ -42,14 +42,14 @@ def test_enqueue_and_get(q: taskq.TaskQueue) -> None:
 
 
 def test_priority_then_fifo(q: taskq.TaskQueue) -> None:
-    ids = [q.enqueue("t", priority=p).id for p in (1, 5, 10, 5, 10, 1)]
+    ids = [q.enqueue("t", force=True, priority=p).id for p in (1, 5, 10, 5, 10, 1)]
     claimed = [t.id for t in claim(q, "default", 10)]
     assert claimed == [ids[2], ids[4], ids[1], ids[3], ids[0], ids[5]]
 
 
 def test_delay(q: taskq.TaskQueue) -> None:
-    much_later = q.enqueue("t", delay_s=60).id
-    soon = q.enqueue("t", delay_s=0.02).id
+    much_later = q.enqueue("t", force=True, delay_s=60).id
+    soon = q.enqueue("t", force=True, delay_s=0.02).id
     assert q.get(soon).status is taskq.TaskStatus.SCHEDULED
     wait_ms(30)
     promoted, next_due = q._exec.run(q.ops.promote_due("default"))
@@ -59,14 +59,14 @@ def test_delay(q: taskq.TaskQueue) -> None:
 
 
 def test_eta(q: taskq.TaskQueue) -> None:
-    past = q.enqueue("t", eta=time.time() - 10).id
-    future = q.enqueue("t", eta=time.time() + 60).id
+    past = q.enqueue("t", force=True, eta=time.time() - 10).id
+    future = q.enqueue("t", force=True, eta=time.time() + 60).id
     assert q.get(future).status is taskq.TaskStatus.SCHEDULED
     assert [t.id for t in claim(q, "default", 5)] == [past]
 
 
 def test_claim_and_complete(q: taskq.TaskQueue) -> None:
-    handle = q.enqueue("t")
+    handle = q.enqueue("t", force=True)
     task = claim_one(q)
     assert (task.id, task.attempts) == (handle.id, 1)
     assert q.get(handle.id).status is taskq.TaskStatus.RUNNING
@@ -78,7 +78,7 @@ def test_claim_and_complete(q: taskq.TaskQueue) -> None:
 
 
 def test_fail_retry_then_dead_then_redrive(q: taskq.TaskQueue) -> None:
-    handle = q.enqueue("t", max_retries=1)
+    handle = q.enqueue("t", force=True, max_retries=1)
     assert fail(q, claim_one(q), retry_delay_ms=0)[0] == "scheduled"
     assert q.get(handle.id).status is taskq.TaskStatus.SCHEDULED
     task = claim_one(q)
@@ -96,7 +96,7 @@ def test_fail_retry_then_dead_then_redrive(q: taskq.TaskQueue) -> None:
 
 
 def test_dead_then_purge(q: taskq.TaskQueue) -> None:
-    handle = q.enqueue("t", max_retries=0)
+    handle = q.enqueue("t", force=True, max_retries=0)
     fail(q, claim_one(q))
     assert q.dead_letters().purge([handle.id]) == 1
     with pytest.raises(taskq.TaskNotFound):
@@ -104,7 +104,7 @@ def test_dead_then_purge(q: taskq.TaskQueue) -> None:
 
 
 def test_lease_expiry_and_release(q: taskq.TaskQueue, raw: redis.Redis) -> None:
-    first = q.enqueue("t").id
+    first = q.enqueue("t", force=True).id
     task = claim_one(q)
     assert expire_leases(q, raw, "default", [first]) == (1, 0)
     assert isinstance(complete(q, task), taskq.LeaseLost)
@@ -115,11 +115,11 @@ def test_lease_expiry_and_release(q: taskq.TaskQueue, raw: redis.Redis) -> None:
 
 
 def test_cancel(q: taskq.TaskQueue) -> None:
-    queued = q.enqueue("t").id
-    scheduled = q.enqueue("t", delay_s=60).id
+    queued = q.enqueue("t", force=True).id
+    scheduled = q.enqueue("t", force=True, delay_s=60).id
     assert q.cancel(queued) == "cancelled"
     assert q.cancel(scheduled) == "cancelled"
-    running = q.enqueue("t").id
+    running = q.enqueue("t", force=True).id
     task = claim_one(q)
     assert q.cancel(running) == "cancelling"
     assert extend(q, task) == 2
@@ -132,18 +132,18 @@ def test_cancel(q: taskq.TaskQueue) -> None:
 
 
 def test_idempotency(q: taskq.TaskQueue) -> None:
-    first = q.enqueue("t", idempotency_key="order-1").id
-    assert q.enqueue("t", idempotency_key="order-1", args=[2]).id == first
-    many = q.enqueue_many([{"name": "t", "idempotency_key": "order-2"}] * 3)
+    first = q.enqueue("t", force=True, idempotency_key="order-1").id
+    assert q.enqueue("t", force=True, idempotency_key="order-1", args=[2]).id == first
+    many = q.enqueue_many([{"name": "t", "force": True, "idempotency_key": "order-2"}] * 3)
     assert len({h.id for h in many}) == 1
     assert q.stats().queued == 2
 
 
 def test_stats(q: taskq.TaskQueue) -> None:
-    q.enqueue("t")
-    q.enqueue("t", delay_s=60)
-    q.enqueue("t", max_retries=0)
-    q.enqueue("t", queue="other")
+    q.enqueue("t", force=True)
+    q.enqueue("t", force=True, delay_s=60)
+    q.enqueue("t", force=True, max_retries=0)
+    q.enqueue("t", force=True, queue="other")
     done, doomed = claim(q, "default", 2)
     complete(q, done)
     fail(q, doomed)
@@ -155,14 +155,14 @@ def test_stats(q: taskq.TaskQueue) -> None:
 
 
 def test_noscript_is_healed(q: taskq.TaskQueue, raw: redis.Redis) -> None:
-    q.enqueue("t")
+    q.enqueue("t", force=True)
     raw.script_flush()
-    assert q.get(q.enqueue("t").id).status is taskq.TaskStatus.QUEUED
+    assert q.get(q.enqueue("t", force=True).id).status is taskq.TaskStatus.QUEUED
 
 
 def test_finished_records_expire_after_their_ttl(q: taskq.TaskQueue, raw: redis.Redis) -> None:
-    kept = q.enqueue("t", result_ttl_s=60, idempotency_key="kept").id
-    gone = q.enqueue("t", result_ttl_s=0, idempotency_key="gone").id
+    kept = q.enqueue("t", force=True, result_ttl_s=60, idempotency_key="kept").id
+    gone = q.enqueue("t", force=True, result_ttl_s=0, idempotency_key="gone").id
     first, second = claim(q, "default", 2)
     complete(q, first, "r1")
     complete(q, second, "r2")
@@ -171,7 +171,7 @@ def test_finished_records_expire_after_their_ttl(q: taskq.TaskQueue, raw: redis.
     assert q.handle(kept).result(timeout_s=1) == "r1"
     with pytest.raises(taskq.TaskNotFound):
         q.get(gone)  # a TTL of 0 keeps no record at all
-    assert q.enqueue("t", idempotency_key="gone").id != gone
+    assert q.enqueue("t", force=True, idempotency_key="gone").id != gone
 
 
 def test_server_info(backend: str, raw: redis.Redis, request: pytest.FixtureRequest) -> None:
@@ -204,7 +204,7 @@ def test_fakeredis_fallback_does_not_hang_process_exit() -> None:
         "import taskq\n"
         "from taskq.server import EmbeddedServer\n"
         "server = EmbeddedServer(kind='fakeredis').start()\n"
-        "taskq.TaskQueue(server.url).enqueue('t')\n"
+        "taskq.TaskQueue(server.url).enqueue('t', force=True)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], timeout=30, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -12,7 +12,7 @@ import taskq
 
 
 def make_dead(tq: taskq.TaskQueue, name: str, error_type: str, queue: str = "default") -> str:
-    task_id = tq.enqueue(name, queue=queue, max_retries=0).id
+    task_id = tq.enqueue(name, queue=queue, max_retries=0, force=True).id
     task = claim_one(tq, queue)
     assert task.id == task_id
     reply = fail(tq, task, 0, error_type=error_type, error=f"{error_type} in {name}", traceback=f"tb of {task_id}")
@@ -32,7 +32,7 @@ def dead(tq: taskq.TaskQueue) -> dict[str, str]:
 
 
 def test_list_shows_the_error_and_attempts(tq: taskq.TaskQueue) -> None:
-    task_id = tq.enqueue("flaky", args=[1], max_retries=2).id
+    task_id = tq.enqueue("flaky", args=[1], max_retries=2, force=True).id
     for attempt in (1, 2, 3):
         task = claim_one(tq)
         assert task.attempts == attempt
@@ -58,7 +58,7 @@ def test_list_is_oldest_first_and_pages(tq: taskq.TaskQueue, dead: dict[str, str
 
 
 def test_an_expired_lease_on_the_last_attempt_is_dead_lettered(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    task_id = tq.enqueue("t", max_retries=0).id
+    task_id = tq.enqueue("t", force=True, max_retries=0).id
     claim(tq, "default", 1, worker="w-lost")
     assert expire_leases(tq, rc, "default", [task_id]) == (0, 1)
     (record,) = tq.dead_letters().list()
@@ -138,11 +138,11 @@ def test_purge_all(tq: taskq.TaskQueue, rc: redis.Redis, dead: dict[str, str]) -
 
 
 def test_purge_frees_the_idempotency_key(tq: taskq.TaskQueue) -> None:
-    first = tq.enqueue("t", idempotency_key="order-7", max_retries=0).id
+    first = tq.enqueue("t", force=True, idempotency_key="order-7", max_retries=0).id
     kill(tq)
-    assert tq.enqueue("t", idempotency_key="order-7").id == first  # still remembered while dead
+    assert tq.enqueue("t", force=True, idempotency_key="order-7").id == first  # still remembered while dead
     tq.dead_letters().purge([first])
-    assert tq.enqueue("t", idempotency_key="order-7").id != first
+    assert tq.enqueue("t", force=True, idempotency_key="order-7").id != first
 
 
 @pytest.mark.parametrize("method", ["requeue", "purge"])
@@ -162,12 +162,12 @@ def test_empty_selections_do_nothing(tq: taskq.TaskQueue, dead: dict[str, str]) 
 
 def test_dead_records_expire_after_dead_ttl(redis_url: str, rc: redis.Redis) -> None:
     with taskq.TaskQueue(redis_url, dead_ttl_s=1) as tq:
-        task_id = tq.enqueue("t", idempotency_key="k", max_retries=0).id
+        task_id = tq.enqueue("t", force=True, idempotency_key="k", max_retries=0).id
         kill(tq)
         k = tq.ops.queue_keys("default")
         assert 0 < rc.pttl(k.task(task_id)) <= 1000
         assert 0 < rc.pttl(k.idem("k")) <= 1000
-        keep = tq.enqueue("t").id  # a live task must not be touched by the trimming
+        keep = tq.enqueue("t", force=True).id  # a live task must not be touched by the trimming
         rc.pexpire(k.task(task_id), 50)  # let the record run out now rather than in a second
         rc.pexpire(k.idem("k"), 50)
         assert tq.dead_letters().list()[0].id == task_id
@@ -176,13 +176,13 @@ def test_dead_records_expire_after_dead_ttl(redis_url: str, rc: redis.Redis) -> 
         assert tq.dead_letters().list() == []
         tq._exec.run(tq.ops.requeue_expired("default"))  # the reaper trims the DLQ index too
         assert tq.dead_letters().count() == 0
-        assert tq.enqueue("t", idempotency_key="k").id != task_id
+        assert tq.enqueue("t", force=True, idempotency_key="k").id != task_id
         assert tq.get(keep).status is taskq.TaskStatus.QUEUED
 
 
 def test_dead_index_is_trimmed_only_after_the_ttl(redis_url: str) -> None:
     with taskq.TaskQueue(redis_url, dead_ttl_s=3600) as tq:
-        tq.enqueue("t", max_retries=0)
+        tq.enqueue("t", force=True, max_retries=0)
         kill(tq)
         tq._exec.run(tq.ops.requeue_expired("default"))
         assert tq.dead_letters().count() == 1

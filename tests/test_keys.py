@@ -39,14 +39,14 @@ def test_global_keys_escape_braces_for_scan() -> None:
 def run_full_lifecycle(tq: taskq.TaskQueue, rc: redis.Redis, queue: str) -> None:
     """Touch every kind of key a queue has: every script, idempotency, config, DLQ."""
     tq.configure_queue(queue, aging_s=1.0)
-    done = tq.enqueue("t", queue=queue, idempotency_key="once").id
+    done = tq.enqueue("t", force=True, queue=queue, idempotency_key="once").id
     assert complete(tq, claim_one(tq, queue), 1) == 1
-    tq.enqueue("t", queue=queue, idempotency_key="once")
-    tq.enqueue("t", queue=queue, delay_s=3600)
-    tq.enqueue("t", queue=queue, delay_s=0.001)
-    tq.enqueue("t", queue=queue, priority=9, max_retries=0, idempotency_key="dies")
-    tq.enqueue("t", queue=queue, priority=8)
-    tq.enqueue("t", queue=queue, priority=1)
+    tq.enqueue("t", force=True, queue=queue, idempotency_key="once")
+    tq.enqueue("t", force=True, queue=queue, delay_s=3600)
+    tq.enqueue("t", force=True, queue=queue, delay_s=0.001)
+    tq.enqueue("t", force=True, queue=queue, priority=9, max_retries=0, idempotency_key="dies")
+    tq.enqueue("t", force=True, queue=queue, priority=8)
+    tq.enqueue("t", force=True, queue=queue, priority=1)
     doomed, retried, released = claim(tq, queue, 3)
     assert fail(tq, doomed)[0] == "dead"
     assert fail(tq, retried, retry_delay_ms=0)[0] == "scheduled"
@@ -56,7 +56,7 @@ def run_full_lifecycle(tq: taskq.TaskQueue, rc: redis.Redis, queue: str) -> None
     tq._exec.run(tq.ops.extend(queue, [(leased[0].id, leased[0].token)], 10_000))
     tq.cancel(leased[0].id)
     expire_leases(tq, rc, queue, [leased[0].id])
-    tq.cancel(tq.enqueue("t", queue=queue).id)
+    tq.cancel(tq.enqueue("t", force=True, queue=queue).id)
     dlq = tq.dead_letters(queue)
     assert dlq.requeue(all=True) == 1
     assert fail(tq, claim_one(tq, queue))[0] == "dead"

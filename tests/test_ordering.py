@@ -38,7 +38,7 @@ def drain_one_at_a_time(tq: taskq.TaskQueue, queue: str = "default") -> list[str
 @given(prios=priorities)
 def test_enqueue_drains_by_priority_then_fifo(tq: taskq.TaskQueue, rc: redis.Redis, prios: list[int]) -> None:
     rc.flushdb()
-    ids = [tq.enqueue("t", priority=p).id for p in prios]
+    ids = [tq.enqueue("t", force=True, priority=p).id for p in prios]
     assert drain_one_at_a_time(tq) == expected_order(ids, prios)
 
 
@@ -48,7 +48,7 @@ def test_enqueue_many_drains_by_priority_then_fifo(
     tq: taskq.TaskQueue, rc: redis.Redis, prios: list[int], batch: int
 ) -> None:
     rc.flushdb()
-    ids = [h.id for h in tq.enqueue_many([{"name": "t", "priority": p} for p in prios])]
+    ids = [h.id for h in tq.enqueue_many([{"name": "t", "force": True, "priority": p} for p in prios])]
     claimed = []
     while tasks := claim(tq, "default", batch):
         claimed += [t.id for t in tasks]
@@ -71,27 +71,27 @@ def test_interleaved_enqueues_and_claims(tq: taskq.TaskQueue, rc: redis.Redis, s
             assert (got[0].id if got else None) == want
         else:
             assert isinstance(step, int)
-            heapq.heappush(waiting, (-step, n, tq.enqueue("t", priority=step).id))
+            heapq.heappush(waiting, (-step, n, tq.enqueue("t", force=True, priority=step).id))
     assert drain_one_at_a_time(tq) == [heapq.heappop(waiting)[2] for _ in range(len(waiting))]
 
 
 def test_priority_order_across_a_batch_claim(tq: taskq.TaskQueue) -> None:
-    low = tq.enqueue("t", priority=1).id
-    mid = [tq.enqueue("t", priority=5).id for _ in range(3)]
-    high = tq.enqueue("t", priority=10).id
+    low = tq.enqueue("t", force=True, priority=1).id
+    mid = [tq.enqueue("t", force=True, priority=5).id for _ in range(3)]
+    high = tq.enqueue("t", force=True, priority=10).id
     assert [t.id for t in claim(tq, "default", 10)] == [high, *mid, low]
 
 
 def test_queues_are_independent(tq: taskq.TaskQueue) -> None:
-    a = tq.enqueue("t", queue="a", priority=1).id
-    b = tq.enqueue("t", queue="b", priority=10).id
+    a = tq.enqueue("t", force=True, queue="a", priority=1).id
+    b = tq.enqueue("t", force=True, queue="b", priority=10).id
     assert [t.id for t in claim(tq, "a", 5)] == [a]
     assert [t.id for t in claim(tq, "b", 5)] == [b]
 
 
 def test_released_and_requeued_tasks_keep_their_place(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     """A task given back (release, or an expired lease) goes back where it was, not to the end."""
-    first, second, third = (tq.enqueue("t", priority=5).id for _ in range(3))
+    first, second, third = (tq.enqueue("t", force=True, priority=5).id for _ in range(3))
     task = claim_one(tq)
     assert task.id == first
     assert tq._exec.run(tq.ops.release("default", [(task.id, task.token)])) == 1
@@ -105,32 +105,32 @@ def test_released_and_requeued_tasks_keep_their_place(tq: taskq.TaskQueue, rc: r
 
 
 def test_a_retried_task_queues_behind_what_arrived_meanwhile(tq: taskq.TaskQueue) -> None:
-    first = tq.enqueue("t").id
+    first = tq.enqueue("t", force=True).id
     task = claim_one(tq)
-    later = tq.enqueue("t").id
+    later = tq.enqueue("t", force=True).id
     assert fail(tq, task, retry_delay_ms=0)[0] == "scheduled"
     assert [t.id for t in claim(tq, "default", 5)] == [later, first]
 
 
 def test_redriven_task_queues_as_new(tq: taskq.TaskQueue) -> None:
-    dead = tq.enqueue("t", priority=5).id
+    dead = tq.enqueue("t", force=True, priority=5).id
     assert fail(tq, claim_one(tq))[0] == "dead"
-    waiting = tq.enqueue("t", priority=5).id
+    waiting = tq.enqueue("t", force=True, priority=5).id
     assert tq.dead_letters().requeue([dead]) == 1
     assert [t.id for t in claim(tq, "default", 5)] == [waiting, dead]
 
 
 def test_delayed_task_joins_by_priority_when_due(tq: taskq.TaskQueue) -> None:
-    delayed = tq.enqueue("t", priority=9, delay_s=0.05).id
-    normal = tq.enqueue("t", priority=5).id
+    delayed = tq.enqueue("t", force=True, priority=9, delay_s=0.05).id
+    normal = tq.enqueue("t", force=True, priority=5).id
     assert [t.id for t in claim(tq, "default", 5)] == [normal]
-    later = tq.enqueue("t", priority=5).id
+    later = tq.enqueue("t", force=True, priority=5).id
     wait_ms(60)
     assert [t.id for t in claim(tq, "default", 5)] == [delayed, later]
 
 
 def test_completed_tasks_do_not_come_back(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     assert complete(tq, claim_one(tq), "ok") == 1
     assert claim(tq, "default", 5) == []
 
@@ -140,51 +140,51 @@ def test_completed_tasks_do_not_come_back(tq: taskq.TaskQueue) -> None:
 
 def test_aging_lets_an_old_low_priority_task_overtake(tq: taskq.TaskQueue) -> None:
     tq.configure_queue("default", aging_s=0.01)  # one priority level per 10 ms of waiting
-    old_low = tq.enqueue("t", priority=1).id
+    old_low = tq.enqueue("t", force=True, priority=1).id
     time.sleep(0.12)  # nine levels (90 ms) and a margin
-    new_high = tq.enqueue("t", priority=10).id
+    new_high = tq.enqueue("t", force=True, priority=10).id
     assert [t.id for t in claim(tq, "default", 2)] == [old_low, new_high]
 
 
 def test_aging_does_not_reorder_tasks_that_have_not_waited_long_enough(tq: taskq.TaskQueue) -> None:
     tq.configure_queue("default", aging_s=0.05)
-    old_low = tq.enqueue("t", priority=4).id
-    new_high = tq.enqueue("t", priority=5).id  # well under 50 ms later
+    old_low = tq.enqueue("t", force=True, priority=4).id
+    new_high = tq.enqueue("t", force=True, priority=5).id  # well under 50 ms later
     assert [t.id for t in claim(tq, "default", 2)] == [new_high, old_low]
-    old_low = tq.enqueue("t", priority=4).id
+    old_low = tq.enqueue("t", force=True, priority=4).id
     time.sleep(0.07)
-    new_high = tq.enqueue("t", priority=5).id
+    new_high = tq.enqueue("t", force=True, priority=5).id
     assert [t.id for t in claim(tq, "default", 2)] == [old_low, new_high]
 
 
 def test_strict_priority_never_lets_low_priority_overtake(tq: taskq.TaskQueue) -> None:
-    old_low = tq.enqueue("t", priority=9).id
+    old_low = tq.enqueue("t", force=True, priority=9).id
     time.sleep(0.12)
-    new_high = tq.enqueue("t", priority=10).id
+    new_high = tq.enqueue("t", force=True, priority=10).id
     assert [t.id for t in claim(tq, "default", 2)] == [new_high, old_low]
 
 
 def test_clearing_aging_restores_strict_priority(tq: taskq.TaskQueue) -> None:
     tq.configure_queue("default", aging_s=0.01)
     tq.configure_queue("default", aging_s=None)
-    old_low = tq.enqueue("t", priority=1).id
+    old_low = tq.enqueue("t", force=True, priority=1).id
     time.sleep(0.12)
-    new_high = tq.enqueue("t", priority=10).id
+    new_high = tq.enqueue("t", force=True, priority=10).id
     assert [t.id for t in claim(tq, "default", 2)] == [new_high, old_low]
 
 
 def test_aging_keeps_fifo_within_a_priority(tq: taskq.TaskQueue) -> None:
     tq.configure_queue("default", aging_s=0.001)
-    ids = [tq.enqueue("t", priority=p).id for p in (3, 3, 3, 3)]
+    ids = [tq.enqueue("t", force=True, priority=p).id for p in (3, 3, 3, 3)]
     assert [t.id for t in claim(tq, "default", 4)] == ids
 
 
 def test_release_keeps_place_under_aging(tq: taskq.TaskQueue) -> None:
     tq.configure_queue("default", aging_s=0.01)
-    old_low = tq.enqueue("t", priority=1).id
+    old_low = tq.enqueue("t", force=True, priority=1).id
     time.sleep(0.12)
     task = claim_one(tq)
     assert task.id == old_low
-    new_high = tq.enqueue("t", priority=10).id
+    new_high = tq.enqueue("t", force=True, priority=10).id
     assert release(tq, task) == 1
     assert [t.id for t in claim(tq, "default", 2)] == [old_low, new_high]

@@ -69,7 +69,7 @@ def server_pid(port: int) -> int:
 def enqueue_and_get(url: str) -> None:
     """The core works on this server: a task can be queued and read back."""
     with taskq.TaskQueue(url) as tq:
-        handle = tq.enqueue("ping", args=[1], kwargs={"b": 2}, priority=7)
+        handle = tq.enqueue("ping", args=[1], kwargs={"b": 2}, priority=7, force=True)
         task = tq.get(handle.id)
     assert task.status is taskq.TaskStatus.QUEUED
     assert task.name == "ping" and task.priority == 7

@@ -116,7 +116,13 @@ class TaskLifecycle(RuleBasedStateMachine):
     def enqueue(self, priority: int, delay: str, idem: str | None, max_retries: int) -> None:
         delay_s = {"none": 0.0, "tiny": 0.001, "long": 3600.0}[delay]
         task_id = self.tq.enqueue(
-            "job", queue=QUEUE, priority=priority, delay_s=delay_s, idempotency_key=idem, max_retries=max_retries
+            "job",
+            queue=QUEUE,
+            priority=priority,
+            delay_s=delay_s,
+            idempotency_key=idem,
+            max_retries=max_retries,
+            force=True,
         ).id
         if idem is not None and idem in self.idem:
             assert task_id == self.idem[idem], "an idempotency key must return the first task's id"

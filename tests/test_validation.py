@@ -36,13 +36,13 @@ def refused(exc_type: type[Exception], fn: Callable[[], Any], *words: str) -> Ex
 
 @pytest.mark.parametrize("priority", [0, 11, -1, 5.0, "5", True, 10**20])
 def test_bad_priority_is_refused_and_never_clamped(tq: taskq.TaskQueue, empty_db: None, priority: Any) -> None:
-    err = refused(taskq.InvalidPriority, lambda: tq.enqueue("t", priority=priority), "1..10")
+    err = refused(taskq.InvalidPriority, lambda: tq.enqueue("t", force=True, priority=priority), "1..10")
     assert isinstance(err, taskq.ValidationError) and isinstance(err, ValueError)
 
 
 @pytest.mark.parametrize("priority", [1, 10])
 def test_priority_bounds_are_accepted(tq: taskq.TaskQueue, priority: int) -> None:
-    assert tq.get(tq.enqueue("t", priority=priority).id).priority == priority
+    assert tq.get(tq.enqueue("t", force=True, priority=priority).id).priority == priority
 
 
 def test_bad_priority_on_the_decorator(tq: taskq.TaskQueue, empty_db: None) -> None:
@@ -65,7 +65,9 @@ def test_bad_priority_on_a_task_function_enqueue(tq: taskq.TaskQueue, empty_db: 
     ["a{b}", "{q}", "a b", " q", "q\n", "q\t", "a:b", "", "x" * 65, "-q", ".q", "é", 5],
 )
 def test_bad_queue_name_is_refused(tq: taskq.TaskQueue, empty_db: None, queue: Any) -> None:
-    refused(taskq.InvalidQueueName, lambda: tq.enqueue("t", queue=queue), "1-64 characters", "letters, digits")
+    refused(
+        taskq.InvalidQueueName, lambda: tq.enqueue("t", force=True, queue=queue), "1-64 characters", "letters, digits"
+    )
 
 
 @pytest.mark.parametrize("queue", ["q", "x" * 64, "emails.v2", "a-b_c", "0"])
@@ -102,26 +104,32 @@ def test_bad_queue_name_everywhere_a_queue_is_named(tq: taskq.TaskQueue, empty_d
     ],
 )
 def test_non_json_payload_is_refused(tq: taskq.TaskQueue, empty_db: None, args: Any, kwargs: Any) -> None:
-    err = refused(taskq.NotSerializable, lambda: tq.enqueue("t", args=args, kwargs=kwargs))
+    err = refused(taskq.NotSerializable, lambda: tq.enqueue("t", force=True, args=args, kwargs=kwargs))
     assert any(word in str(err) for word in ("JSON", "list or tuple", "string keys"))
 
 
 def test_non_json_message_says_what_to_pass(tq: taskq.TaskQueue, empty_db: None) -> None:
-    refused(taskq.NotSerializable, lambda: tq.enqueue("t", args=[object()]), "JSON", "never pickles", "plain data")
+    refused(
+        taskq.NotSerializable,
+        lambda: tq.enqueue("t", force=True, args=[object()]),
+        "JSON",
+        "never pickles",
+        "plain data",
+    )
 
 
 def test_payload_over_the_limit_is_refused(redis_url: str, rc: redis.Redis) -> None:
     with taskq.TaskQueue(redis_url, max_payload_bytes=100) as small:
         refused(
             taskq.PayloadTooLarge,
-            lambda: small.enqueue("t", args=["x" * 100]),
+            lambda: small.enqueue("t", force=True, args=["x" * 100]),
             "over the limit of 100",
             "pass a reference",
             "max_payload_bytes",
         )
-        refused(taskq.PayloadTooLarge, lambda: small.enqueue("t", kwargs={"k": "é" * 50}), "100")
+        refused(taskq.PayloadTooLarge, lambda: small.enqueue("t", force=True, kwargs={"k": "é" * 50}), "100")
         assert rc.dbsize() == 0
-        small.enqueue("t", args=["x" * 50])  # under the limit: fine
+        small.enqueue("t", force=True, args=["x" * 50])  # under the limit: fine
 
 
 def test_max_payload_bytes_must_be_positive(redis_url: str) -> None:
@@ -138,20 +146,20 @@ def test_retention_settings_are_checked(redis_url: str) -> None:
 
 @pytest.mark.parametrize("delay", [-1, -0.001, math.inf, math.nan, "1", True, 1e300, 11 * 365 * 86400])
 def test_bad_delay_is_refused(tq: taskq.TaskQueue, empty_db: None, delay: Any) -> None:
-    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", delay_s=delay), "delay_s")
+    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", force=True, delay_s=delay), "delay_s")
 
 
 def test_eta_too_far_ahead_is_refused(tq: taskq.TaskQueue, empty_db: None) -> None:
-    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", eta=1e300), "at most", "ten years")
+    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", force=True, eta=1e300), "at most", "ten years")
 
 
 def test_delay_and_eta_together_is_refused(tq: taskq.TaskQueue, empty_db: None) -> None:
-    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", delay_s=5, eta=2e9), "either delay_s or eta")
+    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", force=True, delay_s=5, eta=2e9), "either delay_s or eta")
 
 
 @pytest.mark.parametrize("eta", [math.inf, math.nan, "tomorrow", True])
 def test_bad_eta_is_refused(tq: taskq.TaskQueue, empty_db: None, eta: Any) -> None:
-    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", eta=eta), "Unix timestamp")
+    refused(taskq.InvalidDelay, lambda: tq.enqueue("t", force=True, eta=eta), "Unix timestamp")
 
 
 @pytest.mark.parametrize(
@@ -171,7 +179,7 @@ def test_bad_eta_is_refused(tq: taskq.TaskQueue, empty_db: None, eta: Any) -> No
     ],
 )
 def test_bad_options_are_refused(tq: taskq.TaskQueue, empty_db: None, options: dict[str, Any], word: str) -> None:
-    refused(taskq.InvalidOption, lambda: tq.enqueue("t", **options), word)
+    refused(taskq.InvalidOption, lambda: tq.enqueue("t", force=True, **options), word)
 
 
 def test_bad_task_name_is_refused(tq: taskq.TaskQueue, empty_db: None) -> None:
@@ -213,7 +221,7 @@ def test_malformed_task_id(tq: taskq.TaskQueue, empty_db: None, bad_id: str) -> 
 
 
 def test_task_ids_name_their_queue(tq: taskq.TaskQueue) -> None:
-    handle = tq.enqueue("t", queue="emails")
+    handle = tq.enqueue("t", force=True, queue="emails")
     assert queue_of_task_id(handle.id) == "emails"
     assert handle.id.startswith("emails:")
 
@@ -229,9 +237,10 @@ def test_unknown_task_name_when_the_registry_is_known(tq: taskq.TaskQueue, empty
     assert isinstance(err, LookupError)
 
 
-def test_any_task_name_when_the_registry_is_empty(tq: taskq.TaskQueue) -> None:
-    """A producer that registers nothing (another service's tasks) may enqueue any name."""
-    assert tq.get(tq.enqueue("elsewhere.task").id).name == "elsewhere.task"
+def test_any_task_name_with_force(tq: taskq.TaskQueue) -> None:
+    """A producer may enqueue a name no worker has published yet (another service's tasks) with force."""
+    refused(taskq.UnknownTaskName, lambda: tq.enqueue("elsewhere.task"), "elsewhere.task", "force=True")
+    assert tq.get(tq.enqueue("elsewhere.task", force=True).id).name == "elsewhere.task"
 
 
 def test_wrong_arguments_for_a_registered_task(tq: taskq.TaskQueue, empty_db: None) -> None:
@@ -265,26 +274,26 @@ def test_two_functions_under_one_name_is_refused(tq: taskq.TaskQueue) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"name": "t", "priority": 0},
-        {"name": "t", "queue": "a b"},
-        {"name": "t", "args": [object()]},
-        {"name": "t", "delay_s": -1},
-        {"name": "t", "colour": "red"},
+        {"name": "t", "force": True, "priority": 0},
+        {"name": "t", "force": True, "queue": "a b"},
+        {"name": "t", "force": True, "args": [object()]},
+        {"name": "t", "force": True, "delay_s": -1},
+        {"name": "t", "force": True, "colour": "red"},
         {"args": [1]},
     ],
 )
 def test_enqueue_many_with_one_bad_item_writes_nothing(
     tq: taskq.TaskQueue, empty_db: None, bad: dict[str, Any]
 ) -> None:
-    requests = [{"name": "t", "args": [i]} for i in range(5)]
+    requests = [{"name": "t", "force": True, "args": [i]} for i in range(5)]
     requests[2] = bad
     with pytest.raises(taskq.ValidationError):
         tq.enqueue_many(requests)
 
 
 def test_enqueue_many_names_the_bad_item(tq: taskq.TaskQueue, empty_db: None) -> None:
-    requests: list[dict[str, Any]] = [{"name": "t"} for _ in range(5)]
-    requests[2] = {"name": "t", "colour": "red"}
+    requests: list[dict[str, Any]] = [{"name": "t", "force": True} for _ in range(5)]
+    requests[2] = {"name": "t", "force": True, "colour": "red"}
     refused(taskq.InvalidOption, lambda: tq.enqueue_many(requests), "item 2", "colour")
     requests[2] = {"args": []}
     refused(taskq.InvalidOption, lambda: tq.enqueue_many(requests), "item 2", "'name'")
@@ -300,12 +309,12 @@ def test_enqueue_many_with_an_unknown_registered_name_writes_nothing(tq: taskq.T
 
 
 def test_enqueue_heals_a_flushed_script_cache(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     rc.script_flush()
-    handle = tq.enqueue("t")
+    handle = tq.enqueue("t", force=True)
     assert tq.get(handle.id).status is taskq.TaskStatus.QUEUED
     rc.script_flush()
-    handles = tq.enqueue_many([{"name": "t", "args": [i]} for i in range(5)])  # pipelined: 5 NOSCRIPTs
+    handles = tq.enqueue_many([{"name": "t", "force": True, "args": [i]} for i in range(5)])  # pipelined: 5 NOSCRIPTs
     assert [tq.get(h.id).args for h in handles] == [[i] for i in range(5)]
     rc.script_flush()
     assert tq.cancel(handle.id) == "cancelled"

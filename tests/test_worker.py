@@ -125,8 +125,8 @@ def test_retry_exception_sets_the_delay(tq: taskq.TaskQueue, workers: list) -> N
 
 
 def test_unknown_task_name_is_retried_then_dead(tq: taskq.TaskQueue, workers: list) -> None:
-    producer = taskq.TaskQueue(tq.url)  # no registry: any name is accepted
-    handle = producer.enqueue("nobody.knows", max_retries=1)
+    producer = taskq.TaskQueue(tq.url)
+    handle = producer.enqueue("nobody.knows", max_retries=1, force=True)  # no worker has it
     start(tq, workers)
     with pytest.raises(taskq.TaskFailed) as failed:
         tq.handle(handle.id).result(timeout_s=10)
@@ -416,7 +416,7 @@ def test_worker_registry_heartbeat_and_expiry(tq: taskq.TaskQueue, rc: redis.Red
 
 
 def test_stale_lease_cannot_complete_after_requeue(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("job")
+    tq.enqueue("job", force=True)
     (first,) = tq._exec.run(tq.ops.claim("default", 1, 1, "slow-worker"))
     time.sleep(0.01)
     assert tq._exec.run(tq.ops.requeue_expired("default")) == (1, 0)
