@@ -25,35 +25,25 @@ import redis
 from taskq_bench import recorder
 from taskq_bench.openloop import Schedule, run_open_loop, threaded
 from taskq_bench.results import Results, Row, merge_rounds, rows_from_dicts
-from taskq_bench.stats import LogHistogram, percentile, summarize_ms
+from taskq_bench.stats import LogHistogram, summarize_ms
 from taskq_bench.suite import SUITES
 from taskq_bench.system_run import run_to_document
 from taskq_bench.systems import PEERS, python_for
 from taskq_bench.systems.base import ROOT, WorkerSetting
 
 from taskq.server import EmbeddedServer
+from taskq.telemetry import nearest_rank_ms
 
 # -- percentiles ------------------------------------------------------------------
 
 
-def test_percentile_is_nearest_rank_on_known_data() -> None:
-    values = [float(v) for v in range(1, 101)]  # 1..100
-    assert percentile(values, 0.5) == 50
-    assert percentile(values, 0.9) == 90
-    assert percentile(values, 0.99) == 99
-    assert percentile(values, 0.999) == 100
-    assert percentile(values, 1.0) == 100
-    assert percentile(values, 0.001) == 1
-    thousand = [float(v) for v in range(1, 1001)]
-    assert percentile(thousand, 0.999) == 999
-    assert percentile([7.0], 0.5) == 7
-
-
-def test_percentile_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
-        percentile([], 0.5)
-    with pytest.raises(ValueError):
-        percentile([1.0], 0.0)
+def test_summary_percentiles_are_taskq_nearest_rank_on_known_data() -> None:
+    summary = summarize_ms(float(v) for v in range(100, 0, -1))  # 1..100, unsorted
+    assert [summary[q] for q in ("p50", "p90", "p99", "p999", "max")] == [50, 90, 99, 100, 100]
+    assert summarize_ms(float(v) for v in range(1, 1001))["p999"] == 999
+    assert summarize_ms([7.0])["p50"] == 7
+    values = [0.3, 9.1, 4.4, 2.2, 7.7, 1.0, 5.5]
+    assert summarize_ms(values)["p90"] == nearest_rank_ms(values, 900)
 
 
 def test_summary_reports_every_quantile_and_unknown_tails() -> None:

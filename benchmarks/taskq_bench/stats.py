@@ -1,7 +1,7 @@
-"""Exact percentiles and an HDR-style log-linear histogram of latency samples.
+"""Latency summaries (exact percentiles) and an HDR-style log-linear histogram of samples.
 
-Percentiles are exact (nearest rank on the sorted samples, no interpolation), so a
-reported P99.9 is a latency that some task really had. The histogram is for plots (CDFs):
+Percentiles are exact (nearest rank on the sorted samples, no interpolation: taskq's
+``nearest_rank_ms``), so a reported P99.9 is a latency that some task really had. The histogram is for plots (CDFs):
 buckets grow geometrically, each about 1% wide, as in HdrHistogram with two significant
 digits.
 """
@@ -13,38 +13,28 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-#: The quantiles every latency summary reports, by name.
-QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p999": 0.999}
+from taskq.telemetry import nearest_rank_ms
 
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile (0 < q <= 1) of already sorted values.
-
-    The smallest value with at least ``q`` of the samples at or below it:
-    ``ordered[ceil(q * n) - 1]``. ``q = 1`` is the maximum.
-    """
-    if not ordered:
-        raise ValueError("percentile of no samples")
-    if not 0 < q <= 1:
-        raise ValueError(f"quantile must be in (0, 1], got {q}")
-    rank = math.ceil(q * len(ordered) - 1e-9)  # the epsilon absorbs float error in q * n
-    return ordered[max(0, min(len(ordered), rank) - 1)]
+#: The quantiles every latency summary reports, by name, in per mille.
+QUANTILES: dict[str, int] = {"p50": 500, "p90": 900, "p99": 990, "p999": 999}
 
 
 def summarize_ms(values_ms: Iterable[float], unfinished: int = 0) -> dict[str, float | int | None]:
     """Count, mean, P50/P90/P99/P99.9 and max of latency samples in ms (3 decimals).
 
-    ``unfinished`` tasks count as samples larger than any finished one: a quantile that
-    falls among them is ``None`` (unknown, beyond the run's end), never a flattering number.
+    Percentiles are taskq's one definition, :func:`taskq.telemetry.nearest_rank_ms` (the
+    same the server-side histograms approximate). ``unfinished`` tasks count as samples
+    larger than any finished one: a quantile that falls among them is ``None`` (unknown,
+    beyond the run's end), never a flattering number.
     """
     ordered = sorted(values_ms)
-    total = len(ordered) + unfinished
     summary: dict[str, float | int | None] = {"count": len(ordered), "unfinished": unfinished}
     if not ordered:
         return summary | dict.fromkeys([*QUANTILES, "max", "mean"])
-    for name, q in QUANTILES.items():
-        rank = math.ceil(q * total - 1e-9)
-        summary[name] = round(ordered[rank - 1], 3) if rank <= len(ordered) else None
+    with_unfinished = ordered + [math.inf] * unfinished
+    for name, per_mille in QUANTILES.items():
+        value = nearest_rank_ms(with_unfinished, per_mille)
+        summary[name] = round(value, 3) if math.isfinite(value) else None
     summary["max"] = round(ordered[-1], 3) if unfinished == 0 else None
     summary["mean"] = round(statistics.fmean(ordered), 3)
     return summary
