@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -39,14 +38,12 @@ from taskq.telemetry import (
     PERCENTILES,
     RELATIVE_ERROR,
     JsonLogFormatter,
-    PrometheusWriter,
     Snapshot,
     WorkerHealth,
     bucket_bounds_ms,
     bucket_of,
     bucket_value_ms,
     nearest_rank_ms,
-    prometheus_text,
 )
 
 
@@ -784,74 +781,6 @@ def test_events_and_snapshot_on_the_fakeredis_fallback(fake_server: taskq.Embedd
             assert before <= beat <= server_ms(fake) and started == beat
         (w,) = tq.snapshot([]).workers
         assert w.health is WorkerHealth.ALIVE and w.heartbeat_ms == beat
-
-
-# ---------------------------------------------------------------------------
-# Prometheus
-
-
-def test_prometheus_writer_escapes_and_groups() -> None:
-    w = PrometheusWriter()
-    w.add("x_total", "counter", "A counter.\nTwo lines", 3, label='a "quoted" \\ value\n')
-    w.add("x_total", "counter", "ignored", 4.5, label="b")
-    w.add("g", "gauge", "A gauge.", float("inf"))
-    assert w.text() == (
-        "# HELP x_total A counter.\\nTwo lines\n"
-        "# TYPE x_total counter\n"
-        'x_total{label="a \\"quoted\\" \\\\ value\\n"} 3\n'
-        'x_total{label="b"} 4.5\n'
-        "# HELP g A gauge.\n"
-        "# TYPE g gauge\n"
-        "g +Inf\n"
-    )
-
-
-SAMPLE_RE = re.compile(r'^([a-z_]+)(\{([a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf|NaN)$')
-
-
-def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        if line.startswith("#"):
-            continue
-        match = SAMPLE_RE.match(line)
-        assert match, line
-        name = match.group(1)
-        assert name in typed, f"{name} has no TYPE line before it"
-        labels = frozenset(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', line.split(" ")[0]))
-        samples[(name, labels)] = float(line.rsplit(" ", 1)[1])
-    return samples
-
-
-def test_prometheus_text_carries_the_snapshot_figures(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    tq.enqueue_many([{"name": "t", "priority": p} for p in (2, 2, 9)])
-    (task,) = claim(tq, "default", 1)
-    time.sleep(0.02)
-    complete(tq, task)
-    next_second(rc)
-    tq._exec.run(tq.ops.worker_heartbeat({"id": "w1", "heartbeat_ms": int(time.time() * 1000), "interval_ms": 1000,
-                                          "current": ["x"], "processed": 7}, 5))  # fmt: skip
-    snap = tq.snapshot()
-    samples = parse_exposition(prometheus_text(snap))
-
-    def value(name: str, **labels: str) -> float:
-        return samples[(name, frozenset(labels.items()))]
-
-    assert value("taskq_tasks", queue="default", state="queued") == 2
-    assert value("taskq_queued_tasks", queue="default", priority="2") == 2
-    assert value("taskq_tasks_total", queue="default", outcome="succeeded") == 1
-    assert value("taskq_rate_per_second", queue="default", outcome="enqueued", window="1m") == 3 / 60
-    run_p50 = snap.queues[0].window(60).latency["run"].p50_ms
-    assert run_p50 is not None
-    assert value("taskq_latency_seconds", queue="default", metric="run", window="1m", quantile="0.5") == run_p50 / 1000
-    assert value("taskq_latency_observations", queue="default", metric="e2e", window="all") == 1
-    assert value("taskq_workers", health="alive") == 1
-    assert value("taskq_worker_running_tasks", worker="w1") == 1
-    assert value("taskq_worker_processed_total", worker="w1") == 7
 
 
 # ---------------------------------------------------------------------------
