@@ -27,7 +27,7 @@ from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
 from taskq.registry import RegisteredTask, TaskFunction
 from taskq.server import EmbeddedServer, ServerInfo, die_with_parent_hook
-from taskq.task import Task, TaskStatus
+from taskq.task import Task, TaskPage, TaskStatus
 from taskq.telemetry import (
     LATENCY_METRICS,
     MAX_WINDOW_S,
@@ -82,6 +82,7 @@ __all__ = [
     "TaskFunction",
     "TaskHandle",
     "TaskNotFound",
+    "TaskPage",
     "TaskQueue",
     "TaskStatus",
     "TaskTimeout",

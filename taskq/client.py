@@ -37,6 +37,7 @@ from taskq.task import (
     DEFAULT_QUEUE,
     DEFAULT_RESULT_TTL_S,
     Task,
+    TaskPage,
     TaskSpec,
     TaskStatus,
     check_non_negative_int,
@@ -507,6 +508,14 @@ class TaskQueue(_Base):
         """The task's record. Raises :class:`TaskNotFound` for an unknown or expired id."""
         return self._exec.run(self.ops.get(task_id))
 
+    def list_tasks(self, queue: str, state: str, *, cursor: str | None = None, limit: int = 100) -> TaskPage:
+        """One page of the tasks of ``queue`` in ``state``: 'queued' (claim order), 'scheduled'
+        (due time), 'running' (lease deadline) or 'dead' (time of death). Pass the page's
+        ``next_cursor`` for the next one: a task that stays in that state is listed exactly
+        once however the queue changes meanwhile. Bad state, limit (1..1000) or cursor:
+        :class:`InvalidOption`."""
+        return self._exec.run(self.ops.list_page(check_queue_name(queue), state, cursor, limit))
+
     def handle(self, task_id: str) -> TaskHandle:
         return TaskHandle(task_id, self)
 
@@ -749,6 +758,10 @@ class AsyncTaskQueue(_Base):
 
     async def get(self, task_id: str) -> Task:
         return await self._exec.run(self.ops.get(task_id))
+
+    async def list_tasks(self, queue: str, state: str, *, cursor: str | None = None, limit: int = 100) -> TaskPage:
+        """See :meth:`TaskQueue.list_tasks`."""
+        return await self._exec.run(self.ops.list_page(check_queue_name(queue), state, cursor, limit))
 
     def handle(self, task_id: str) -> AsyncTaskHandle:
         return AsyncTaskHandle(task_id, self)

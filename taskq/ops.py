@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
 from taskq.plan import Command, Flow, Plan
 from taskq.registry import REGISTRY_RETENTION_MS, RegisteredTask, TaskDef
 from taskq.scripts import error_from_reply, load_script
-from taskq.task import DEFAULT_BACKOFF, DEFAULT_DEAD_TTL_S, Task, TaskSpec, TaskStatus
+from taskq.task import DEFAULT_BACKOFF, DEFAULT_DEAD_TTL_S, Task, TaskPage, TaskSpec, TaskStatus
 from taskq.telemetry import (
     DEFAULT_WINDOWS_S,
     Snapshot,
@@ -257,14 +258,39 @@ class Operations:
 
     def list_ids(self, queue: str, place: TaskStatus, offset: int, limit: int) -> Plan[list[str]]:
         """Ids in one place of a queue, in the order they will leave it."""
-        k = self.queue_keys(queue)
-        zset = {
-            TaskStatus.QUEUED: k.queued,
-            TaskStatus.SCHEDULED: k.scheduled,
-            TaskStatus.RUNNING: k.running,
-            TaskStatus.DEAD: k.dead,
-        }[place]
+        zset = self._place_key(queue, place.value)
         return Plan([Command(("ZRANGE", zset, offset, offset + limit - 1))], _one)
+
+    def list_page(self, queue: str, state: str, cursor: str | None, limit: int) -> Plan[TaskPage]:
+        """One page of the tasks in one place of a queue ('queued' in claim order, 'scheduled'
+        by due time, 'running' by lease deadline, 'dead' by time of death), after ``cursor``
+        (a page's ``next_cursor``; None: from the start), read atomically (list_page.lua)."""
+        zset = self._place_key(queue, state)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
+            raise InvalidOption(f"limit must be an integer in 1..{MAX_BATCH}, got {limit!r}")
+        after_score, after_id = _parse_cursor(cursor)
+        k = self.queue_keys(queue)
+        cmd = script_call("list_page", [zset], [k.task_prefix, after_score, after_id, limit])
+
+        def parse(replies: list[Any]) -> TaskPage:
+            flat = replies[0]
+            tasks: list[Task] = []
+            last = ""
+            for i in range(1, len(flat), 3):
+                task_id, score, record = str(flat[i]), str(flat[i + 1]), flat[i + 2]
+                last = f"{score}{CURSOR_SEPARATOR}{task_id}"
+                if record:
+                    tasks.append(Task.from_hash(_pairs(record), task_id))
+            return TaskPage(tasks, last if int(flat[0]) else None)
+
+        return Plan([cmd], parse)
+
+    def _place_key(self, queue: str, state: str) -> str:
+        k = self.queue_keys(queue)
+        places = {"queued": k.queued, "scheduled": k.scheduled, "running": k.running, "dead": k.dead}
+        if state not in places:
+            raise InvalidOption(f"state must be one of {', '.join(places)}, got {state!r}")
+        return places[state]
 
     def redrive(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[list[str]]:
         """Re-drive the given dead task ids, or (ids=None) up to ``limit`` oldest."""
@@ -645,6 +671,31 @@ def _backoff(base_ms: str | None, cap_ms: str | None, min_ms: str | None, jitter
         min_s=int(min_ms) / 1000 if min_ms else d.min_s,
         jitter=float(jitter) if jitter else d.jitter,
     )
+
+
+#: Between the score and the id in a list_tasks cursor (a score never contains it).
+CURSOR_SEPARATOR = "/"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str, str]:
+    """(score, id) of a list_tasks cursor; ('-inf', '') for None."""
+    if cursor is None:
+        return "-inf", ""
+    score, sep, task_id = cursor.partition(CURSOR_SEPARATOR) if isinstance(cursor, str) else ("", "", "")
+    try:
+        valid = bool(sep and task_id) and math.isfinite(float(score))
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidOption(f"cursor must be a next_cursor from list_tasks, got {cursor!r}")
+    return score, task_id
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    """A hash from a flat [field, value, ...] reply (or one redis-py already made a dict)."""
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:

@@ -65,6 +65,7 @@ SCRIPT_NAMES = (
     "redrive",
     "purge_dead",
     "snapshot",
+    "list_page",
     "heartbeat",
 )
 

@@ -295,6 +295,14 @@ def _check_names(queue: str, name: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of :meth:`TaskQueue.list_tasks`; pass ``next_cursor`` for the next (None: the end)."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A validated request to enqueue one task, ready for enqueue.lua."""
 
