@@ -8,9 +8,10 @@ bucket reports its geometric midpoint, so a percentile read off the histogram is
 **Percentile definition: nearest rank.** The q-th percentile of n values is the value at
 rank ``ceil(q * n)`` of the sorted values (1-based; rank 1 for q * n <= 1): always one of
 the observed values, never interpolated. The scripts read the histogram's percentiles
-with this rank, :func:`nearest_rank_ms` computes it exactly from samples, and benchmarks
-use it too (numpy's equivalent is ``numpy.percentile(values, q * 100,
-method="inverted_cdf")``).
+with this rank, :func:`nearest_rank_ms` computes it exactly from samples (integer
+arithmetic), and benchmarks use it too. ``numpy.percentile(values, q * 100,
+method="inverted_cdf")`` is the same definition, but computes ``q * n`` in floating point:
+where that product is a whole number it can land one rank higher (p99.9 of 1000 values).
 """
 
 from __future__ import annotations
