@@ -161,6 +161,7 @@ class _Held:
     context: TaskContext
     runner: asyncio.Task[None] | None = None
     started: float = 0.0  # time.perf_counter() when the run began, for the duration in logs
+    ran_ms: float | None = None  # how long the attempt ran, measured when it ended
     released: bool = False  # given back at shutdown: its outcome must not be written
     lost: bool = False  # lease gone (requeued elsewhere): its outcome would be refused
 
@@ -479,26 +480,46 @@ class Worker:
         if retry:
             seconds = delay_s if delay_s is not None else task.backoff.delay_s(task.attempts)
             delay_ms = max(0, int(seconds * 1000))
-        error_type = type(exc).__name__
-        dead = delay_ms < 0 or task.retries_left == 0
-        self._log_outcome(held, "dead" if dead else "retrying", f"{error_type}: {exc}", error_type)
+        held.ran_ms = self._ran_ms(held)
         self.failed += 1
-        command = self.ops.fail_command(task, error_type, str(exc), tb, delay_ms)
+        # Logged once fail.lua answers: the script decides retry or dead (_log_failure).
+        command = self.ops.fail_command(task, type(exc).__name__, str(exc), tb, delay_ms)
         self._queue_outcome(command, held)
 
     def _finish(self, held: _Held, result_json: str, *, outcome: str) -> None:
         self.processed += 1
+        held.ran_ms = self._ran_ms(held)
         self._log_outcome(held, outcome)
         self._queue_outcome(self.ops.complete_command(held.task, result_json, outcome), held)
 
-    def _log_outcome(self, held: _Held, outcome: str, error: str = "", error_type: str | None = None) -> None:
+    @staticmethod
+    def _ran_ms(held: _Held) -> float | None:
+        return round((time.perf_counter() - held.started) * 1000, 3) if held.started else None
+
+    def _log_failure(self, failure: Failure, held: _Held, reply: tuple[str, int]) -> None:
+        """Log a failed attempt as fail.lua recorded it: ``('scheduled', due_ms)`` is a retry,
+        ``('dead', ms)`` the dead-letter queue (the script decides; this only reports)."""
+        task = held.task
+        error = f"{failure.error_type}: {failure.error}"
+        if reply[0] == "scheduled":
+            delay_s = max(0, failure.retry_delay_ms) / 1000
+            then = f"retry {task.attempts} of {task.max_retries} in {delay_s:.3g} s"
+            self._log_outcome(held, "retrying", error, failure.error_type, then)
+        else:
+            why = "no retries left" if task.retries_left == 0 else "not retryable"
+            self._log_outcome(held, "dead", error, failure.error_type, f"dead ({why})")
+
+    def _log_outcome(
+        self, held: _Held, outcome: str, error: str = "", error_type: str | None = None, then: str = ""
+    ) -> None:
         """One log record per finished attempt, with the task fields as ``extra`` (the JSON
-        log format writes them; see :class:`taskq.telemetry.JsonLogFormatter`)."""
+        log format writes them; see :class:`taskq.telemetry.JsonLogFormatter`): how long the
+        attempt ran, and for a failure what happens next (``then``)."""
         level = _OUTCOME_LEVELS.get(outcome, logging.INFO)
         if not log.isEnabledFor(level):
             return
         task = held.task
-        duration_ms = round((time.perf_counter() - held.started) * 1000, 3) if held.started else None
+        duration_ms = held.ran_ms
         fields = {
             "task_id": task.id,
             "task": task.name,
@@ -509,9 +530,11 @@ class Worker:
             "outcome": outcome,
             "error_type": error_type,
         }
-        took = "" if duration_ms is None else f" in {duration_ms:.1f} ms"
+        ran = "" if duration_ms is None else f", ran for {duration_ms:.1f} ms"
+        verb = "failed" if error else outcome
+        then = f"; {then}" if then else ""
         detail = f": {error}" if error else ""
-        log.log(level, "task %s %s attempt %d %s%s%s", task.id, task.name, task.attempts, outcome, took, detail,
+        log.log(level, "task %s %s attempt %d %s%s%s%s", task.id, task.name, task.attempts, verb, ran, then, detail,
                 extra=fields)  # fmt: skip
 
     def _queue_outcome(self, command: Completion | Failure, held: _Held) -> None:
@@ -539,13 +562,15 @@ class Worker:
                     if self._stop_event.is_set() and self._grace_override == 0.0:
                         return
                     continue
-                for (_, held), reply in zip(batch, replies, strict=True):
+                for (command, held), reply in zip(batch, replies, strict=True):
                     if self._held.get(held.task.id) is held:
                         del self._held[held.task.id]
                     if isinstance(reply, LeaseLost):
                         log.warning("%s (another attempt owns it)", reply)
                     elif isinstance(reply, Exception):
                         log.error("task %s: recording its outcome failed: %s", held.task.id, reply)
+                    elif isinstance(command, Failure):
+                        self._log_failure(command, held, reply)
 
     # -- heartbeat -------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -469,3 +470,34 @@ def test_worker_settings_are_validated(tq: taskq.TaskQueue) -> None:
         Worker(tq, lease_s=0)
     with pytest.raises(taskq.InvalidQueueName):
         Worker(tq, queues=["bad name"])
+
+
+def test_failure_log_says_how_long_it_ran_and_what_the_script_decided(
+    tq: taskq.TaskQueue, workers: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    @tq.task(max_retries=1, backoff=taskq.Backoff(base_s=0.25, min_s=0.25, cap_s=0.25, jitter=0))
+    def always_fails() -> None:
+        raise ValueError("boom")
+
+    @tq.task(max_retries=3)
+    def unserializable() -> object:
+        return {1, 2}
+
+    caplog.set_level(logging.WARNING, logger="taskq.worker")
+    handle = always_fails.enqueue()
+    start(tq, workers)
+    with pytest.raises(taskq.TaskFailed):
+        handle.result(timeout_s=10)
+    wait_until(
+        lambda: len([r for r in caplog.records if getattr(r, "task_id", None) == handle.id]) == 2,
+        what="both log records",
+    )
+    first, second = (r.getMessage() for r in caplog.records if getattr(r, "task_id", None) == handle.id)
+    assert "attempt 1 failed, ran for " in first and " ms; retry 1 of 1 in 0.25 s: ValueError: boom" in first
+    assert "attempt 2 failed, ran for " in second and "; dead (no retries left): ValueError: boom" in second
+    other = unserializable.enqueue()
+    with pytest.raises(taskq.TaskFailed):
+        other.result(timeout_s=10)
+    wait_until(lambda: any(getattr(r, "task_id", None) == other.id for r in caplog.records), what="the log record")
+    (record,) = (r.getMessage() for r in caplog.records if getattr(r, "task_id", None) == other.id)
+    assert "attempt 1 failed, ran for " in record and "; dead (not retryable): NotSerializable" in record
