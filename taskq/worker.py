@@ -2,7 +2,8 @@
 
 One worker process runs up to ``concurrency`` tasks at once. Async task functions are
 awaited on the worker's loop; sync ones run in a thread pool (with the task's context
-variables). Around the run loop, four small loops keep the promises of DESIGN.md:
+variables). Around the run loop, four small loops keep the promises described in
+docs/ARCHITECTURE.md ("Claim, leases, and what happens when a worker dies", "The worker"):
 
 * **claim** (``_claim_loop``): leases tasks in batches sized to the free slots, from the
   worker's queues in affinity order; idles on a pub/sub wake-up (no busy polling).
