@@ -8,11 +8,18 @@ items, so the tests under tests/ (same session) never see it. The machine's Redi
 localhost:6379 is never touched: with the variable set, taskq does not probe it. The notebooks
 directory goes on ``PYTHONPATH`` so that worker subprocesses started by a notebook can import
 ``nbtasks``.
+
+Each notebook also gets a private temporary directory (``TMPDIR``, inherited by its kernel and
+the workers it starts), and fails if it leaves anything behind there: a notebook cleans up the
+folders and files it makes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -25,6 +32,9 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent
 _CALLER_URL = os.environ.get("TASKQ_REDIS_URL")
 _server: EmbeddedServer | None = None
 _saved_env: dict[str, str | None] = {}
+# This process keeps the system's temporary directory (read it now, before TMPDIR changes).
+_SYSTEM_TMP = tempfile.gettempdir()
+_notebook_tmp: dict[str, Path] = {}
 
 
 def _notebook_url() -> str:
@@ -68,11 +78,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _set_env("TASKQ_REDIS_URL", _notebook_url())
     paths = [str(NOTEBOOKS_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     _set_env("PYTHONPATH", os.pathsep.join(dict.fromkeys(paths)))
+    tmp = Path(tempfile.mkdtemp(prefix="nb-tmp-", dir=_SYSTEM_TMP))
+    _notebook_tmp[item.nodeid] = tmp
+    _set_env("TMPDIR", str(tmp))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A notebook that ran to the end fails if it left files or folders in its temporary directory."""
+    result = yield
+    tmp = _notebook_tmp.get(item.nodeid)
+    if tmp is not None:
+        left = sorted(p.name for p in tmp.iterdir())
+        assert not left, f"the notebook left these in its temporary directory: {left}"
+    return result
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     if _is_notebook(item):
         _restore_env()
+        tmp = _notebook_tmp.pop(item.nodeid, None)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
