@@ -146,7 +146,7 @@ def test_percentiles_of_a_workload_with_known_delays(tq: taskq.TaskQueue, rc: re
 
 
 def test_lifetime_latency_can_be_left_out(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("x")
+    tq.enqueue("x", force=True)
     tq._exec.run(tq.ops.claim("default", 1, 1000, "w"))
     (q,) = tq.snapshot("default", lifetime=False, windows_s=()).queues
     assert q.latency["wait"].samples == 0 and q.windows == ()
@@ -209,8 +209,8 @@ def test_depth_by_priority_stays_exact_through_every_path(tq: taskq.TaskQueue, r
     for aging_s, queue in ((None, "strict"), (0.5, "aged")):
         if aging_s:
             tq.configure_queue(queue, aging_s=aging_s)
-        ids = [tq.enqueue("t", queue=queue, priority=p).id for p in (1, 3, 3, 5, 7, 7, 7, 9, 10, 10)]
-        tq.enqueue("t", queue=queue, priority=4, delay_s=0.001)
+        ids = [tq.enqueue("t", queue=queue, priority=p, force=True).id for p in (1, 3, 3, 5, 7, 7, 7, 9, 10, 10)]
+        tq.enqueue("t", queue=queue, priority=4, delay_s=0.001, force=True)
         tq.cancel(ids[0])
         leased = claim(tq, queue, 4)
         assert release(tq, leased[0]) == 1
@@ -230,7 +230,7 @@ def test_depth_by_priority_stays_exact_through_every_path(tq: taskq.TaskQueue, r
 
 
 def test_snapshot_lists_running_tasks_with_lease_ages(tq: taskq.TaskQueue) -> None:
-    tq.enqueue_many([{"name": "job", "priority": p} for p in (2, 8, 5)])
+    tq.enqueue_many([{"name": "job", "force": True, "priority": p} for p in (2, 8, 5)])
     leased = claim(tq, "default", 3, lease_ms=5000, worker="w-7")
     time.sleep(0.05)
     (q,) = tq.snapshot("default", running_limit=2).queues
@@ -241,7 +241,7 @@ def test_snapshot_lists_running_tasks_with_lease_ages(tq: taskq.TaskQueue) -> No
         assert 2000 < task.lease_left_ms <= 5000
     assert {t.id for t in q.running_tasks} <= {t.id for t in leased}
     claim(tq, "default", 0)
-    tq.enqueue("late")
+    tq.enqueue("late", force=True)
     claim(tq, "default", 1, lease_ms=1)
     time.sleep(0.01)
     (q,) = tq.snapshot("default").queues
@@ -273,12 +273,12 @@ def snapshot_round_trips(tq: taskq.TaskQueue, hint: Any, queues: list[str] | Non
 def test_a_polling_snapshot_takes_one_round_trip(tq: taskq.TaskQueue) -> None:
     from taskq.telemetry import SnapshotHint
 
-    tq.enqueue("t", queue="a")
+    tq.enqueue("t", queue="a", force=True)
     hint = SnapshotHint()
     assert snapshot_round_trips(tq, hint)[0] == 2  # the queues were not known yet
     assert snapshot_round_trips(tq, hint)[0] == 1
     assert snapshot_round_trips(tq, None, ["a", "b"])[0] == 1  # named queues, no worker
-    tq.enqueue("t", queue="b")
+    tq.enqueue("t", queue="b", force=True)
     now_ms = int(tq.redis.time()[0]) * 1000
     tq._exec.run(tq.ops.worker_heartbeat({"id": "w9", "interval_ms": 1000}, 5, registry_ms=now_ms))
     trips, snap = snapshot_round_trips(tq, hint)  # a new queue and a new worker: read too
@@ -291,7 +291,7 @@ def test_a_polling_snapshot_takes_one_round_trip(tq: taskq.TaskQueue) -> None:
 
 
 def test_snapshot_writes_only_its_window_cache(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    tq.enqueue("a", queue="q1")
+    tq.enqueue("a", queue="q1", force=True)
     before = {k: rc.dump(k) for k in rc.scan_iter()}
     tq.snapshot(["q1", "q2"])
     after = {k: rc.dump(k) for k in rc.scan_iter()}
@@ -305,7 +305,7 @@ def test_snapshot_writes_only_its_window_cache(tq: taskq.TaskQueue, rc: redis.Re
 
 def test_windows_cover_whole_past_seconds_and_roll_over(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     first = next_second(rc)
-    tq.enqueue_many([{"name": "t"} for _ in range(5)])
+    tq.enqueue_many([{"name": "t", "force": True} for _ in range(5)])
     assert math.floor(server_s(rc)) == first, "the machine is too slow for this test's timing"
     (q,) = tq.snapshot("default", windows_s=(2, 5, 900)).queues
     assert all(w.total("enqueued") == 0 for w in q.windows)  # the current second is not in yet
@@ -315,7 +315,7 @@ def test_windows_cover_whole_past_seconds_and_roll_over(tq: taskq.TaskQueue, rc:
     assert [w.total("enqueued") for w in q.windows] == [5, 5, 5]
     assert q.window(2).rate("enqueued") == 2.5
     assert (q.window(2).start_ms, q.window(2).end_ms) == ((now - 2) * 1000, now * 1000)
-    tq.enqueue("t")  # this second: not in any window yet
+    tq.enqueue("t", force=True)  # this second: not in any window yet
     time.sleep(0.01)
     (again,) = tq.snapshot("default", windows_s=(2, 5, 900)).queues
     assert again.windows == q.windows  # the same second: the same (cached) figures
@@ -334,7 +334,7 @@ def test_idle_seconds_reuse_nothing_stale(tq: taskq.TaskQueue, rc: redis.Redis) 
     def snap() -> Any:
         return tq.snapshot("default", windows_s=(1, 3)).queues[0]
 
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     complete(tq, claim(tq)[0])
     first = next_second(rc)
     q = snap()
@@ -349,7 +349,7 @@ def test_idle_seconds_reuse_nothing_stale(tq: taskq.TaskQueue, rc: redis.Redis) 
     assert (idle.window(1).start_ms, idle.window(1).end_ms) == ((second - 1) * 1000, second * 1000)
     rc.delete(tq.ops.queue_keys("default").windows)  # a full computation agrees
     assert snap().windows == idle.windows and snap().latency == idle.latency
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     complete(tq, claim(tq)[0])
     assert snap().latency["run"].samples == 1  # this second: not in yet
     third = next_second(rc)
@@ -360,9 +360,9 @@ def test_idle_seconds_reuse_nothing_stale(tq: taskq.TaskQueue, rc: redis.Redis) 
 
 def test_a_window_reused_from_the_previous_second_drops_what_left_it(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     a = next_second(rc)
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     assert next_second(rc) == a + 1, "the machine is too slow for this test's timing"
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     next_second(rc)
     (q,) = tq.snapshot("default", windows_s=(2, 60)).queues
     assert [w.total("enqueued") for w in q.windows] == [2, 2]  # [a, a + 2) and [a - 58, a + 2)
@@ -389,7 +389,7 @@ def test_long_windows_use_the_nearest_ten_second_checkpoint(tq: taskq.TaskQueue,
     """Inject checkpoints at chosen seconds (the 10-s set keeps only the first of each
     period), then read the 900-s window."""
     k = tq.ops.queue_keys("default")
-    tq.enqueue("t")  # creates the queue's telemetry keys
+    tq.enqueue("t", force=True)  # creates the queue's telemetry keys
     now = next_second(rc)
     start = now - 900
     rc.delete(k.ckpt_coarse, k.windows)
@@ -419,13 +419,13 @@ def test_long_windows_use_the_nearest_ten_second_checkpoint(tq: taskq.TaskQueue,
 
 def test_checkpoints_are_pruned_and_expire(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     k = tq.ops.queue_keys("default")
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     now = math.floor(server_s(rc))
     rc.zadd(k.ckpt_fine, {b"old-fine": now - 100, b"recent-fine": now - 30})
     rc.zadd(k.ckpt_coarse, {b"old-coarse": now - 1000, b"recent-coarse": now - 500})
     rc.hset(k.meta, "ckpt_s", now - 20)  # so the next checkpoint is the first of its 10-s period
     next_second(rc)
-    tq.enqueue("t")  # the first write of a new second takes a checkpoint, and prunes
+    tq.enqueue("t", force=True)  # the first write of a new second takes a checkpoint, and prunes
     assert rc.zscore(k.ckpt_fine, "old-fine") is None and rc.zscore(k.ckpt_fine, "recent-fine") is not None
     assert rc.zscore(k.ckpt_coarse, "old-coarse") is None and rc.zscore(k.ckpt_coarse, "recent-coarse") is not None
     assert 0 < rc.ttl(k.ckpt_fine) <= 75 and 0 < rc.ttl(k.ckpt_coarse) <= 960
@@ -433,7 +433,7 @@ def test_checkpoints_are_pruned_and_expire(tq: taskq.TaskQueue, rc: redis.Redis)
 
 def test_telemetry_off_keeps_counters_and_depth_only(redis_url: str, rc: redis.Redis) -> None:
     with taskq.TaskQueue(redis_url, telemetry=False, events=False) as tq:
-        tq.enqueue_many([{"name": "t", "priority": 3} for _ in range(3)])
+        tq.enqueue_many([{"name": "t", "force": True, "priority": 3} for _ in range(3)])
         (task,) = claim(tq, "default", 1)
         complete(tq, task)
         (q,) = tq.snapshot("default").queues
@@ -463,7 +463,7 @@ def test_a_killed_worker_turns_stale_then_gone(tq: taskq.TaskQueue, tmp_path: Pa
     argv = [sys.executable, "-m", "taskq.cli", "worker", "healthapp:tq", "--lease-s", "0.6", "--log-level", "warning"]
     proc = subprocess.Popen(argv, env=env, cwd=tmp_path)
     try:
-        handle = tq.enqueue("healthapp.hold")
+        handle = tq.enqueue("healthapp.hold", force=True)
 
         def health() -> WorkerHealth | None:
             workers = tq.snapshot([]).workers
@@ -572,8 +572,8 @@ def test_worker_health_ignores_the_worker_machine_clock(
 
 
 def test_events_tell_a_task_lifecycle_in_order(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    a = tq.enqueue("t", priority=7).id
-    b = tq.enqueue("t", priority=3).id
+    a = tq.enqueue("t", priority=7, force=True).id
+    b = tq.enqueue("t", priority=3, force=True).id
     (ta, tb) = claim(tq, "default", 2, worker="w-1")
     assert complete(tq, ta) == 1
     assert fail(tq, tb, retry_delay_ms=0)[0] == "scheduled"
@@ -601,7 +601,7 @@ def test_events_tell_a_task_lifecycle_in_order(tq: taskq.TaskQueue, rc: redis.Re
 
 
 def test_events_resume_from_a_cursor_inside_a_batch(tq: taskq.TaskQueue) -> None:
-    ids = [h.id for h in tq.enqueue_many([{"name": "t"} for _ in range(5)])]
+    ids = [h.id for h in tq.enqueue_many([{"name": "t", "force": True} for _ in range(5)])]
     events = list(tq.events(since="0", follow=False))
     assert [e.task_id for e in events] == ids
     assert len({e.stream_id for e in events}) == 1  # one script call, one stream entry
@@ -612,13 +612,13 @@ def test_events_resume_from_a_cursor_inside_a_batch(tq: taskq.TaskQueue) -> None
 
 
 def test_events_from_now_follow_new_ones(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("before")
+    tq.enqueue("before", force=True)
     seen: list[str] = []
 
     def produce() -> None:
         time.sleep(0.3)
         for _ in range(3):
-            tq.enqueue("after")
+            tq.enqueue("after", force=True)
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -635,7 +635,7 @@ def test_events_from_now_follow_new_ones(tq: taskq.TaskQueue) -> None:
 def test_event_reader_discovers_queues_created_after_it_started(tq: taskq.TaskQueue) -> None:
     from taskq.telemetry import EventReader
 
-    old = tq.enqueue("t", queue="a").id  # before the reader started: not read
+    old = tq.enqueue("t", queue="a", force=True).id  # before the reader started: not read
     clock = [0.0]
 
     def reader(since: str | None) -> EventReader:
@@ -646,8 +646,8 @@ def test_event_reader_discovers_queues_created_after_it_started(tq: taskq.TaskQu
     fresh, from_oldest = reader(None), reader("0")
     for r in (fresh, from_oldest):
         assert tq._exec.run(r.next_plan()) == []  # learns where "now" is (and the server time)
-    x = tq.enqueue("t", queue="a").id
-    y = tq.enqueue("t", queue="b").id  # a queue created after the reader started
+    x = tq.enqueue("t", queue="a", force=True).id
+    y = tq.enqueue("t", queue="b", force=True).id  # a queue created after the reader started
     assert [(e.queue, e.task_id) for e in tq._exec.run(fresh.next_plan())] == [("a", x)]
     assert [(e.queue, e.task_id) for e in tq._exec.run(from_oldest.next_plan())] == [("a", old), ("a", x)]
     assert fresh.queues == from_oldest.queues == ["a"]
@@ -657,14 +657,14 @@ def test_event_reader_discovers_queues_created_after_it_started(tq: taskq.TaskQu
         assert [(e.queue, e.task_id) for e in tq._exec.run(r.next_plan())] == [("b", y)]
         assert tq._exec.run(r.next_plan()) == []
     # Written before the registry was read again, after the reader started: not missed.
-    late = tq.enqueue("t", queue="c").id
+    late = tq.enqueue("t", queue="c", force=True).id
     clock[0] = 2.0
     assert tq._exec.run(fresh.next_plan()) == [] and fresh.queues == ["a", "b", "c"]
     assert [e.task_id for e in tq._exec.run(fresh.next_plan())] == [late]
 
 
 def test_events_of_every_queue_follow_a_queue_created_later(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("t", queue="a")
+    tq.enqueue("t", queue="a", force=True)
     seen: list[str] = []
 
     def consume() -> None:
@@ -675,7 +675,10 @@ def test_events_of_every_queue_follow_a_queue_created_later(tq: taskq.TaskQueue)
 
     threading.Thread(target=consume, daemon=True).start()
     sent: list[str] = []
-    wait_until(lambda: bool(sent.append(tq.enqueue("t", queue="late").id)) or bool(seen), what="a late queue's event")
+    wait_until(
+        lambda: bool(sent.append(tq.enqueue("t", queue="late", force=True).id)) or bool(seen),
+        what="a late queue's event",
+    )
     assert seen[0] in sent
 
 
@@ -684,13 +687,13 @@ def test_events_of_every_queue_start_with_an_empty_registry(tq: taskq.TaskQueue)
     consumer = threading.Thread(target=lambda: got.extend(e.queue for e in itertools.islice(tq.events(), 1)))
     consumer.daemon = True
     consumer.start()
-    wait_until(lambda: bool(tq.enqueue("t", queue="first")) and bool(got), what="the first queue's event")
+    wait_until(lambda: bool(tq.enqueue("t", queue="first", force=True)) and bool(got), what="the first queue's event")
     assert got == ["first"]
 
 
 async def test_async_events_of_several_queues(redis_url: str) -> None:
     async with taskq.AsyncTaskQueue(redis_url) as tq:
-        await tq.enqueue("old", queue="a")
+        await tq.enqueue("old", queue="a", force=True)
         got: list[tuple[str, str]] = []
 
         async def consume() -> None:
@@ -702,10 +705,10 @@ async def test_async_events_of_several_queues(redis_url: str) -> None:
 
         consumer = asyncio.create_task(consume())
         await asyncio.sleep(0.2)
-        await tq.enqueue("x", queue="a")
-        await tq.enqueue("y", queue="b")
-        await tq.enqueue("z", queue="b")
-        await tq.enqueue("w", queue="a", delay_s=60)
+        await tq.enqueue("x", queue="a", force=True)
+        await tq.enqueue("y", queue="b", force=True)
+        await tq.enqueue("z", queue="b", force=True)
+        await tq.enqueue("w", queue="a", delay_s=60, force=True)
         await asyncio.wait_for(consumer, 10)
         assert sorted(got) == [("a", "enqueued"), ("a", "scheduled"), ("b", "enqueued"), ("b", "enqueued")]
         snap = await tq.snapshot(["a", "b"])
@@ -714,7 +717,7 @@ async def test_async_events_of_several_queues(redis_url: str) -> None:
 
 def test_event_sampling_keeps_whole_lives_of_one_task_in_n(redis_url: str) -> None:
     with taskq.TaskQueue(redis_url, events_sample=4) as tq:
-        tq.enqueue_many([{"name": "t", "max_retries": 0} for _ in range(800)])
+        tq.enqueue_many([{"name": "t", "force": True, "max_retries": 0} for _ in range(800)])
         leased = claim(tq, "default", 800)
         tq._exec.run(tq.ops.finish([tq.ops.complete_command(t, "null") for t in leased[:700]]))
         for t in leased[700:]:
@@ -731,14 +734,14 @@ def test_event_sampling_keeps_whole_lives_of_one_task_in_n(redis_url: str) -> No
 
 def test_events_off_and_the_cap(redis_url: str, rc: redis.Redis) -> None:
     with taskq.TaskQueue(redis_url, events=False) as tq:
-        tq.enqueue("t")
+        tq.enqueue("t", force=True)
         assert not rc.exists(tq.ops.queue_keys("default").events)
         assert list(tq.events(since="0", follow=False)) == []
     with taskq.TaskQueue(redis_url, events_maxlen=200) as tq:
         for _ in range(30):
-            tq.enqueue_many([{"name": "t"} for _ in range(50)])
+            tq.enqueue_many([{"name": "t", "force": True} for _ in range(50)])
         for _ in range(300):
-            tq.enqueue("t")
+            tq.enqueue("t", force=True)
         kept = list(tq.events(since="0", follow=False))
         assert len(kept) <= 4 * 200 + 100 * 50  # about the cap (trimmed by whole stream nodes)
         assert kept[-1].task_id.startswith("default:")
@@ -748,7 +751,7 @@ def test_events_and_snapshot_on_the_fakeredis_fallback(fake_server: taskq.Embedd
     with redis.Redis.from_url(fake_server.url) as r:
         r.flushall()
     with taskq.TaskQueue(fake_server.url) as tq:
-        tq.enqueue_many([{"name": "t", "priority": p} for p in (1, 5, 5, 9)])
+        tq.enqueue_many([{"name": "t", "force": True, "priority": p} for p in (1, 5, 5, 9)])
         (task,) = claim(tq, "default", 1, worker="w")
         time.sleep(0.02)
         complete(tq, task)
@@ -765,7 +768,7 @@ def test_events_and_snapshot_on_the_fakeredis_fallback(fake_server: taskq.Embedd
 
         def produce() -> None:
             time.sleep(0.2)
-            tq.enqueue("t")
+            tq.enqueue("t", force=True)
 
         producer = threading.Thread(target=produce)
         producer.start()
@@ -839,7 +842,7 @@ def test_log_formatter_choice() -> None:
 
 
 def test_snapshot_to_dict_is_json(tq: taskq.TaskQueue) -> None:
-    tq.enqueue("t")
+    tq.enqueue("t", force=True)
     claim(tq, "default", 1)
     plain: dict[str, Any] = tq.snapshot().to_dict()
     text = json.dumps(plain)
@@ -866,8 +869,8 @@ def test_event_reader_falls_back_to_one_read_per_queue_on_a_cluster(tq: taskq.Ta
 
             return Plan(plan.commands, refuse, errors_inline=True)
 
-    tq.enqueue("t", queue="a")
-    tq.enqueue("t", queue="b")
+    tq.enqueue("t", queue="a", force=True)
+    tq.enqueue("t", queue="b", force=True)
     reader = EventReader(ClusterLike(), ["a", "b"], since="0", block_ms=200, poll_s=0.01)
     assert tq._exec.run(reader.next_plan()) == []
     assert reader.together is False and reader.pause_s(False, 0.0) == 0.01
