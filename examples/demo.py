@@ -24,9 +24,10 @@ console = Console()
 
 
 def start_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
+    """Worker processes that log errors only: the demo reports the reaper's requeues in its own table."""
     env = dict(os.environ, TASKQ_REDIS_URL=url, PYTHONPATH=str(HERE))
     argv = [sys.executable, "-m", "taskq.cli", "worker", "demo_tasks:tq", "--queues", "demo",
-            "--concurrency", "4", "--lease-s", "1.5", "--log-level", "warning"]  # fmt: skip
+            "--concurrency", "4", "--lease-s", "1.5", "--log-level", "error"]  # fmt: skip
     return [subprocess.Popen(argv, env=env, cwd=HERE) for _ in range(count)]
 
 
