@@ -11,9 +11,12 @@ hold at most half the pool's ``max_connections`` (past that, calls take the plai
 so held connections never use up the pool). A lost connection falls back to
 ``execute_command``, which reconnects and retries as usual.
 
-What it saves, measured (``python -m benchmarks.profile_taskq``, client CPU per task,
-together with the sparse record and the short-claim rule, see docs/ARCHITECTURE.md):
-single enqueue about 150 → 50-56 µs, bulk enqueue 25-33 → 12-18 µs, worker 46 → 26-28 µs.
+What it saves, measured with the switch (client CPU of the process, 4000 single
+``tq.enqueue`` calls of a registered task on a local redis-server, two runs each, a shared
+2-core machine): on 65-68 µs per enqueue, off 117-125 µs, so about 55 µs or 45 % of the
+client cost of a single enqueue. A worker draining a queue gains little (its claims and
+outcomes are batched: 44-49 µs against 45-57 µs per task in ``python -m
+taskq_bench.telemetry --only drain``, within that machine's noise).
 
 The switch: ``TASKQ_SPEEDUPS=0`` in the environment (read when a client is made), or
 ``speedups=False`` to an executor. Off, every command takes redis-py's ordinary path
