@@ -19,7 +19,7 @@ outcomes are batched: 44-49 µs against 45-57 µs per task in ``python -m
 taskq_bench.telemetry --only drain``, within that machine's noise).
 
 The switch: ``TASKQ_SPEEDUPS=0`` in the environment (read when a client is made), or
-``speedups=False`` to an executor. Off, every command takes redis-py's ordinary path
+``speedups_on=False`` to an executor. Off, every command takes redis-py's ordinary path
 (:mod:`taskq.executor` reads as plain redis-py); the tests run the core both ways.
 """
 
