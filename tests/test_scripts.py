@@ -7,11 +7,13 @@ a placeholder owner.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -51,7 +53,8 @@ def test_lab_starts_headless_and_prints_the_url(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={url[1]}", timeout=10) as reply:
             assert reply.status == 200
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -72,3 +75,17 @@ def test_binder_link_comes_from_the_remote_not_a_placeholder(tmp_path: Path) -> 
     assert found.stdout.strip() == (
         "https://mybinder.org/v2/gh/acme/taskq/HEAD?urlpath=lab/tree/notebooks/01_quickstart.ipynb"
     )
+
+
+def test_demo_runs_and_its_output_has_no_raw_log_lines() -> None:
+    """`make demo` runs examples/demo.py; a raw `WARNING taskq.worker:` line once broke its output."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TASKQ_REDIS_URL", "REDIS_URL")}
+    env["COLUMNS"] = "80"
+    done = subprocess.run(
+        [sys.executable, "examples/demo.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "every task finished" in output
+    raw = [line for line in output.splitlines() if re.search(r"\b(DEBUG|INFO|WARNING|ERROR) taskq", line)]
+    assert raw == [], raw
