@@ -3,6 +3,7 @@ server, and `taskq server` as a real subprocess."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -12,19 +13,22 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import typer
+from helpers import wait_until
 from typer.testing import CliRunner, Result
 
 import taskq
 import taskq.cli
 import taskq.cli.logs
+import taskq.cli.plugins
 import taskq.telemetry
 from taskq.cli import app
-from taskq.server import free_port, ping
+from taskq.server import LOCAL_DEFAULT, free_port, ping
 
 runner = CliRunner()
 
@@ -532,3 +536,191 @@ def test_worker_log_format_option(monkeypatch: pytest.MonkeyPatch) -> None:
         assert root.level == logging.INFO
     finally:
         taskq.cli.logs.configure_logging("warning", "text")
+
+
+# ---------------------------------------------------------------------------
+# What a new user met in the first hour: the real `taskq` command in a subprocess, its
+# exit code, and errors as exactly one line on stderr.
+
+TASKQ = str(Path(sys.executable).parent / "taskq")
+
+APP_SOURCE = """\
+import taskq
+
+tq = taskq.TaskQueue()
+
+
+@tq.task(queue="emails", max_retries=1)
+def send(to: str) -> None:
+    pass
+"""
+
+
+def taskq_cli(
+    *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None, columns: int = 80
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``taskq`` script, as a user would, at ``columns`` wide."""
+    environment = dict(os.environ if env is None else env, COLUMNS=str(columns))
+    return subprocess.run([TASKQ, *argv], capture_output=True, text=True, env=environment, cwd=cwd, timeout=120)
+
+
+def env_without_server() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("TASKQ_REDIS_URL", "REDIS_URL")}
+
+
+def assert_one_line(done: subprocess.CompletedProcess[str], *fragments: str, code: int = 1) -> str:
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["nosuchmodule:tq"], ["cannot import 'nosuchmodule'", "PYTHONPATH"]),
+        (["myapp:nope"], ["no attribute 'nope'", "TaskQueue"]),
+        (["nosuchmodule:tq", "--processes", "2"], ["cannot import 'nosuchmodule'"]),
+    ],
+)
+def test_worker_with_a_wrong_app_path_is_one_line(
+    redis_url: str, tmp_path: Path, argv: list[str], fragments: list[str]
+) -> None:
+    (tmp_path / "myapp.py").write_text(APP_SOURCE)
+    done = taskq_cli("worker", *argv, env=dict(os.environ, TASKQ_REDIS_URL=redis_url), cwd=tmp_path)
+    assert_one_line(done, *fragments)
+
+
+def test_enqueue_by_name_takes_the_options_its_workers_registered(redis_url: str, tq: taskq.TaskQueue) -> None:
+    @tq.task(queue="emails", max_retries=1, name="send")
+    def send(to: str) -> None:
+        pass
+
+    worker = tq.start_worker(queues=["other"])  # publishes the registry; runs nothing of "emails"
+    try:
+        wait_until(lambda: "send" in tq.registered_tasks(), what="the worker's registry")
+        done = taskq_cli("--url", redis_url, "enqueue", "send", "--args", '["a@b.c"]')
+        assert done.returncode == 0, done.stderr
+        task = tq.get(done.stdout.strip())
+        assert (task.queue, task.max_retries) == ("emails", 1)
+        listed = json.loads(taskq_cli("--url", redis_url, "tasks", "--json").stdout)
+        assert [(t["name"], t["queue"], t["max_retries"]) for t in listed] == [("send", "emails", 1)]
+        table = taskq_cli("--url", redis_url, "tasks").stdout
+        assert "send" in table and "emails" in table and "ago" in table
+    finally:
+        worker.stop()
+
+
+def test_enqueue_of_an_unknown_name_is_refused_unless_forced(redis_url: str, tq: taskq.TaskQueue) -> None:
+    assert_one_line(taskq_cli("--url", redis_url, "enqueue", "no.such.task"), "no.such.task", "--force")
+    assert tq.queues() == []  # nothing written
+    forced = taskq_cli("--url", redis_url, "enqueue", "no.such.task", "--force")
+    assert forced.returncode == 0 and tq.get(forced.stdout.strip()).name == "no.such.task"
+
+
+@pytest.mark.parametrize("argv", [["enqueue", "job", "--force"], ["stats"], ["dlq", "list"]])
+def test_one_shot_commands_never_start_a_throwaway_server(argv: list[str]) -> None:
+    if ping(*LOCAL_DEFAULT):
+        pytest.skip("a Redis answers on localhost:6379, so there is always a server to find")
+    assert_one_line(taskq_cli(*argv, env=env_without_server()), "no Redis server found", "taskq server")
+
+
+def test_stats_of_an_unknown_queue_is_an_error(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("job", force=True)
+    assert_one_line(taskq_cli("--url", redis_url, "stats", "-q", "nosuchqueue"), "nosuchqueue", "default")
+    assert_one_line(taskq_cli("--url", redis_url, "metrics", "-q", "nosuchqueue"), "nosuchqueue")
+
+
+def test_stats_names_the_server_it_found(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("job", force=True)
+    assert f"server: {redis_url} (--url)" in taskq_cli("--url", redis_url, "stats").stdout
+    env = dict(os.environ, TASKQ_REDIS_URL=redis_url)
+    record = json.loads(taskq_cli("stats", "--json", env=env).stdout)
+    assert record["server"] == {"url": redis_url, "source": "env", "kind": None}
+    assert [q["queue"] for q in record["queues"]] == ["default"]
+
+
+def test_dlq_list_at_80_columns_is_one_line_per_task(redis_url: str, tq: taskq.TaskQueue) -> None:
+    ids = [make_dead(tq, "a.rather.long.task.name"), make_dead(tq, "other", error_type="KeyError")]
+    out = taskq_cli("--url", redis_url, "dlq", "list").stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for task_id in ids:
+        assert len([line for line in lines if task_id in line]) == 1  # the whole id, on one line
+
+
+def test_server_on_a_busy_port_is_one_line(redis_server: Any) -> None:
+    busy = redis_server.port
+    assert_one_line(taskq_cli("server", "--port", str(busy)), f"port {busy} is busy", "try another")
+
+
+@pytest.mark.parametrize("url", ["http://x", "not a url", "redis://localhost:99999/0", "redis://localhost:port/0"])
+def test_malformed_url_is_one_line(url: str) -> None:
+    assert_one_line(taskq_cli("--url", url, "stats"), "bad Redis URL", code=2)
+    env = dict(env_without_server(), TASKQ_REDIS_URL=url)
+    assert_one_line(taskq_cli("stats", env=env), "TASKQ_REDIS_URL", "bad Redis URL", code=2)
+    assert_one_line(taskq_cli("worker", "myapp:tq", env=env), "TASKQ_REDIS_URL", code=2)
+
+
+@pytest.mark.parametrize("argv", [[], ["stats"], ["events"], ["workers"], ["tasks"], ["enqueue"], ["worker"]])
+def test_help_at_80_columns_keeps_sentences_whole(argv: list[str]) -> None:
+    """A line of the description that stops well short of the width, with more text on the
+    next line, is a sentence cut in two by a hard line break in the source."""
+    done = taskq_cli(*argv, "--help")
+    assert done.returncode == 0, done.stderr
+    description = done.stdout.split("╭")[0].splitlines()
+    for line, following in itertools.pairwise(description):
+        if line.startswith("   ") or not following.strip():  # an example, or a paragraph's end
+            continue
+        assert len(line.rstrip()) > 60, f"sentence cut short: {line.strip()!r} / {following.strip()!r}"
+
+
+def test_usage_errors_are_one_line() -> None:
+    assert_one_line(taskq_cli("stats", "--bogus"), "--bogus", "taskq stats --help", code=2)
+    assert_one_line(taskq_cli("enqueue"), "Missing argument", code=2)
+
+
+# ---------------------------------------------------------------------------
+# plug-ins (the taskq.cli entry-point group)
+
+
+def _plugin_dist(root: Path, module_source: str) -> dict[str, str]:
+    """A distribution on PYTHONPATH registering ``taskq broken`` from module ``brokenplugin``."""
+    (root / "brokenplugin.py").write_text(module_source)
+    info = root / "brokenplugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[taskq.cli]\nbroken = brokenplugin:command\n")
+    return dict(os.environ, PYTHONPATH=str(root))
+
+
+def test_a_broken_plugin_costs_one_warning_line_and_the_rest_works(redis_url: str, tmp_path: Path) -> None:
+    env = _plugin_dist(tmp_path, "raise ImportError('this plug-in is broken')\n")
+    done = taskq_cli("--url", redis_url, "stats", "--json", env=env)
+    assert done.returncode == 0
+    (warning,) = done.stderr.splitlines()
+    assert warning.startswith("warning: taskq plug-in 'broken'") and "this plug-in is broken" in warning
+    assert json.loads(done.stdout)["queues"] == []
+
+
+def test_a_plugin_adds_its_command(tmp_path: Path) -> None:
+    source = "import typer\n\ncommand = typer.Typer()\n\n\n@command.command()\ndef hello() -> None:\n"
+    source += '    """Say hello."""\n    print("hello from a plug-in")\n'
+    env = _plugin_dist(tmp_path, source)
+    done = taskq_cli("broken", env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hello from a plug-in\n", "")
+    assert "broken" in taskq_cli("--help", env=env).stdout
+
+
+def test_bench_without_the_benchmark_package_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(taskq.cli.plugins, "entry_points", lambda group: [])  # as if taskq-bench were absent
+    with pytest.raises(SystemExit) as exited:
+        monkeypatch.setattr(sys, "argv", ["taskq", "bench", "--suite", "smoke"])
+        taskq.cli.main()
+    assert exited.value.code == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: `taskq bench` is not installed") and "pip install -e ./benchmarks" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from taskq import __version__
 from taskq.cli import dlq, monitor, server, tasks, worker
-from taskq.cli.common import CliSettings, check_url
+from taskq.cli.common import CliSettings, check_url, print_error
 from taskq.cli.plugins import PluginCommand, add_plugins
 
 HELP = """\
@@ -104,5 +105,21 @@ def command() -> TyperGroup:
 
 
 def main() -> None:
-    """Entry point of the ``taskq`` script."""
-    command().main(prog_name="taskq")
+    """Entry point of the ``taskq`` script. Usage errors (a bad option value, a missing
+    argument) are one line on stderr, exit 2, like every other error of the CLI."""
+    try:
+        result = command().main(prog_name="taskq", standalone_mode=False)
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(1)
+    except typer.TyperException as exc:
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        if not message.strip() or message.lstrip().startswith("Usage:"):  # no arguments: help was the answer
+            typer.echo(message, nl=False)
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        print_error(f"{message}{where}")
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(result if isinstance(result, int) else 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -33,6 +34,8 @@ QueuesOption = Annotated[
 ]
 
 URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+#: Where the server's URL is read from without ``--url``, first set wins (taskq.server's order).
+URL_ENV_VARS = ("TASKQ_REDIS_URL", "REDIS_URL")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,8 +103,10 @@ def connected(ctx: typer.Context) -> Iterator[TaskQueue]:
     One-shot commands never start a throw-away embedded server: with none found, the
     error says how to start one (``taskq server``) or point at one (``TASKQ_REDIS_URL``).
     """
+    settings = settings_of(ctx)
+    check_env_url(settings)
     with reported_errors():
-        tq = settings_of(ctx).connect()
+        tq = settings.connect()
         try:
             yield tq
         finally:
@@ -133,6 +138,20 @@ def url_problem(url: str) -> str | None:
     if port == 0:
         return f"bad Redis URL {url!r}: port 0; {example}"
     return None
+
+
+def check_env_url(settings: CliSettings) -> None:
+    """Without ``--url``: refuse a malformed ``TASKQ_REDIS_URL`` / ``REDIS_URL`` in one line (exit 2)."""
+    if settings.url:
+        return
+    for name in URL_ENV_VARS:
+        value = os.environ.get(name)
+        if value:
+            problem = url_problem(value)
+            if problem:
+                print_error(f"{name}: {problem}")
+                raise typer.Exit(2)
+            return
 
 
 def parse_json_option(option: str, raw: str, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:

@@ -87,6 +87,7 @@ def add_plugins(group: TyperGroup) -> None:
             continue
         command = _load(entry)
         if command is not None:
+            command.name = entry.name  # listed under the entry point's name, not its function's
             group.add_command(command, entry.name)
     for name, (summary, install) in KNOWN_PLUGINS.items():
         if name not in tried:

@@ -268,7 +268,7 @@ def task_renderables(task: Task) -> list[RenderableType]:
 
 
 def _short_time(ms: int | None) -> str:
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%m-%d %H:%M:%S")
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%m-%d %H:%M")
 
 
 def dead_table(tasks: Sequence[Task]) -> Table:
@@ -278,7 +278,7 @@ def dead_table(tasks: Sequence[Task]) -> Table:
     table.add_column("id", no_wrap=True, min_width=max((len(t.id) for t in tasks), default=2))
     table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=6, max_width=24, ratio=1)
     table.add_column("tries", justify="right", no_wrap=True, min_width=5)
-    table.add_column("died", no_wrap=True, min_width=14)
+    table.add_column("died", no_wrap=True, min_width=11)
     table.add_column("error", no_wrap=True, overflow="ellipsis", min_width=8, max_width=60, ratio=2)
     for t in tasks:
         error = f"{t.error_type or ''}: {t.error or ''}".strip(": ")
@@ -298,5 +298,6 @@ def registry_table(tasks: Sequence[RegisteredTask], now_ms: int) -> Table:
     for t in tasks:
         timeout = "-" if t.timeout_s is None else f"{t.timeout_s:g} s"
         seen = f"{_age_text(max(0, now_ms - t.last_seen_ms))} ago"
-        table.add_row(t.name, t.queue, str(t.priority), str(t.max_retries), timeout, seen)
+        priority = "-" if t.priority is None else str(t.priority)
+        table.add_row(t.name, t.queue, priority, str(t.max_retries), timeout, seen)
     return table

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from taskq.cli.common import print_error, print_note, reported_errors, settings_of
+from taskq.cli.common import check_env_url, print_error, print_note, reported_errors, settings_of
 from taskq.cli.logs import LogFormat, LogLevel, configure_logging
 
 
@@ -108,6 +108,7 @@ def worker(
 
     configure_logging(log_level.value, log_format.value)
     settings = settings_of(ctx)
+    check_env_url(settings)
     if settings.url:
         os.environ["TASKQ_REDIS_URL"] = settings.url
     with reported_errors():
