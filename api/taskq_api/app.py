@@ -71,7 +71,6 @@ CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
     **NOT_FOUND,
     409: {"model": m.Problem, "description": "Already finished"},
 }
-NOT_YET: dict[int | str, dict[str, Any]] = {501: {"model": m.Problem, "description": "Not in this taskq version"}}
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ServerUnavailable, OSError)
 
 
@@ -386,7 +385,7 @@ def _add_queue_routes(app: FastAPI, tq: AsyncTaskQueue, write: list[Any], read: 
         await tq.configure_queue(queue, aging_s=req.aging_s, default_priority=req.default_priority)
         return m.QueueConfigResponse(queue=queue, aging_s=req.aging_s, default_priority=req.default_priority)
 
-    @app.get(f"{API}/queues/{{queue}}/tasks", dependencies=read, tags=["queues"], responses=NOT_YET)
+    @app.get(f"{API}/queues/{{queue}}/tasks", dependencies=read, tags=["queues"])
     async def list_tasks(
         queue: QueuePath,
         state: Annotated[m.TaskState, Query(description="queued, scheduled, running or dead")] = "queued",
@@ -396,8 +395,6 @@ def _add_queue_routes(app: FastAPI, tq: AsyncTaskQueue, write: list[Any], read: 
         """A page of the queue's tasks in one state, in its own order (queued: claim order;
         scheduled: due time; running: lease deadline; dead: time of death). Pass
         ``next_cursor`` back to get the next page."""
-        if not hasattr(tq, "list_tasks"):  # the core method is being added (issue 12); until then, say so
-            return problem(501, "NotImplemented", "this taskq version has no AsyncTaskQueue.list_tasks")  # type: ignore[return-value]
         page = await tq.list_tasks(queue, state, cursor=cursor, limit=limit)
         return m.TaskPageModel(tasks=[m.TaskModel.of(t) for t in page.tasks], next_cursor=page.next_cursor)
 

@@ -207,3 +207,27 @@ def test_openapi_has_an_example_for_every_response_body(api: Api) -> None:
         assert "examples" in component or "example" in component or name in {"SubmitRequest-Output"}, (
             f"{name} has no example"
         )
+
+
+def test_list_tasks_pages_neither_skip_nor_repeat_while_the_queue_changes(api: Api) -> None:
+    with api.client() as c:
+        first = c.post(
+            f"{API}/tasks/bulk",
+            json={"tasks": [{"name": "add", "args": [i, 0], "priority": 1 + i % 10} for i in range(40)]},
+        ).json()["ids"]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"state": "queued", "limit": 7, **({"cursor": cursor} if cursor else {})}
+            page = c.get(f"{API}/queues/{QUEUE}/tasks", params=params).json()
+            seen += [t["id"] for t in page["tasks"]]
+            c.post(f"{API}/tasks", json={"name": "add", "args": [0, 0], "priority": 10})  # the queue changes
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen))
+        assert set(first) <= set(seen)
+        priorities = [c.get(f"{API}/tasks/{i}").json()["priority"] for i in seen if i in set(first)]
+        assert priorities == sorted(priorities, reverse=True)
+        assert c.get(f"{API}/queues/{QUEUE}/tasks", params={"cursor": "nonsense"}).status_code == 422
+        assert c.get(f"{API}/queues/{QUEUE}/tasks", params={"state": "lost"}).status_code == 422
