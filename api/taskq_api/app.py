@@ -480,8 +480,7 @@ def _add_websocket(app: FastAPI, tq: AsyncTaskQueue, hub: Hub, settings: Setting
     @app.websocket(f"{API}/ws")
     async def websocket(ws: WebSocket) -> None:
         """Subscribe: ``{"queues": [...], "hz": 4, "since": {"queue": "<cursor>"}}``."""
-        needs_token = settings.token is not None and settings.auth_reads
-        if needs_token and not token_matches(_ws_token(ws), settings.token):
+        if settings.token is not None and settings.auth_reads and not token_matches(_ws_token(ws), settings.token):
             await ws.close(code=1008, reason="missing or wrong token")  # before accept: HTTP 403
             return
         await ws.accept()
@@ -571,13 +570,13 @@ class Session:
         for queue, cursor in since.items():
             oldest = await self.tq.redis.xrange(QueueKeys(self.tq.prefix, queue).events, count=1)
             stream_id = cursor.partition("#")[0]
-            if oldest and _older(stream_id, oldest[0][0]):
+            if oldest and _older(stream_id, str(oldest[0][0])):
                 await self.ws.send_text(
                     json.dumps({"type": "fell_behind", "queue": queue, "oldest": oldest[0][0], "cursor": cursor})
                 )
         try:
             events = self.tq.events(list(since), since=since, follow=False)
-            async with contextlib.aclosing(events):
+            async with contextlib.aclosing(events):  # type: ignore[type-var]
                 async for event in events:
                     await self._send_event(event_item(event))
         except InvalidOption as exc:

@@ -9,6 +9,6 @@ import taskq
 tq = taskq.TaskQueue(os.environ.get("TASKQ_REDIS_URL"))
 
 
-@tq.task(name="noop", queue="bench")
+@tq.task(name="noop", queue="bench")  # type: ignore[untyped-decorator]
 def noop(n: int = 0) -> int:
     return n

@@ -120,7 +120,7 @@ class TaskModel(BaseModel):
             id=task.id,
             name=task.name,
             queue=task.queue,
-            status=task.status.value,  # type: ignore[arg-type]
+            status=task.status.value,
             priority=task.priority,
             args=task.args,
             kwargs=task.kwargs,
