@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -34,6 +35,19 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent
 #: (``TASKQ_REDIS_URL`` first); workers started by :class:`WorkerProcess` are told the URL of
 #: the notebook's own TaskQueue, so both sides always use one server.
 tq = taskq.TaskQueue()
+
+
+def show_worker_log() -> None:
+    """Print the log of the workers that run in this kernel (``tq.start_worker()``) as part of
+    the cell's output, one labelled line each (``worker log | WARNING | ...``), instead of
+    Python's bare fallback lines on stderr. Calling it again changes nothing."""
+    logger = logging.getLogger("taskq")
+    if not any(getattr(h, "nbtasks", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("worker log | %(levelname)s | %(message)s"))
+        handler.nbtasks = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 # ---------------------------------------------------------------------------
@@ -160,10 +174,10 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def registration(self) -> dict[str, Any] | None:
+    def registration(self) -> taskq.WorkerSnapshot | None:
         """This process's entry in the worker registry (``tq.workers()``), if it has one."""
         for worker in self.app.workers():
-            if worker.get("pid") == self.pid and not worker.get("gone"):
+            if worker.pid == self.pid and worker.health is not taskq.WorkerHealth.GONE:
                 return worker
         return None
 
@@ -177,7 +191,7 @@ class WorkerProcess:
 
         wait_until(ready, timeout_s, f"worker {self.pid} to register")
         registration = self.registration()
-        self.worker_id = None if registration is None else str(registration["id"])
+        self.worker_id = None if registration is None else registration.id
         return self
 
     def kill(self) -> None:

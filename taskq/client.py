@@ -45,7 +45,7 @@ from taskq.task import (
     check_priority,
     check_task_name,
 )
-from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot, SnapshotHint
+from taskq.telemetry import DEFAULT_WINDOWS_S, Event, EventReader, Snapshot, SnapshotHint, WorkerSnapshot
 
 if TYPE_CHECKING:
     from taskq.worker import BackgroundWorker
@@ -553,9 +553,10 @@ class TaskQueue(_Base):
         self._published_at = time.monotonic()
         return dict(self._published)
 
-    def workers(self) -> list[dict[str, Any]]:
-        """Registered workers: id, host, pid, queues, concurrency, counts, current tasks,
-        heartbeat_ms; a worker whose registration expired shows as ``{'gone': True}``."""
+    def workers(self) -> list[WorkerSnapshot]:
+        """Registered workers (id, host, pid, queues, concurrency, counts, current tasks,
+        heartbeat, health), as in :meth:`snapshot`; one whose registration expired within the
+        last hour has ``health`` GONE."""
         return self._exec.drive(self.ops.workers())
 
     def snapshot(
@@ -792,7 +793,8 @@ class AsyncTaskQueue(_Base):
         self._published_at = time.monotonic()
         return dict(self._published)
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> list[WorkerSnapshot]:
+        """See :meth:`TaskQueue.workers`."""
         return await self._exec.drive(self.ops.workers())
 
     async def snapshot(

@@ -27,6 +27,7 @@ from taskq.telemetry import (
     DEFAULT_WINDOWS_S,
     Snapshot,
     SnapshotHint,
+    WorkerSnapshot,
     check_windows,
     decode_queue_snapshot,
     decode_worker,
@@ -374,25 +375,24 @@ class Operations:
         g = self.keys
         return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], _nothing)
 
-    def workers(self, forget_after_ms: int = FORGET_WORKERS_AFTER_MS) -> Flow[list[dict[str, Any]]]:
-        """Registered workers (alive or recently gone): their info, or {'id', 'gone': True}."""
+    def workers(self, forget_after_ms: int = FORGET_WORKERS_AFTER_MS) -> Flow[list[WorkerSnapshot]]:
+        """Registered workers (alive, stale, or gone within ``forget_after_ms``), decoded as in a
+        snapshot (one decoder: :func:`taskq.telemetry.decode_worker`); older gone ones are dropped."""
         g = self.keys
-        pairs: list[tuple[str, float]] = yield Plan(
-            [Command(("ZRANGE", g.workers, 0, -1, "WITHSCORES"))], lambda rs: _score_pairs(rs[0])
+        now_ms, pairs = yield Plan(
+            [Command(("TIME",)), Command(("ZRANGE", g.workers, 0, -1, "WITHSCORES"))],
+            lambda rs: (_time_ms(rs[0]), _score_pairs(rs[1])),
         )
         if not pairs:
             return []
-        raws: list[Any] = yield Plan([Command(("HGETALL", g.worker(i))) for i, _ in pairs], lambda rs: rs)
-        out: list[dict[str, Any]] = []
+        raws: list[Any] = yield Plan([Command(("HGETALL", g.worker(i))) for i, _ in pairs], list)
+        out: list[WorkerSnapshot] = []
         stale: list[str] = []
-        newest = max(float(score) for _, score in pairs)
         for (worker_id, score), raw in zip(pairs, raws, strict=True):
-            if raw:
-                out.append(_decode_worker(raw))
+            if not raw and now_ms - score > forget_after_ms:
+                stale.append(worker_id)
             else:
-                out.append({"id": worker_id, "gone": True, "heartbeat_ms": int(float(score))})
-                if newest - float(score) > forget_after_ms:
-                    stale.append(worker_id)
+                out.append(decode_worker(worker_id, score, raw, now_ms))
         if stale:
             yield Plan([Command(("ZREM", g.workers, *stale))], _one)
         return out
@@ -724,16 +724,6 @@ def _streams(reply: Any) -> list[tuple[str, list[tuple[str, Mapping[str, str]]]]
             entries = entries[0]  # RESP3 wraps the entries once more
         out.append((str(key), [(str(stream_id), dict(fields or {})) for stream_id, fields in entries]))
     return out
-
-
-def _decode_worker(raw: dict[str, str]) -> dict[str, Any]:
-    info: dict[str, Any] = dict(raw)
-    for name in ("pid", "concurrency", "started_ms", "heartbeat_ms", "processed", "failed", "ttl_ms", "interval_ms"):
-        if name in info:
-            info[name] = int(info[name])
-    info["queues"] = json.loads(raw.get("queues") or "[]")
-    info["current"] = json.loads(raw.get("current") or "[]")
-    return info
 
 
 def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:

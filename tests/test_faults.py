@@ -47,7 +47,7 @@ def statuses(tq: taskq.TaskQueue, ids: list[str]) -> dict[str, TaskStatus | None
 
 def busy_worker_pids(tq: taskq.TaskQueue) -> set[int]:
     """Pids of registered workers whose last heartbeat listed running tasks."""
-    return {w["pid"] for w in tq.workers() if not w.get("gone") and w.get("current")}
+    return {w.pid for w in tq.workers() if w.health is not taskq.WorkerHealth.GONE and w.current and w.pid}
 
 
 def enqueue_hold(tq: taskq.TaskQueue, name: str, n: int, seconds: float, **options: Any) -> taskq.TaskHandle:
@@ -178,7 +178,7 @@ def _assert_released(tq: taskq.TaskQueue, ids: list[str]) -> None:
     stats = tq.stats()
     assert stats.queued == len(ids) and stats.running == 0
     assert stats.counters.get("released") == len(ids)
-    assert [w for w in tq.workers() if not w.get("gone")] == []  # deregistered
+    assert [w for w in tq.workers() if w.health is not taskq.WorkerHealth.GONE] == []  # deregistered
 
 
 def test_sigterm_releases_running_tasks_and_exits_0(tq: taskq.TaskQueue, rc: redis.Redis, procs: Workers) -> None:

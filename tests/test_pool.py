@@ -53,7 +53,7 @@ def test_pool_runs_tasks_in_three_processes_and_restarts_a_killed_one(
 ) -> None:
     supervisor, kids = start_pool(procs)
     assert supervisor.pid not in kids
-    registered = {w["pid"] for w in tq.workers() if not w.get("gone")}
+    registered = {w.pid for w in tq.workers() if w.health is not taskq.WorkerHealth.GONE}
     assert registered == set(kids)  # the supervisor itself runs no worker
 
     enqueue_work(tq, 0, 300, hold_ms=30)
@@ -87,7 +87,7 @@ def test_sigterm_to_the_supervisor_stops_every_child(tq: taskq.TaskQueue, rc: re
     supervisor.send_signal(signal.SIGTERM)
     assert procs.wait_exit(supervisor, timeout_s=30) == 0
     assert [pid for pid in kids if alive(pid)] == []
-    assert [w for w in tq.workers() if not w.get("gone")] == []  # each child deregistered
+    assert [w for w in tq.workers() if w.health is not taskq.WorkerHealth.GONE] == []  # each child deregistered
 
 
 def test_children_die_with_a_killed_supervisor(tq: taskq.TaskQueue, procs: Workers) -> None:

@@ -408,11 +408,11 @@ def test_worker_registry_heartbeat_and_expiry(tq: taskq.TaskQueue, rc: redis.Red
     handle = hold.enqueue()
     worker = start(tq, workers, lease_s=0.9, concurrency=3, queues=["default"])
     assert started.wait(5)
-    wait_until(lambda: any(w.get("current") == [handle.id] for w in tq.workers()), what="registry shows the task")
+    wait_until(lambda: any(w.current == (handle.id,) for w in tq.workers()), what="registry shows the task")
     (info,) = tq.workers()
-    assert info["id"] == worker.worker.id and info["concurrency"] == 3 and info["queues"] == ["default"]
-    assert info["pid"] > 0 and info["host"]
-    ttl_ms = rc.pttl(f"taskq:worker:{info['id']}")
+    assert info.id == worker.worker.id and info.concurrency == 3 and info.queues == ("default",)
+    assert info.pid and info.pid > 0 and info.host and info.health is taskq.WorkerHealth.ALIVE
+    ttl_ms = rc.pttl(f"taskq:worker:{info.id}")
     assert 0 < ttl_ms <= 2000
 
 
@@ -442,7 +442,7 @@ def test_worker_drops_a_task_whose_lease_was_lost(tq: taskq.TaskQueue, rc: redis
     start(tq, workers, lease_s=0.6)
     assert started.wait(5)
     rc.hset(f"taskq:{{default}}:t:{handle.id}", "token", "stolen")  # as if requeued and re-claimed
-    wait_until(lambda: not tq.workers()[0]["current"], what="worker dropped the task")
+    wait_until(lambda: not tq.workers()[0].current, what="worker dropped the task")
     assert tq.get(handle.id).status is taskq.TaskStatus.RUNNING  # it did not finish someone else's attempt
 
 
