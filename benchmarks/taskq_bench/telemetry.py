@@ -12,7 +12,8 @@ to the server and to drain throughput.
   recomputed, as the first snapshot in each second of busy queues does); the Redis time
   per queue of both kinds of script call, and the load average.
 * **scripts**: Redis CPU per task (INFO cpu: CPU time, not wall time) of enqueue, claim and
-  complete driven straight through the scripts in batches of 50, per telemetry mode.
+  complete in batches of 50 (``enqueue_many``, then an in-process worker running 50 at a
+  time), per telemetry mode. Public API only, as everywhere in the harness.
 * **drain**: ``--tasks`` no-op async tasks enqueued up front, then drained by one in-process
   :class:`taskq.worker.Worker` (concurrency 100); throughput = tasks / time to the last
   success.
@@ -31,7 +32,9 @@ import asyncio
 import json
 import math
 import os
+import random
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -79,19 +82,14 @@ def _redis_cpu_s(url: str) -> float:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
-def bench_drain(url: str, mode: str, tasks: int = 20_000, concurrency: int = 100) -> DrainRun:
-    """Enqueue ``tasks`` no-op async tasks, then time one in-process worker draining them."""
-    _flush(url)
-    tq = taskq.TaskQueue(url, **DRAIN_MODES[mode])
-
+def _register_noop(tq: taskq.TaskQueue) -> None:
     @tq.task(queue="bench", name="noop")
     async def noop() -> None:
         return None
 
-    requests = [{"name": "noop"} for _ in range(1000)]
-    for _ in range(math.ceil(tasks / 1000)):
-        tq.enqueue_many(requests)
-    total = math.ceil(tasks / 1000) * 1000
+
+def _drain(tq: taskq.TaskQueue, url: str, total: int, concurrency: int) -> float:
+    """Run one in-process worker on queue "bench" until ``total`` tasks succeeded; seconds taken."""
     worker = Worker(tq, queues=["bench"], concurrency=concurrency)
     stats_key = tq.ops.queue_keys("bench").stats
 
@@ -109,8 +107,20 @@ def bench_drain(url: str, mode: str, tasks: int = 20_000, concurrency: int = 100
         await watcher.aclose()
         return elapsed
 
+    return asyncio.run(drain())
+
+
+def bench_drain(url: str, mode: str, tasks: int = 20_000, concurrency: int = 100) -> DrainRun:
+    """Enqueue ``tasks`` no-op async tasks, then time one in-process worker draining them."""
+    _flush(url)
+    tq = taskq.TaskQueue(url, **DRAIN_MODES[mode])
+    _register_noop(tq)
+    requests = [{"name": "noop"} for _ in range(1000)]
+    for _ in range(math.ceil(tasks / 1000)):
+        tq.enqueue_many(requests)
+    total = math.ceil(tasks / 1000) * 1000
     cpu_before, client_before = _redis_cpu_s(url), time.process_time()
-    seconds = asyncio.run(drain())
+    seconds = _drain(tq, url, total, concurrency)
     client = time.process_time() - client_before
     cpu = _redis_cpu_s(url) - cpu_before
     tq.close()
@@ -125,42 +135,83 @@ def bench_drain(url: str, mode: str, tasks: int = 20_000, concurrency: int = 100
 
 
 def bench_scripts(url: str, mode: str, tasks: int = 5000, batch: int = 50) -> float:
-    """Redis CPU per task (microseconds) of enqueue-claim-complete driven straight through the
-    scripts, ``batch`` tasks per call: the server-side cost of telemetry, free of the
-    worker's own time (INFO cpu counts Redis's CPU time, not wall time)."""
+    """Redis CPU per task (microseconds) of a task's whole life through the public API:
+    enqueued in batches of ``batch`` (``enqueue_many``), then claimed and completed by an
+    in-process worker running ``batch`` at a time. INFO cpu counts Redis's CPU time, not wall
+    time, so this is the server-side cost of telemetry, free of the client's and the worker's
+    own time (the worker's heartbeats and wake-ups add a little)."""
     _flush(url)
     tq = taskq.TaskQueue(url, **DRAIN_MODES[mode])
-    requests = [{"name": "noop", "queue": "bench"} for _ in range(batch)]
+    _register_noop(tq)
+    total = math.ceil(tasks / batch) * batch
     cpu_before = _redis_cpu_s(url)
-    done = 0
-    while done < tasks:
-        tq.enqueue_many(requests)
-        claimed = tq._exec.run(tq.ops.claim("bench", batch, 60_000, "w"))
-        tq._exec.run(tq.ops.finish([tq.ops.complete_command(c, "null") for c in claimed]))
-        done += len(claimed)
+    for _ in range(total // batch):
+        tq.enqueue_many([{"name": "noop"} for _ in range(batch)])
+    _drain(tq, url, total, concurrency=batch)
     cpu = _redis_cpu_s(url) - cpu_before
     tq.close()
-    return round(cpu / done * 1e6, 2)
+    return round(cpu / total * 1e6, 2)
 
 
-def seed_queue(tq: taskq.TaskQueue, queue: str, rng_seed: int) -> None:
-    """A queue as a dashboard would find it: 10 priorities queued, 10 running, 3 scheduled,
-    2 dead, a spread-out lifetime histogram, and checkpoints written by real script calls."""
-    import random
+#: Per seeded queue: tasks running (held by the seeding worker) and dead.
+SEED_RUNNING, SEED_DEAD = 10, 2
 
-    rng = random.Random(rng_seed)
-    tq.enqueue_many([{"name": "job", "queue": queue, "priority": p} for p in range(1, 11) for _ in range(25)])
-    tq.enqueue_many([{"name": "job", "queue": queue, "delay_s": 3600} for _ in range(3)])
-    claimed = tq._exec.run(tq.ops.claim(queue, 12, 600_000, f"worker-{rng_seed}"))
-    for task in claimed[:2]:
-        tq._exec.run(tq.ops.finish([tq.ops.fail_command(task, "ValueError", "x", "", -1)]))
-    k = tq.ops.queue_keys(queue)
-    for key, centre in zip(k.histograms, (40, 55, 60), strict=True):  # wait, run, e2e: ~80 buckets each
-        ops: list[Any] = []
-        for b in range(centre - 40, centre + 40):
-            ops += ["SET", "u48", f"#{b}", 1 + int(1000 * math.exp(-(((b - centre) / 12) ** 2)) * rng.random())]
-        tq.redis.execute_command("BITFIELD", key, *ops)
-    tq.enqueue("job", queue=queue, priority=5)  # a script call after the seeding: checkpoints hold it
+
+class SeededQueues:
+    """Queues as a dashboard would find them, made through the public API only: 10 priorities
+    queued, ``SEED_RUNNING`` running (sync tasks that a background worker holds until
+    :meth:`release`), 3 scheduled, ``SEED_DEAD`` dead, a spread-out lifetime histogram, and
+    checkpoints written by real script calls. The holding worker heartbeats while it lives, as
+    the workers of a real dashboard's queues do."""
+
+    def __init__(self, tq: taskq.TaskQueue, names: list[str], rng_seed: int = 0) -> None:
+        self.tq, self.names = tq, names
+        self._held = threading.Event()
+
+        @tq.task(name="seed.fail", max_retries=0)
+        def fail() -> None:
+            raise ValueError("x")
+
+        @tq.task(name="seed.hold")
+        def hold() -> None:
+            self._held.wait(600)
+
+        tq.enqueue_many([{"name": "seed.fail", "queue": q, "priority": 10} for q in names for _ in range(SEED_DEAD)])
+        with tq.start_worker(queues=names, concurrency=SEED_DEAD * len(names)):
+            self._wait(lambda q: q.dead == SEED_DEAD)
+        tq.enqueue_many([{"name": "seed.hold", "queue": q} for q in names for _ in range(SEED_RUNNING)])
+        slots = SEED_RUNNING * len(names)  # exactly the held tasks: the worker claims nothing else
+        self._worker = tq.start_worker(queues=names, concurrency=slots, threads=slots)
+        self._wait(lambda q: q.running == SEED_RUNNING)
+        rng = random.Random(rng_seed)
+        for name in names:
+            self._seed_queued_and_histograms(name, rng)
+
+    def _wait(self, done: Any, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(done(q) for q in self.tq.snapshot(self.names, running_limit=0).queues):
+            if time.monotonic() > deadline:
+                raise TimeoutError("seeding the queues took too long")
+            time.sleep(0.05)
+
+    def _seed_queued_and_histograms(self, queue: str, rng: random.Random) -> None:
+        tq = self.tq
+        tq.enqueue_many(
+            [{"name": "job", "queue": queue, "priority": p, "force": True} for p in range(1, 11) for _ in range(25)]
+        )
+        tq.enqueue_many([{"name": "job", "queue": queue, "delay_s": 3600, "force": True} for _ in range(3)])
+        k = tq.ops.queue_keys(queue)
+        for key, centre in zip(k.histograms, (40, 55, 60), strict=True):  # wait, run, e2e: ~80 buckets each
+            ops: list[Any] = []
+            for b in range(centre - 40, centre + 40):
+                ops += ["SET", "u48", f"#{b}", 1 + int(1000 * math.exp(-(((b - centre) / 12) ** 2)) * rng.random())]
+            tq.redis.execute_command("BITFIELD", key, *ops)
+        tq.enqueue("job", queue=queue, priority=5, force=True)  # a script call after the seeding: checkpoints hold it
+
+    def release(self) -> None:
+        """Let the held tasks finish and stop the worker that ran them."""
+        self._held.set()
+        self._worker.stop()
 
 
 def _time_ms(fn: Any) -> float:
@@ -190,13 +241,21 @@ def bench_snapshot(url: str, queues: int = 20, poll_s: float = 10.0, reps: int =
     load_before = os.getloadavg()[0]
     tq = taskq.TaskQueue(url)
     names = [f"q{i:02d}" for i in range(queues)]
-    for i, name in enumerate(names):
-        seed_queue(tq, name, i)
+    seeded = SeededQueues(tq, names)
+    try:
+        return _time_snapshots(tq, url, names, poll_s, reps, load_before)
+    finally:
+        seeded.release()
+        tq.close()
+
+
+def _time_snapshots(
+    tq: taskq.TaskQueue, url: str, names: list[str], poll_s: float, reps: int, load_before: float
+) -> dict[str, Any]:
     time.sleep(1.1)  # a second later: a second checkpoint
-    for name in names:
-        tq.enqueue("job", queue=name)
+    tq.enqueue_many([{"name": "job", "queue": name, "force": True} for name in names])
     snapshot = tq.snapshot(names)
-    assert all(len(q.by_priority) == 10 and q.running == 10 for q in snapshot.queues)
+    assert all(len(q.by_priority) == 10 and q.running == SEED_RUNNING for q in snapshot.queues)
     polled = []
     deadline = time.monotonic() + poll_s
     while time.monotonic() < deadline:
@@ -209,7 +268,7 @@ def bench_snapshot(url: str, queues: int = 20, poll_s: float = 10.0, reps: int =
     caches = [tq.ops.queue_keys(name).windows for name in names]
 
     def touch() -> None:  # a write to every queue this second, and no cached window figures
-        tq.enqueue_many([{"name": "job", "queue": name} for name in names])
+        tq.enqueue_many([{"name": "job", "queue": name, "force": True} for name in names])
         tq.redis.delete(*caches)
 
     cold_timings = []
@@ -219,9 +278,8 @@ def bench_snapshot(url: str, queues: int = 20, poll_s: float = 10.0, reps: int =
     warm_us = _snapshot_script_us(tq, names)
     cold_us = _snapshot_script_us(tq, names, before=touch)
     buckets = sum(int(tq.redis.strlen(key)) // 6 for key in tq.ops.queue_keys(names[0]).histograms)
-    tq.close()
     return {
-        "queues": queues,
+        "queues": len(names),
         "priorities": 10,
         "histogram_buckets_per_queue": buckets,
         "polled_4_per_s": _figures(polled),
