@@ -5,6 +5,7 @@ fallback carries the numbers."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
@@ -260,6 +261,17 @@ def test_playground_fail_times_retries_then_succeeds(tq: taskq.TaskQueue, pg: Pl
     assert [ev.attempt for ev in mine if ev.type == "retried"] == [1, 2]
     assert [ev.type for ev in mine].count("succeeded") == 1
     assert "retried" in pg._log.value and handle.id in pg._log.value
+
+
+def test_playground_shows_thread_worker_log(tq: taskq.TaskQueue, pg: Playground) -> None:
+    """A thread worker's log lines go to the Playground's log view (not bare to the kernel's stderr)."""
+    pg.start_worker(kind="thread", concurrency=1)
+    handle = pg.submit(name="demo.quick", priority=8, fail_times=1)
+    assert handle.result(timeout_s=30) == 2
+    wait_until(lambda: any("attempt 1 failed" in line for line in pg.worker_log), what="the worker's log line")
+    assert "worker log" in pg._log.value and "attempt 1 failed" in pg._log.value
+    pg.close()
+    assert not any(isinstance(h, type(pg._log_handler)) for h in logging.getLogger("taskq").handlers)
 
 
 def test_playground_more_failures_than_retries_is_dead(tq: taskq.TaskQueue, pg: Playground) -> None:

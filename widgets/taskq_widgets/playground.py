@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -111,6 +112,22 @@ def format_event(ev: Event) -> str:
     return " ".join(parts)
 
 
+class _KernelLogHandler(logging.Handler):
+    """Takes the log records of the taskq workers running in this kernel (thread workers)
+    into a Playground's log view, labelled, instead of Python's bare fallback lines on the
+    kernel's stderr, which would land in whatever cell ran last."""
+
+    def __init__(self, playground: Playground) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        self._playground = weakref.ref(playground)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        playground = self._playground()
+        if playground is not None:
+            playground._add_worker_log(self.format(record))
+
+
 class Playground(ipywidgets.VBox):  # type: ignore[misc]
     """Controls to submit demo tasks and run workers, a live monitor and an event log.
 
@@ -152,6 +169,10 @@ class Playground(ipywidgets.VBox):  # type: ignore[misc]
         self.workers: list[ManagedWorker] = []
         self.events: collections.deque[Event] = collections.deque(maxlen=log_limit)
         """The events read so far (the newest ``log_limit``)."""
+        self.worker_log: collections.deque[str] = collections.deque(maxlen=log_limit)
+        """What the workers in this kernel logged while it had thread workers (the newest
+        ``log_limit`` lines), shown under the event log."""
+        self._log_handler: _KernelLogHandler | None = None
         self.monitor = QueueMonitor(client, queues=watched, interval_s=interval) if monitor else None
         self._owns_client = owned
         self._cursors: dict[str, str] = {}
@@ -330,6 +351,9 @@ class Playground(ipywidgets.VBox):  # type: ignore[misc]
         if self._closed:
             raise InvalidOption("this playground was closed")
         if kind == "thread":
+            if self._log_handler is None:
+                self._log_handler = _KernelLogHandler(self)
+                logging.getLogger("taskq").addHandler(self._log_handler)
             background = self.tq.start_worker(
                 queues=self.queues, concurrency=concurrency, lease_s=self.lease_s, grace_s=self.grace_s
             )
@@ -419,13 +443,20 @@ class Playground(ipywidgets.VBox):  # type: ignore[misc]
         if not self._closed:
             self.read_events()
 
+    def _add_worker_log(self, line: str) -> None:
+        # No lock: a record may be logged while read_events holds its lock, in the same thread.
+        self.worker_log.append(line)
+        self._log.value = self._log_html()
+
     def _log_html(self) -> str:
+        style = "max-height:14em;overflow-y:auto;font-size:11px;margin:0"
         lines = [format_event(ev) for ev in list(self.events)[-200:]][::-1]
         text = "\n".join(lines) if lines else "(no events yet: submit a task)"
-        return (
-            '<pre class="taskq-playground-log" style="max-height:14em;overflow-y:auto;font-size:11px;margin:0">'
-            f"{escape(text)}</pre>"
-        )
+        html = f'<pre class="taskq-playground-log" style="{style}">{escape(text)}</pre>'
+        if self.worker_log:
+            logged = "\n".join(list(self.worker_log)[-50:][::-1])
+            html += f'<pre class="taskq-playground-worker-log" style="{style}">worker log\n{escape(logged)}</pre>'
+        return html
 
     def counts(self) -> dict[str, int]:
         """How many events of each type the log holds."""
@@ -459,6 +490,8 @@ class Playground(ipywidgets.VBox):  # type: ignore[misc]
                 with contextlib.suppress(Exception):
                     self.stop_worker(w, timeout_s=max(5.0, self.grace_s + 5.0))
         self._finalizer()
+        if self._log_handler is not None:
+            logging.getLogger("taskq").removeHandler(self._log_handler)
         for w in self.workers:
             if w.log_path is not None:
                 with contextlib.suppress(OSError):
