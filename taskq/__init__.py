@@ -1,7 +1,8 @@
 """taskq: a small, fast, readable distributed task queue on Redis."""
 
+from taskq.async_client import AsyncDeadLetters, AsyncTaskHandle, AsyncTaskQueue
 from taskq.backoff import Backoff, backoff_delay_s
-from taskq.client import AsyncDeadLetters, AsyncTaskHandle, AsyncTaskQueue, DeadLetters, TaskHandle, TaskQueue
+from taskq.client import DeadLetters, TaskHandle, TaskQueue
 from taskq.errors import (
     InvalidArguments,
     InvalidDelay,

@@ -54,6 +54,17 @@ class Backoff:
         return backoff_delay_s(retry, self.base_s, self.cap_s, self.jitter, self.min_s, rng)
 
 
+def exponential_s(n: int, base_s: float, cap_s: float, min_s: float = 0.0) -> float:
+    """``base_s * 2 ** (n - 1)`` clamped to ``[min_s, cap_s]``: the one exponential doubling
+    (retry backoff, result polling, worker-process restarts).
+
+    >>> exponential_s(1, 0.001, 0.05), exponential_s(4, 0.001, 0.05), exponential_s(99, 0.001, 0.05)
+    (0.001, 0.008, 0.05)
+    """
+    exponent = min(max(n, 1) - 1, 64)  # 2**64 s is past any cap; avoids float overflow
+    return min(cap_s, max(min_s, base_s * 2.0**exponent))
+
+
 def backoff_delay_s(
     retry: int,
     base_s: float = DEFAULT_BASE_S,
@@ -73,8 +84,7 @@ def backoff_delay_s(
     """
     if retry < 1:
         raise InvalidOption(f"retry numbers start at 1, got {retry}")
-    exponent = min(retry - 1, 64)  # 2**64 s is past any cap; avoids float overflow
-    raw = min(cap_s, max(min_s, base_s * 2.0**exponent))
+    raw = exponential_s(retry, base_s, cap_s, min_s)
     spread = raw * jitter * (rng or random).random()
     return min(cap_s, max(min_s, raw - spread))
 
@@ -87,6 +97,5 @@ def backoff_bounds_s(
     min_s: float = DEFAULT_MIN_S,
 ) -> tuple[float, float]:
     """The (lowest, highest) delay :func:`backoff_delay_s` can return for ``retry``."""
-    exponent = min(retry - 1, 64)
-    raw = min(cap_s, max(min_s, base_s * 2.0**exponent))
+    raw = exponential_s(retry, base_s, cap_s, min_s)
     return min(cap_s, max(min_s, raw * (1 - jitter))), raw

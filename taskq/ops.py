@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,7 +22,15 @@ from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
 from taskq.plan import Command, Flow, Plan
 from taskq.registry import REGISTRY_RETENTION_MS, RegisteredTask, TaskDef
 from taskq.scripts import error_from_reply, load_script
-from taskq.task import DEFAULT_BACKOFF, DEFAULT_DEAD_TTL_S, Task, TaskPage, TaskSpec, TaskStatus
+from taskq.task import (
+    DEFAULT_BACKOFF,
+    DEFAULT_DEAD_TTL_S,
+    Task,
+    TaskPage,
+    TaskSpec,
+    TaskStatus,
+    backoff_from_record,
+)
 from taskq.telemetry import (
     DEFAULT_WINDOWS_S,
     Snapshot,
@@ -76,8 +84,15 @@ class ClaimedTask:
 
 
 CLAIM_FIELDS = 13
-#: Most tasks one script call claims or completes (Lua's unpack() limit is near 8000 values).
+#: Most tasks one script call enqueues, claims, completes, re-drives or purges (Lua's
+#: unpack() limit is near 8000 values); the one batch size of the clients and the worker.
 MAX_BATCH = 1000
+
+
+def chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size`` (the one bulk chunker)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +198,7 @@ class Operations:
         commands: list[Command] = []
         where: list[tuple[int, int]] = [(0, 0)] * len(specs)  # spec -> (command, position)
         for queue, indexes in groups.items():
-            for start in range(0, len(indexes), MAX_BATCH):
-                chunk = indexes[start : start + MAX_BATCH]
+            for chunk in chunks(indexes):
                 for position, i in enumerate(chunk):
                     where[i] = (len(commands), position)
                 commands.append(self._enqueue_call(queue, [specs[i] for i in chunk]))
@@ -294,7 +308,7 @@ class Operations:
             raise InvalidOption(f"state must be one of {', '.join(places)}, got {state!r}")
         return places[state]
 
-    def redrive(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[list[str]]:
+    def redrive(self, queue: str, ids: Sequence[str] | None, limit: int = MAX_BATCH) -> Plan[list[str]]:
         """Re-drive the given dead task ids, or (ids=None) up to ``limit`` oldest."""
         k = self.queue_keys(queue)
         mode = "oldest" if ids is None else "ids"
@@ -305,7 +319,7 @@ class Operations:
         )
         return Plan([cmd], _one)
 
-    def purge_dead(self, queue: str, ids: Sequence[str] | None, limit: int = 1000) -> Plan[int]:
+    def purge_dead(self, queue: str, ids: Sequence[str] | None, limit: int = MAX_BATCH) -> Plan[int]:
         k = self.queue_keys(queue)
         mode = "oldest" if ids is None else "ids"
         cmd = script_call(
@@ -605,7 +619,7 @@ class Operations:
         cmd = script_call("release", [k.running, k.queued, *k.telemetry], argv)
         return Plan([cmd], lambda rs: int(rs[0]))
 
-    def requeue_expired(self, queue: str, limit: int = 1000) -> Plan[tuple[int, int]]:
+    def requeue_expired(self, queue: str, limit: int = MAX_BATCH) -> Plan[tuple[int, int]]:
         k = self.queue_keys(queue)
         cmd = script_call(
             "requeue_expired",
@@ -614,7 +628,7 @@ class Operations:
         )
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
 
-    def promote_due(self, queue: str, limit: int = 1000) -> Plan[tuple[int, int]]:
+    def promote_due(self, queue: str, limit: int = MAX_BATCH) -> Plan[tuple[int, int]]:
         """Promote due scheduled tasks; returns (promoted, next due ms or -1)."""
         k = self.queue_keys(queue)
         cmd = script_call(
@@ -658,20 +672,6 @@ def _backoff_args(b: Backoff) -> tuple[Any, ...]:
     if b == DEFAULT_BACKOFF:
         return ("", "", "", "")
     return (int(b.base_s * 1000), int(b.cap_s * 1000), int(b.min_s * 1000), repr(b.jitter))
-
-
-@functools.lru_cache(maxsize=256)
-def _backoff(base_ms: str | None, cap_ms: str | None, min_ms: str | None, jitter: str | None) -> Backoff:
-    """A claimed task's backoff; fields missing from the record are the default's."""
-    if base_ms is None and cap_ms is None and min_ms is None and jitter is None:
-        return DEFAULT_BACKOFF
-    d = DEFAULT_BACKOFF
-    return Backoff(
-        base_s=int(base_ms) / 1000 if base_ms else d.base_s,
-        cap_s=int(cap_ms) / 1000 if cap_ms else d.cap_s,
-        min_s=int(min_ms) / 1000 if min_ms else d.min_s,
-        jitter=float(jitter) if jitter else d.jitter,
-    )
 
 
 #: Between the score and the id in a list_tasks cursor (a score never contains it).
@@ -742,7 +742,7 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
                 kwargs=_loads(f[5], {}),
                 timeout_s=timeout_ms / 1000 if timeout_ms else None,
                 max_retries=int(f[7]),
-                backoff=_backoff(f[8], f[9], f[10], f[11]),
+                backoff=backoff_from_record(f[8], f[9], f[10], f[11]),
                 priority=int(f[12]),
             )
         )

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskq.backoff import exponential_s
 from taskq.errors import InvalidOption
 from taskq.server import die_with_parent_hook
 
@@ -86,7 +87,7 @@ class Supervisor:
                         continue
                     lived = time.monotonic() - child.started
                     crashes = 0 if lived > STABLE_AFTER_S else child.crashes + 1
-                    delay = min(RESTART_MAX_S, RESTART_MIN_S * 2 ** max(0, crashes - 1)) if crashes else 0.0
+                    delay = exponential_s(crashes, RESTART_MIN_S, RESTART_MAX_S) if crashes else 0.0
                     log.warning("worker process %d (pid %d) exited with %s; restarting in %.1fs",
                                 slot, child.proc.pid, code, delay)  # fmt: skip
                     pending_restart[slot] = (time.monotonic() + delay, crashes)

@@ -6,6 +6,7 @@ is refused before anything is written (nothing is written half).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,16 +29,16 @@ from taskq.keys import TASK_ID_SEPARATOR, check_queue_name, queue_of_task_id
 
 MIN_PRIORITY = 1
 MAX_PRIORITY = 10
-DEFAULT_PRIORITY = 5
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_RESULT_TTL_S = 24 * 3600
 DEFAULT_DEAD_TTL_S = 7 * 24 * 3600
 MAX_IDEMPOTENCY_KEY_BYTES = 512
-# Ten years. Far larger delays overflow the millisecond due time the scripts write
-# (1e300 s became "1e+303" in the record, which could then not be read back).
-MAX_DELAY_S = 10 * 365 * 86400
+# Ten years: the longest delay or TTL. Far larger delays overflow the millisecond due time
+# the scripts write (1e300 s became "1e+303" in the record, which could then not be read back).
+MAX_SPAN_S = 10 * 365 * 86400
+MAX_DELAY_S = MAX_SPAN_S
 
 
 class TaskStatus(StrEnum):
@@ -92,11 +93,6 @@ class Task:
         return self.status.terminal
 
     @property
-    def retryable(self) -> bool:
-        """True if a failure of the current attempt would be retried, not dead-lettered."""
-        return self.attempts <= self.max_retries
-
-    @property
     def retries_left(self) -> int:
         return max(0, self.max_retries + 1 - self.attempts)
 
@@ -140,11 +136,8 @@ class Task:
             traceback=opt_str("traceback"),
             idempotency_key=opt_str("idem"),
             cancel_requested=raw.get("cancel") == "1",
-            backoff=Backoff(
-                base_s=int(raw.get("retry_base_ms") or 1000) / 1000,
-                cap_s=int(raw.get("retry_cap_ms") or 300_000) / 1000,
-                jitter=float(raw.get("retry_jitter") or 0.5),
-                min_s=int(raw.get("retry_min_ms") or 1000) / 1000,
+            backoff=backoff_from_record(
+                raw.get("retry_base_ms"), raw.get("retry_cap_ms"), raw.get("retry_min_ms"), raw.get("retry_jitter")
             ),
         )
 
@@ -275,6 +268,23 @@ def new_task_id(queue: str) -> str:
 
 #: Shared by every spec without its own backoff (Backoff validates itself when built).
 DEFAULT_BACKOFF = Backoff()
+
+
+@functools.lru_cache(maxsize=256)
+def backoff_from_record(base_ms: str | None, cap_ms: str | None, min_ms: str | None, jitter: str | None) -> Backoff:
+    """A task's backoff from its record's fields (the one decoder); a field left out (the
+    enqueue script leaves out the default's) is the default's."""
+    if not (base_ms or cap_ms or min_ms or jitter):
+        return DEFAULT_BACKOFF
+    d = DEFAULT_BACKOFF
+    return Backoff(
+        base_s=int(base_ms) / 1000 if base_ms else d.base_s,
+        cap_s=int(cap_ms) / 1000 if cap_ms else d.cap_s,
+        min_s=int(min_ms) / 1000 if min_ms else d.min_s,
+        jitter=float(jitter) if jitter else d.jitter,
+    )
+
+
 # Queue and task names already checked in this process (both checks are pure).
 _checked_names: set[tuple[str, str]] = set()
 
@@ -353,8 +363,8 @@ class TaskSpec:
         if type(max_retries) is not int or not 0 <= max_retries <= 1000:
             check_non_negative_int("max_retries", max_retries, upper=1000)
         timeout_ms = 0 if timeout_s is None else int(check_positive_s("timeout_s", timeout_s) * 1000)
-        if type(result_ttl_s) is not int or not 0 <= result_ttl_s <= 10 * 365 * 86400:
-            check_non_negative_int("result_ttl_s", result_ttl_s, upper=10 * 365 * 86400)
+        if type(result_ttl_s) is not int or not 0 <= result_ttl_s <= MAX_SPAN_S:
+            check_non_negative_int("result_ttl_s", result_ttl_s, upper=MAX_SPAN_S)
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
         args_json, kwargs_json = encode_payload(args, kwargs or {}, max_payload_bytes)

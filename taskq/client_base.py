@@ -1,0 +1,252 @@
+"""The part both clients share: settings, the local and published task registries,
+validation of enqueue requests. The blocking client is :mod:`taskq.client`, the asyncio one
+:mod:`taskq.async_client`; both drive the flows of :mod:`taskq.flows`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq.backoff import Backoff
+from taskq.errors import (
+    InvalidOption,
+    UnknownTaskName,
+)
+from taskq.keys import DEFAULT_PREFIX, check_queue_name
+from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations
+from taskq.plan import Flow
+from taskq.registry import ENQUEUE_OPTIONS, RegisteredTask, TaskDef, TaskFunction, make_task_def
+from taskq.server import ServerInfo, find_server
+from taskq.task import (
+    DEFAULT_DEAD_TTL_S,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    DEFAULT_RESULT_TTL_S,
+    MAX_SPAN_S,
+    TaskSpec,
+    check_non_negative_int,
+    check_positive_s,
+    check_priority,
+    check_task_name,
+)
+from taskq.telemetry import EventReader, SnapshotHint
+
+if TYPE_CHECKING:
+    pass
+
+
+#: Longest aging window: queue scores (clock_us + 9 * window_us) must stay below 2^53.
+MAX_AGING_S = 30 * 86400
+#: How long a client trusts its copy of the published task registry for names it finds there.
+REGISTRY_CACHE_S = 2.0
+
+
+class ClientBase:
+    """Settings, registries and validation shared by :class:`TaskQueue` and :class:`AsyncTaskQueue`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        default_queue: str = DEFAULT_QUEUE,
+        events: bool = True,
+        events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
+        events_sample: int = 1,
+        telemetry: bool = True,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        result_ttl_s: int = DEFAULT_RESULT_TTL_S,
+        dead_ttl_s: int = DEFAULT_DEAD_TTL_S,
+        embedded: bool = True,
+    ) -> None:
+        check_queue_name(default_queue)
+        if max_payload_bytes < 1:
+            raise InvalidOption(f"max_payload_bytes must be >= 1, got {max_payload_bytes}")
+        check_non_negative_int("result_ttl_s", result_ttl_s, upper=MAX_SPAN_S)
+        if check_non_negative_int("dead_ttl_s", dead_ttl_s, upper=MAX_SPAN_S) < 1:
+            raise InvalidOption("dead_ttl_s must be >= 1 s: dead tasks are kept for inspection and re-drive")
+        if isinstance(events_sample, bool) or not isinstance(events_sample, int) or events_sample < 1:
+            raise InvalidOption(f"events_sample must be an integer >= 1 (keep 1 task in N), got {events_sample!r}")
+        #: Which server this client found or started (password redacted).
+        self.server_info: ServerInfo
+        self.url, self.server_info = find_server(url, embedded=embedded)
+        self.default_queue = default_queue
+        self.max_payload_bytes = max_payload_bytes
+        self.result_ttl_s = result_ttl_s
+        self.ops = Operations(
+            prefix=prefix,
+            events_maxlen=events_maxlen if events else 0,
+            dead_ttl_s=dead_ttl_s,
+            events_sample=events_sample,
+            telemetry=telemetry,
+        )
+        self.registry: dict[str, TaskDef] = {}
+        self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
+        self._published_at = -REGISTRY_CACHE_S
+        self._known_queues: set[str] = set()
+        self._snapshot_hint = SnapshotHint()  # lets a polling dashboard snapshot in one round trip
+
+    @property
+    def prefix(self) -> str:
+        return self.ops.prefix
+
+    def _register(self, fn: Callable[..., Any], **options: Any) -> TaskDef:
+        definition = make_task_def(fn, **options)
+        if definition.name in self.registry and self.registry[definition.name].fn is not fn:
+            raise InvalidOption(f"a different task is already registered as {definition.name!r}")
+        self.registry[definition.name] = definition
+        return definition
+
+    def _spec(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay_s: float = 0.0,
+        eta: float | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int | None = None,
+        timeout_s: float | None = None,
+        result_ttl_s: int | None = None,
+        force: bool = False,
+    ) -> TaskSpec:
+        """A validated task. A name without a local ``@tq.task`` takes its options from the
+        published registry (read by :meth:`_lookup_flow` first); a name in neither raises
+        :class:`UnknownTaskName` unless ``force``."""
+        local = self.registry.get(name)
+        definition: TaskDef | RegisteredTask | None = local
+        if local is not None:
+            local.check_arguments(list(args), dict(kwargs or {}))
+        else:
+            definition = self._published.get(name)
+            if definition is None and not force and check_task_name(name):
+                known = sorted(self.registry.keys() | self._published.keys())
+                raise UnknownTaskName(
+                    f"no task named {name!r} is registered here or by a live or recent worker "
+                    f"(known: {', '.join(known) or 'none'}); register it with @tq.task, start a worker "
+                    "that has it first, or pass force=True"
+                )
+        d_queue = definition.queue if definition else self.default_queue
+        return TaskSpec.build(
+            name,
+            args=args,
+            kwargs=kwargs,
+            queue=queue if queue is not None else d_queue,
+            priority=priority if priority is not None else (definition.priority if definition else None),
+            delay_s=delay_s,
+            eta=eta,
+            max_retries=max_retries
+            if max_retries is not None
+            else (definition.max_retries if definition else DEFAULT_MAX_RETRIES),
+            timeout_s=timeout_s if timeout_s is not None else (definition.timeout_s if definition else None),
+            result_ttl_s=result_ttl_s
+            if result_ttl_s is not None
+            else (definition.result_ttl_s if definition and definition.result_ttl_s is not None else self.result_ttl_s),
+            backoff=definition.backoff if definition else None,
+            idempotency_key=idempotency_key,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def _lookup_flow(self, names: Iterable[str]) -> Flow[None]:
+        """Read the published task registry if a name has no local ``@tq.task`` and is not
+        in a copy younger than ``REGISTRY_CACHE_S`` (an unknown name always reads it afresh)."""
+        missing = {n for n in names if n not in self.registry}
+        if not missing:
+            return
+        fresh = time.monotonic() - self._published_at < REGISTRY_CACHE_S
+        if fresh and missing <= self._published.keys():
+            return
+        self._published = yield from self.ops.registered_tasks()
+        self._published_at = time.monotonic()
+
+    def _check_requests(self, requests: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        checked = list(requests)
+        for i, req in enumerate(checked):
+            if "name" not in req:
+                raise InvalidOption(f"enqueue_many item {i} has no 'name'")
+            extra = set(req) - ENQUEUE_OPTIONS - {"name", "args", "kwargs", "force"}
+            if extra:
+                raise InvalidOption(f"enqueue_many item {i} has unknown keys: {', '.join(sorted(extra))}")
+        return checked
+
+    def _specs_from_requests(self, requests: list[Mapping[str, Any]]) -> list[TaskSpec]:
+        return [self._spec(**req) for req in requests]
+
+    def _spec_for_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskSpec:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
+        return self._spec(definition.name, args, kwargs, **options)
+
+    def _event_reader(
+        self,
+        queues: Sequence[str] | None,
+        since: str | Mapping[str, str] | None,
+        follow: bool,
+        block_s: float,
+        poll_s: float,
+        known: Sequence[str] = (),
+    ) -> EventReader:
+        """``queues=None``: the ``known`` queues, and those created later (read from the registry)."""
+        block_ms = int(block_s * 1000)
+        if queues is None:
+            return EventReader(self.ops, known, since, block_ms=block_ms, poll_s=poll_s, follow=follow, discover=True)
+        names = [check_queue_name(q) for q in queues] or [self.default_queue]
+        return EventReader(self.ops, names, since, block_ms=block_ms, poll_s=poll_s, follow=follow)
+
+    def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError  # TaskQueue returns a handle, AsyncTaskQueue a coroutine of one
+
+    def task(
+        self,
+        fn: Any = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float | None = None,
+        backoff: Backoff | None = None,
+        result_ttl_s: int | None = None,
+    ) -> Any:
+        """Register a function as a task: ``@tq.task`` or ``@tq.task(queue=..., ...)``.
+
+        Returns a :class:`TaskFunction`: call it to run the function here, ``.enqueue(...)``
+        to queue it (a coroutine on an AsyncTaskQueue). ``priority=None`` uses the queue's
+        default priority (``configure_queue``), else 5.
+        """
+        options = {
+            "name": name,
+            "queue": queue or self.default_queue,
+            "priority": priority,
+            "max_retries": max_retries,
+            "timeout_s": timeout_s,
+            "backoff": backoff,
+            "result_ttl_s": result_ttl_s,
+        }
+
+        def decorator(f: Callable[..., Any]) -> Any:
+            return TaskFunction(self._register(f, **options), self)
+
+        return decorator(fn) if fn is not None else decorator
+
+
+def check_queue_settings(
+    queue: str, aging_s: float | None, default_priority: int | None
+) -> tuple[str, float | None, int | None]:
+    check_queue_name(queue)
+    if aging_s is not None:
+        check_positive_s("aging_s", aging_s)
+        if aging_s > MAX_AGING_S:
+            raise InvalidOption(f"aging_s is at most {MAX_AGING_S} s (30 days); for strict priority pass aging_s=None")
+    if default_priority is not None:
+        check_priority(default_priority)
+    return queue, aging_s, default_priority
+
+
+def queue_list(queues: str | Sequence[str] | None) -> list[str] | None:
+    return [queues] if isinstance(queues, str) else (None if queues is None else list(queues))
