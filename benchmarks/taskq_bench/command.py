@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from taskq.cli import check_url, reported_errors, settings_of
+from taskq.server import redact_url
 
 bench = typer.Typer()
 
@@ -55,14 +56,14 @@ def bench_command(
     and worker command. Peers run in the virtualenvs that `bash benchmarks/setup_peers.sh`
     builds; one that cannot run is reported. Same as `python -m taskq_bench.run`.
     """
-    from taskq_bench.run import BenchmarkOptionError, redacted, split_list
+    from taskq_bench.run import BenchmarkOptionError, split_list
     from taskq_bench.run import bench as run_bench
 
     explicit_url = url or settings_of(ctx).url  # only a URL typed on the command line, never one from the env
     command = ["taskq", "bench", "--suite", suite, "--systems", systems, "--experiments", experiments,
                "--rounds", str(rounds), "--out", out]  # fmt: skip
     if explicit_url:
-        command += ["--url", redacted(explicit_url)]
+        command += ["--url", redact_url(explicit_url)]
     with reported_errors():
         try:
             run_bench(suite, split_list(systems), split_list(experiments), pathlib.Path(out), rounds=rounds,

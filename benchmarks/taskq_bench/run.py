@@ -31,12 +31,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from taskq.errors import TaskqError
-from taskq.server import EmbeddedServer
+from taskq.server import EmbeddedServer, redact_url
 from taskq_bench.report import render
 from taskq_bench.results import (
     COMPLETION_METHOD,
@@ -102,18 +101,8 @@ def split_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for the results file."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
 def flush_warning(url: str) -> str:
-    return (f"WARNING: benchmarking against {redacted(url)}: every database on it is FLUSHED (FLUSHALL) "
+    return (f"WARNING: benchmarking against {redact_url(url)}: every database on it is FLUSHED (FLUSHALL) "
             "before each measurement; whatever it holds will be lost.")  # fmt: skip
 
 
@@ -267,7 +256,7 @@ def run_all(
     machine = machine_info() | {"loadavg_before": loadavg()}
     with server_for_run(url) as probe_url:
         machine["redis_server"] = redis_server_info(probe_url)
-    machine["redis_server"]["used"] = PRIVATE_SERVER if url is None else redacted(url)
+    machine["redis_server"]["used"] = PRIVATE_SERVER if url is None else redact_url(url)
     machine["pythons"] = {s: python_version(python_for(s)) for s in systems}
     settings = {"suite": suite.as_dict(), "systems": list(systems), "experiments": list(experiments),
                 "rounds": rounds, "command": command, "completion": COMPLETION_METHOD}  # fmt: skip
