@@ -22,13 +22,17 @@ wait for a lease to expire). A second signal skips the grace period.
 Timeouts differ by kind: an async task past ``timeout_s`` is cancelled; a sync task
 cannot be interrupted, so its attempt is failed at once and whatever its thread returns
 later is ignored (the thread stays busy until the function returns).
+
+Running a task and recording its outcome live in :mod:`taskq.execution` (mixed into
+:class:`Worker`); what a task sees of itself and the queue selection in
+:mod:`taskq.worker_context`. This module keeps the loops, the shutdown and the ways to run
+a worker (foreground with signals, background thread).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import random
@@ -36,10 +40,8 @@ import signal
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -47,127 +49,21 @@ import redis.asyncio as aioredis
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
-    NotSerializable,
-    Retry,
     ServerUnavailable,
-    TaskTimeout,
-    UnknownTaskName,
 )
+from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
-from taskq.keys import check_queue_name
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
-from taskq.task import dumps
+from taskq.worker_context import QueueSelection, TaskContext, current_task
 
 log = logging.getLogger("taskq.worker")
-#: Log level of a finished attempt, by outcome ('retrying': it failed and will run again).
-#: Successes are DEBUG: a line per task at INFO would halve a fast worker's throughput.
-_OUTCOME_LEVELS = {
-    "succeeded": logging.DEBUG,
-    "cancelled": logging.INFO,
-    "retrying": logging.WARNING,
-    "dead": logging.ERROR,
-}
-
-
-# ---------------------------------------------------------------------------
-# What a running task can see of itself
-
-
-@dataclass(slots=True)
-class TaskContext:
-    """The running task, as seen from inside it: ``taskq.current_task()``."""
-
-    id: str
-    queue: str
-    name: str
-    attempt: int
-    worker_id: str
-    lease_token: str
-    """Unique to this attempt: pass it along to fence side effects outside Redis."""
-    aborted: bool = False
-    """True once cancellation was requested (or the lease was lost): a sync task should
-    check it now and then, and return early."""
-
-
-_current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("taskq_current_task", default=None)
-
-
-def current_task() -> TaskContext | None:
-    """The task being run by this thread or coroutine, or None outside a task."""
-    return _current.get()
-
-
-# ---------------------------------------------------------------------------
-# Queue selection
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSelection:
-    """Which queues a worker serves, and in what order it claims from them.
-
-    Ordered (``emails,default``): always the first queue first. Weighted
-    (``emails=3,default=1``): each claim round starts at a queue drawn with probability
-    proportional to its weight, so no queue is starved by another's backlog.
-    """
-
-    queues: tuple[str, ...]
-    weights: tuple[int, ...] | None = None
-
-    @classmethod
-    def parse(cls, spec: str | Sequence[str] | Mapping[str, int]) -> QueueSelection:
-        if isinstance(spec, str):
-            parts = [p.strip() for p in spec.split(",") if p.strip()]
-            if any("=" in p for p in parts):
-                pairs = [p.split("=", 1) for p in parts]
-                try:
-                    return cls.parse({q.strip(): int(w) for q, w in pairs})
-                except ValueError:
-                    raise InvalidOption(f"weights must be integers, as in emails=3,default=1: {spec!r}") from None
-            return cls.parse(parts)
-        if isinstance(spec, Mapping):
-            if not spec:
-                raise InvalidOption("a worker needs at least one queue")
-            for queue, weight in spec.items():
-                check_queue_name(queue)
-                if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-                    raise InvalidOption(f"queue weight must be an integer >= 1, got {queue}={weight!r}")
-            return cls(tuple(spec), tuple(spec.values()))
-        queues = tuple(spec)
-        if not queues:
-            raise InvalidOption("a worker needs at least one queue")
-        if len(set(queues)) != len(queues):
-            raise InvalidOption(f"a queue is listed twice: {list(queues)}")
-        for queue in queues:
-            check_queue_name(queue)
-        return cls(queues)
-
-    def claim_order(self, rng: random.Random) -> Sequence[str]:
-        if self.weights is None:
-            return self.queues
-        # Weighted random order without replacement (Efraimidis-Spirakis keys).
-        keyed = sorted(zip(self.queues, self.weights, strict=True), key=lambda qw: -(rng.random() ** (1 / qw[1])))
-        return [q for q, _ in keyed]
-
 
 # ---------------------------------------------------------------------------
 # The worker
 
 
-@dataclass(slots=True)
-class _Held:
-    """A task this worker holds a lease on, from claim until its outcome is flushed."""
-
-    task: ClaimedTask
-    context: TaskContext
-    runner: asyncio.Task[None] | None = None
-    started: float = 0.0  # time.perf_counter() when the run began, for the duration in logs
-    ran_ms: float | None = None  # how long the attempt ran, measured when it ended
-    released: bool = False  # given back at shutdown: its outcome must not be written
-    lost: bool = False  # lease gone (requeued elsewhere): its outcome would be refused
-
-
-class Worker:
+class Worker(TaskExecution):
     """Runs the tasks registered on ``app`` (a TaskQueue or AsyncTaskQueue).
 
     ``queues``: names (ordered affinity), a ``{name: weight}`` mapping, or a spec string
@@ -380,167 +276,6 @@ class Worker:
                 continue
             if message is not None:
                 self._work_event.set()
-
-    # -- running ---------------------------------------------------------------------
-
-    def _start(self, task: ClaimedTask) -> None:
-        context = TaskContext(task.id, task.queue, task.name, task.attempts, self.id, task.token)
-        held = _Held(task, context)
-        self._held[task.id] = held
-        runner = asyncio.create_task(self._execute(held), name=f"taskq:{task.id}")
-        held.runner = runner
-        self._running.add(runner)
-        runner.add_done_callback(self._on_done)
-
-    def _on_done(self, runner: asyncio.Task[None]) -> None:
-        self._running.discard(runner)
-        self._slot_event.set()
-
-    async def _execute(self, held: _Held) -> None:
-        task = held.task
-        held.started = time.perf_counter()
-        _current.set(held.context)
-        definition = self.registry.get(task.name)
-        if definition is None:
-            # Retried like any failure: during a rolling deploy a newer worker may know it.
-            err = UnknownTaskName(f"no task named {task.name!r} is registered on worker {self.id}")
-            self._fail(held, err, "", retry=True)
-            return
-        try:
-            result = await self._call(definition, task)
-        except asyncio.CancelledError:
-            if held.released or held.lost:
-                return  # shutdown gave it back, or another attempt owns it
-            if held.context.aborted:
-                self._finish(held, "null", outcome="cancelled")
-                return
-            raise
-        except Retry as exc:
-            self._fail(held, exc, traceback.format_exc(), retry=True, delay_s=exc.delay_s)
-            return
-        except Exception as exc:  # noqa: BLE001 - any task error is recorded, never raised
-            self._fail(held, exc, traceback.format_exc(), retry=True)
-            return
-        if held.released or held.lost:
-            return
-        try:
-            result_json = "null" if result is None else dumps(result, f"the result of task {task.name}")
-        except NotSerializable as exc:
-            self._fail(held, exc, "", retry=False)
-            return
-        self._finish(held, result_json, outcome="cancelled" if held.context.aborted else "succeeded")
-
-    async def _call(self, definition: TaskDef, task: ClaimedTask) -> Any:
-        if definition.is_async:
-            coro = definition.fn(*task.args, **task.kwargs)
-            if task.timeout_s is None:
-                return await coro
-            try:
-                async with asyncio.timeout(task.timeout_s):
-                    return await coro
-            except TimeoutError:
-                raise TaskTimeout(f"task {task.name} ran past its timeout of {task.timeout_s}s") from None
-        return await self._call_in_thread(definition, task)
-
-    async def _call_in_thread(self, definition: TaskDef, task: ClaimedTask) -> Any:
-        """Run a sync task in the thread pool. Its timeout counts from the moment the
-        function starts, not from when it was queued for a free thread."""
-        loop = asyncio.get_running_loop()
-        started = loop.create_future()
-        context = contextvars.copy_context()
-
-        def mark_started() -> None:
-            if not started.done():
-                started.set_result(None)
-
-        def run() -> Any:
-            loop.call_soon_threadsafe(mark_started)
-            return context.run(definition.fn, *task.args, **task.kwargs)
-
-        thread_call = self._threads.submit(run)
-        self._thread_calls.add(thread_call)
-        thread_call.add_done_callback(self._thread_calls.discard)
-        future = asyncio.wrap_future(thread_call)
-        if task.timeout_s is None:
-            return await future
-        await asyncio.wait({started, future}, return_when=asyncio.FIRST_COMPLETED)
-        try:
-            return await asyncio.wait_for(future, task.timeout_s)
-        except TimeoutError:
-            current = context.get(_current)
-            if current is not None:
-                current.aborted = True  # a cooperative task can notice and stop
-            raise TaskTimeout(
-                f"sync task {task.name} ran past its timeout of {task.timeout_s}s; "
-                "its thread runs on, and its result will be ignored"
-            ) from None
-
-    def _fail(self, held: _Held, exc: BaseException, tb: str, *, retry: bool, delay_s: float | None = None) -> None:
-        task = held.task
-        delay_ms = -1
-        if retry:
-            seconds = delay_s if delay_s is not None else task.backoff.delay_s(task.attempts)
-            delay_ms = max(0, int(seconds * 1000))
-        held.ran_ms = self._ran_ms(held)
-        self.failed += 1
-        # Logged once fail.lua answers: the script decides retry or dead (_log_failure).
-        command = self.ops.fail_command(task, type(exc).__name__, str(exc), tb, delay_ms)
-        self._queue_outcome(command, held)
-
-    def _finish(self, held: _Held, result_json: str, *, outcome: str) -> None:
-        self.processed += 1
-        held.ran_ms = self._ran_ms(held)
-        self._log_outcome(held, outcome)
-        self._queue_outcome(self.ops.complete_command(held.task, result_json, outcome), held)
-
-    @staticmethod
-    def _ran_ms(held: _Held) -> float | None:
-        return round((time.perf_counter() - held.started) * 1000, 3) if held.started else None
-
-    def _log_failure(self, failure: Failure, held: _Held, reply: tuple[str, int]) -> None:
-        """Log a failed attempt as fail.lua recorded it: ``('scheduled', due_ms)`` is a retry,
-        ``('dead', ms)`` the dead-letter queue (the script decides; this only reports)."""
-        task = held.task
-        error = f"{failure.error_type}: {failure.error}"
-        if reply[0] == "scheduled":
-            delay_s = max(0, failure.retry_delay_ms) / 1000
-            then = f"retry {task.attempts} of {task.max_retries} in {delay_s:.3g} s"
-            self._log_outcome(held, "retrying", error, failure.error_type, then)
-        else:
-            why = "no retries left" if task.retries_left == 0 else "not retryable"
-            self._log_outcome(held, "dead", error, failure.error_type, f"dead ({why})")
-
-    def _log_outcome(
-        self, held: _Held, outcome: str, error: str = "", error_type: str | None = None, then: str = ""
-    ) -> None:
-        """One log record per finished attempt, with the task fields as ``extra`` (the JSON
-        log format writes them; see :class:`taskq.telemetry.JsonLogFormatter`): how long the
-        attempt ran, and for a failure what happens next (``then``)."""
-        level = _OUTCOME_LEVELS.get(outcome, logging.INFO)
-        if not log.isEnabledFor(level):
-            return
-        task = held.task
-        duration_ms = held.ran_ms
-        fields = {
-            "task_id": task.id,
-            "task": task.name,
-            "queue": task.queue,
-            "attempt": task.attempts,
-            "worker": self.id,
-            "duration_ms": duration_ms,
-            "outcome": outcome,
-            "error_type": error_type,
-        }
-        ran = "" if duration_ms is None else f", ran for {duration_ms:.1f} ms"
-        verb = "failed" if error else outcome
-        then = f"; {then}" if then else ""
-        detail = f": {error}" if error else ""
-        log.log(level, "task %s %s attempt %d %s%s%s%s", task.id, task.name, task.attempts, verb, ran, then, detail,
-                extra=fields)  # fmt: skip
-
-    def _queue_outcome(self, command: Completion | Failure, held: _Held) -> None:
-        self._pending.append((command, held))
-        self._flush_event.set()
 
     # -- flushing outcomes -----------------------------------------------------------
 
