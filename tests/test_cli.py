@@ -724,3 +724,28 @@ def test_bench_without_the_benchmark_package_says_how_to_install_it(
     assert exited.value.code == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: `taskq bench` is not installed") and "pip install -e ./benchmarks" in line
+
+
+def test_every_command_refuses_an_unknown_queue_the_same_way(redis_url: str, tq: taskq.TaskQueue) -> None:
+    tq.enqueue("job", force=True)
+    for argv in (["stats"], ["metrics"], ["events"], ["dlq", "list"]):
+        assert_one_line(taskq_cli("--url", redis_url, *argv, "--queue", "nosuchqueue"), "no queue named 'nosuchqueue'")
+
+
+def test_events_follow_may_wait_for_a_queue_that_has_no_task_yet(redis_url: str, tq: taskq.TaskQueue) -> None:
+    argv = [TASKQ, "--url", redis_url, "events", "--follow", "-q", "later", "--count", "1", "--json"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as follower:
+        try:
+            wait_until(lambda: follower.poll() is not None or _following(redis_url), what="the follower to start")
+            task_id = tq.enqueue("job", queue="later", force=True).id
+            out, err = follower.communicate(timeout=60)
+        finally:
+            follower.kill()
+    assert follower.returncode == 0, err
+    assert json.loads(out)["task_id"] == task_id
+
+
+def _following(url: str) -> bool:
+    """Whether a client is blocked reading (the follower waiting for events)."""
+    with redis.Redis.from_url(url) as r:
+        return int(r.info("clients").get("blocked_clients", 0)) > 0

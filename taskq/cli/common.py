@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from rich.text import Text
 
 from taskq.client import TaskQueue
 from taskq.errors import TaskqError
+from taskq.keys import check_queue_name
 from taskq.task import DEFAULT_QUEUE, Task
 
 #: ``--json`` on every command that prints data.
@@ -111,6 +112,21 @@ def connected(ctx: typer.Context) -> Iterator[TaskQueue]:
             yield tq
         finally:
             tq.close()
+
+
+def known_queues(tq: TaskQueue, names: Sequence[str]) -> list[str]:
+    """``names`` if every one is a queue that has had a task; else one error line and exit 1."""
+    if not names:
+        return []
+    for name in names:
+        check_queue_name(name)
+    known = set(tq.queues())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(sorted(known)) or "none yet"
+        print_error(f"no queue named {', '.join(map(repr, unknown))} (known queues: {listed})")
+        raise typer.Exit(1)
+    return list(names)
 
 
 def check_url(url: str | None) -> str | None:

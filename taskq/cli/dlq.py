@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from taskq.cli.common import JsonOption, QueueOption, connected, print_json, print_note, stdout, task_to_dict
+from taskq.cli.common import (
+    JsonOption,
+    QueueOption,
+    connected,
+    known_queues,
+    print_json,
+    print_note,
+    stdout,
+    task_to_dict,
+)
 from taskq.cli.render import dead_table
 from taskq.client import DeadLetters, TaskQueue
 from taskq.keys import queue_of_task_id
@@ -104,6 +113,8 @@ def dlq_list(
 ) -> None:
     """List dead tasks with their last error (use `taskq task show ID` for the traceback)."""
     with connected(ctx) as tq:
+        if queue is not None:
+            known_queues(tq, [queue])
         dead = tq.dead_letters(queue)
         tasks = dead.list(limit=limit, offset=offset)
     if json_output:

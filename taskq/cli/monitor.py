@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
-from taskq.cli.common import JsonOption, QueuesOption, connected, print_error, print_json, stdout
+from taskq.cli.common import JsonOption, QueuesOption, connected, known_queues, print_json, stdout
 from taskq.cli.render import event_line, render_stats, server_line, stats_json, workers_table
 from taskq.client import TaskQueue
 from taskq.keys import check_queue_name
@@ -21,21 +21,6 @@ from taskq.server import ServerInfo
 from taskq.telemetry import Event, Snapshot, prometheus_text, to_plain
 
 T = TypeVar("T")
-
-
-def known_queues(tq: TaskQueue, names: Sequence[str]) -> list[str]:
-    """``names`` if every one is a queue that has had a task; else one error line and exit 1."""
-    if not names:
-        return []
-    for name in names:
-        check_queue_name(name)
-    known = set(tq.queues())
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        listed = ", ".join(sorted(known)) or "none yet"
-        print_error(f"no queue named {', '.join(map(repr, unknown))} (known queues: {listed})")
-        raise typer.Exit(1)
-    return list(names)
 
 
 def fetch_stats(tq: TaskQueue, queues: Sequence[str]) -> Snapshot:
@@ -137,7 +122,8 @@ def events(
             console.print(event_line(event), soft_wrap=True)
 
     with connected(ctx) as tq, contextlib.suppress(KeyboardInterrupt):
-        names = known_queues(tq, queues or []) or None
+        # following may wait for a queue's first task; showing past events needs a past
+        names = ([check_queue_name(q) for q in queues or []] if follow else known_queues(tq, queues or [])) or None
         if follow:
             stream: Iterable[Event] = tq.events(names, since)
         else:
