@@ -30,6 +30,8 @@ CLOSE_UNAVAILABLE = 1013
 MIN_HZ, MAX_HZ = 1.0, 10.0
 SNAPSHOT_WINDOWS_S = (10, 60)
 RETRY_PAUSE_S = 0.5
+YIELD_EVERY = 256
+STOP_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +105,9 @@ class Feed:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # A cancelled blocking read may take a while to give up its connection (seen: ~30 s
+        # after a large burst); the pollers are cancelled, so the client need not wait for it.
+        await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
 
     def rate_changed(self) -> None:
         self._rate_changed.set()
@@ -131,17 +133,19 @@ class Feed:
                 await asyncio.wait_for(self._rate_changed.wait(), pause)
 
     async def _follow_events(self) -> None:
-        since: dict[str, str] | str | None = None  # "now" at the start; after an error, where we were
+        since: dict[str, str] | None = None  # "now" at the start; after an error, where we were
+        sent = 0
         while True:
             try:
                 names = list(self.queues) if self.queues else None
                 async for event in self.tq.events(names, since=since, block_s=1.0):
                     item = event_item(event)
-                    if isinstance(since, dict) or since is None:
-                        since = dict(since or {})
-                        since[event.queue] = event.cursor
+                    since = {**(since if isinstance(since, dict) else {}), event.queue: event.cursor}
                     for sub in list(self.subscribers):
                         sub.offer_event(item)
+                    sent += 1
+                    if sent % YIELD_EVERY == 0:  # let the clients' senders drain before the next burst
+                        await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis down: resume where we were once it is back

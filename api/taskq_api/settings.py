@@ -32,7 +32,7 @@ class Settings:
     auth_reads: bool = False
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    event_buffer: int = 1_000
+    event_buffer: int = 4_096
     """Events held for each WebSocket client; a client further behind is disconnected."""
     log_requests: bool = True
 

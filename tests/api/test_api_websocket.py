@@ -145,3 +145,24 @@ def test_one_feed_for_many_clients(api: Api) -> None:
         assert len(hub.feeds) == 1
         (feed,) = hub.feeds.values()
         assert len(feed.subscribers) == 5
+
+
+def test_a_client_that_cannot_keep_up_is_disconnected_with_a_clear_code(redis_url: str) -> None:
+    from apiapp import register
+    from conftest import serve
+    from taskq_api import Settings, create_app
+
+    tq = taskq.TaskQueue(redis_url)
+    register(tq)
+    app = create_app(tq, Settings(insecure_local=True, event_buffer=8, log_requests=False))
+    for url in serve(app):
+        with connect(url.replace("http", "ws") + f"{API}/ws", open_timeout=30, max_queue=1) as ws:
+            ws.send(json.dumps({"queues": [QUEUE]}))
+            assert json.loads(ws.recv(30))["type"] == "subscribed"
+            tq.enqueue_many([{"name": "add", "args": ["x" * 1000, i]} for i in range(3000)])
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    ws.recv(30)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4008
+    assert "since" in info.value.rcvd.reason
+    tq.close()
