@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import redis
 
+from taskq.cli import url_problem
 from taskq.errors import TaskqError
 from taskq.server import EmbeddedServer, redact_url
 from taskq_bench.report import render
@@ -52,7 +53,6 @@ from taskq_bench.system_run import EXPERIMENTS, PROGRESS_ENV
 from taskq_bench.systems import SYSTEMS, VENV_DIR_ENV, python_for
 from taskq_bench.systems.base import HARNESS_PATH, ROOT
 
-URL_SCHEMES = ("redis://", "rediss://", "unix://")
 PRIVATE_SERVER = "a private redis-server per system"
 
 
@@ -90,8 +90,9 @@ def check_options(suite: str, systems: Sequence[str], experiments: Sequence[str]
         problems.append(f"unknown experiments: {', '.join(unknown)}; known: {', '.join(EXPERIMENTS)}")
     if rounds < 1:
         problems.append(f"rounds must be at least 1, got {rounds}")
-    if url is not None and not url.startswith(URL_SCHEMES):
-        problems.append(f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    problem = None if url is None else url_problem(url)
+    if problem:
+        problems.append(problem)
     if problems:
         raise BenchmarkOptionError("; ".join(problems))
 

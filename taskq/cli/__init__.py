@@ -21,12 +21,13 @@ several (``taskq NAME COMMAND``)::
     serve = "taskq_api.cli:serve"       # serve = typer.Typer(); @serve.command() def run(...)
 
 A plug-in may use :func:`settings_of` (the global ``--url`` / ``--prefix``),
-:func:`reported_errors`, :func:`check_url` and :func:`print_error` from here. The core never
-imports a plug-in; one that fails to load costs one warning line, the rest keeps working.
+:func:`reported_errors`, :func:`check_url`, :func:`url_problem` and :func:`print_error` from
+here. The core never imports a plug-in; one that fails to load costs one warning line, and
+the rest keeps working.
 """
 
 from taskq.cli.app import app, command, main
-from taskq.cli.common import CliSettings, check_url, print_error, reported_errors, settings_of
+from taskq.cli.common import CliSettings, check_url, print_error, reported_errors, settings_of, url_problem
 from taskq.cli.plugins import GROUP
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "print_error",
     "reported_errors",
     "settings_of",
+    "url_problem",
 ]
