@@ -10,26 +10,36 @@ one round trip.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from taskq.backoff import Backoff
-from taskq.errors import InvalidOption, LeaseLost, TaskNotFound, TaskqError
-from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys, queue_of_task_id
+from taskq.errors import InvalidOption, TaskNotFound
+from taskq.keys import queue_of_task_id
+from taskq.ops_base import (
+    DEFAULT_EVENTS_MAXLEN,
+    FORGET_WORKERS_AFTER_MS,
+    MAX_BATCH,
+    PlanSettings,
+    cached_queue_keys,
+    chunks,
+    first_reply,
+    reply_error,
+    score_pairs,
+    script_call,
+    time_ms,
+)
 from taskq.plan import Command, Flow, Plan
-from taskq.registry import REGISTRY_RETENTION_MS, RegisteredTask, TaskDef
-from taskq.scripts import error_from_reply, load_script
+from taskq.registry import REGISTRY_RETENTION_MS, RegisteredTask
+from taskq.scripts import load_script
 from taskq.task import (
     DEFAULT_BACKOFF,
-    DEFAULT_DEAD_TTL_S,
     Task,
     TaskPage,
     TaskSpec,
     TaskStatus,
-    backoff_from_record,
 )
 from taskq.telemetry import (
     DEFAULT_WINDOWS_S,
@@ -40,79 +50,22 @@ from taskq.telemetry import (
     decode_queue_snapshot,
     decode_worker,
 )
+from taskq.worker_ops import ClaimedTask, Completion, Failure, WorkerPlans
 
-T = TypeVar("T")
-
-DEFAULT_EVENTS_MAXLEN = 10_000
-#: Workers whose registration expired are listed as gone for this long, then forgotten.
-FORGET_WORKERS_AFTER_MS = 3_600_000
-
-
-def script_call(name: str, keys: Sequence[str], argv: Sequence[Any]) -> Command:
-    script = load_script(name)
-    return Command(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
-
-
-def reply_error(reply: object) -> Exception | None:
-    """The taskq exception a reply stands for (script errors mapped), or None for a value."""
-    if isinstance(reply, TaskqError):
-        return reply
-    if isinstance(reply, Exception):
-        return error_from_reply(str(reply)) or reply
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedTask:
-    """A task leased to a worker, with what the worker needs to run it."""
-
-    id: str
-    queue: str
-    token: str
-    attempts: int
-    name: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-    timeout_s: float | None
-    max_retries: int
-    backoff: Backoff
-    priority: int
-
-    @property
-    def retries_left(self) -> int:
-        return max(0, self.max_retries + 1 - self.attempts)
-
-
-CLAIM_FIELDS = 13
-#: Most tasks one script call enqueues, claims, completes, re-drives or purges (Lua's
-#: unpack() limit is near 8000 values); the one batch size of the clients and the worker.
-MAX_BATCH = 1000
-
-
-def chunks(items: Sequence[T], size: int = MAX_BATCH) -> Iterator[Sequence[T]]:
-    """``items`` in consecutive slices of at most ``size`` (the one bulk chunker)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A leased task finished: its JSON result and outcome ('succeeded' or 'cancelled')."""
-
-    task: ClaimedTask
-    result_json: str
-    outcome: str = "succeeded"
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A leased task's attempt failed; ``retry_delay_ms`` < 0 means do not retry."""
-
-    task: ClaimedTask
-    error_type: str
-    error: str
-    traceback: str
-    retry_delay_ms: int
+__all__ = [
+    "DEFAULT_EVENTS_MAXLEN",
+    "FORGET_WORKERS_AFTER_MS",
+    "MAX_BATCH",
+    "ClaimedTask",
+    "Completion",
+    "Failure",
+    "Operations",
+    "PlanSettings",
+    "QueueCounts",
+    "chunks",
+    "reply_error",
+    "script_call",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,41 +85,12 @@ class QueueCounts:
         return self.queued + self.scheduled + self.running
 
 
-def _nothing(replies: list[Any]) -> None:
-    return None
-
-
-def _one(replies: list[Any]) -> Any:
-    return replies[0]
-
-
 @dataclass(frozen=True, slots=True)
-class Operations:
-    """Builds plans for one key prefix and one set of telemetry/retention settings.
-
-    Telemetry: ``events_maxlen`` caps each queue's events stream at about that many events
-    (0: no events); ``events_sample`` keeps the high-volume events (enqueued, started,
-    succeeded, ...) of about 1 task in N; ``telemetry=False`` stops the latency histograms
-    and window checkpoints (counters and queued depth are always kept).
+class Operations(WorkerPlans):
+    """Builds every plan for one key prefix and one set of telemetry/retention settings
+    (:class:`~taskq.ops_base.PlanSettings`): the producer's, the registry's and the
+    telemetry reads here; the worker's in :class:`~taskq.worker_ops.WorkerPlans`.
     """
-
-    prefix: str = DEFAULT_PREFIX
-    events_maxlen: int = DEFAULT_EVENTS_MAXLEN
-    dead_ttl_s: int = DEFAULT_DEAD_TTL_S
-    events_sample: int = 1
-    telemetry: bool = True
-
-    @property
-    def keys(self) -> GlobalKeys:
-        return GlobalKeys(self.prefix)
-
-    @property
-    def tel(self) -> str:
-        """The telemetry settings argument every script takes (lua/lib/common.lua)."""
-        return f"{max(0, self.events_maxlen)} {max(1, self.events_sample)} {int(self.telemetry)}"
-
-    def queue_keys(self, queue: str) -> QueueKeys:
-        return _queue_keys(self.prefix, queue)
 
     # -- producer -------------------------------------------------------------------
 
@@ -209,7 +133,7 @@ class Operations:
         return Plan(commands, parse)
 
     def register_queues(self, queues: Sequence[str]) -> Plan[int]:
-        return Plan([Command(("SADD", self.keys.queues, *queues))], _one)
+        return Plan([Command(("SADD", self.keys.queues, *queues))], first_reply)
 
     def get(self, task_id: str) -> Plan[Task]:
         k = self.queue_keys(queue_of_task_id(task_id))
@@ -233,7 +157,7 @@ class Operations:
             [k.task(task_id), k.queued, k.scheduled, *k.telemetry],
             [task_id, self.tel, k.idem_prefix],
         )
-        return Plan([cmd], _one)
+        return Plan([cmd], first_reply)
 
     def configure_queue(self, queue: str, aging_s: float | None, default_priority: int | None) -> Plan[Any]:
         """Set (or, with None, clear) a queue's aging window and default priority."""
@@ -275,7 +199,7 @@ class Operations:
     def list_ids(self, queue: str, place: TaskStatus, offset: int, limit: int) -> Plan[list[str]]:
         """Ids in one place of a queue, in the order they will leave it."""
         zset = self._place_key(queue, place.value)
-        return Plan([Command(("ZRANGE", zset, offset, offset + limit - 1))], _one)
+        return Plan([Command(("ZRANGE", zset, offset, offset + limit - 1))], first_reply)
 
     def list_page(self, queue: str, state: str, cursor: str | None, limit: int) -> Plan[TaskPage]:
         """One page of the tasks in one place of a queue ('queued' in claim order, 'scheduled'
@@ -317,7 +241,7 @@ class Operations:
             [k.dead, k.queued, k.config, *k.telemetry],
             [k.task_prefix, k.idem_prefix, self.tel, k.wake, mode, limit, *(ids or [])],
         )
-        return Plan([cmd], _one)
+        return Plan([cmd], first_reply)
 
     def purge_dead(self, queue: str, ids: Sequence[str] | None, limit: int = MAX_BATCH) -> Plan[int]:
         k = self.queue_keys(queue)
@@ -327,51 +251,14 @@ class Operations:
         )
         return Plan([cmd], lambda rs: int(rs[0]))
 
-    # -- worker ---------------------------------------------------------------------
-
-    def worker_heartbeat(
-        self,
-        info: dict[str, Any],
-        ttl_s: float,
-        registry_ms: int | None = None,
-        tasks: Sequence[TaskDef] = (),
-    ) -> Plan[tuple[int, int]]:
-        """Write a worker's registration (heartbeat.lua): it disappears ``ttl_s`` after the last
-        heartbeat. Its ``heartbeat_ms`` is the Redis server's clock (unless ``info`` gives one),
-        and so is ``started_ms`` when ``info`` gives it as '' (a worker's first heartbeat; left
-        out, the registered start is kept). The result is (heartbeat ms, started ms) as
-        registered.
-
-        The worker registry (a sorted set on another Cluster slot, so not in the script) is
-        scored with ``info['heartbeat_ms']``, else ``registry_ms``: the caller's estimate of
-        the server clock (a worker adds the offset its last heartbeat reply showed). Only
-        workers whose registration expired are aged by that score. Registry entries of
-        workers gone for over an hour are dropped on the way. ``tasks`` are published to the
-        task registry (:mod:`taskq.registry`) in the same round trip."""
-        g = self.keys
-        fields = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
-        flat = [x for kv in fields.items() for x in kv]
-        worker_id = str(info["id"])
-        beat = info.get("heartbeat_ms", registry_ms)
-        if beat is None:
-            raise InvalidOption("worker_heartbeat needs info['heartbeat_ms'] or registry_ms for the worker registry")
-        score = int(beat)
-        cmds = [
-            script_call("heartbeat", [g.worker(worker_id)], [max(1, int(ttl_s * 1000)), *flat]),
-            Command(("ZADD", g.workers, score, worker_id)),
-            Command(("ZREMRANGEBYSCORE", g.workers, "-inf", f"({score - FORGET_WORKERS_AFTER_MS}")),
-        ]
-        if tasks:  # the task registry (taskq.registry), stamped with the same clock
-            published = [x for d in tasks for x in (d.name, d.published(worker_id, score))]
-            cmds.append(Command(("HSET", g.tasks, *published)))
-        return Plan(cmds, lambda rs: (int(rs[0][0]), int(rs[0][1])))
+    # -- registries ---------------------------------------------------------------------
 
     def registered_tasks(self, retention_ms: int = REGISTRY_RETENTION_MS) -> Flow[dict[str, RegisteredTask]]:
         """The tasks live or recent workers published (see :mod:`taskq.registry`); entries
         older than ``retention_ms`` by the server's clock are left out and deleted."""
         g = self.keys
         now_ms, raw = yield Plan(
-            [Command(("TIME",)), Command(("HGETALL", g.tasks))], lambda rs: (_time_ms(rs[0]), rs[1] or {})
+            [Command(("TIME",)), Command(("HGETALL", g.tasks))], lambda rs: (time_ms(rs[0]), rs[1] or {})
         )
         known: dict[str, RegisteredTask] = {}
         stale: list[str] = []
@@ -382,12 +269,8 @@ class Operations:
             else:
                 known[name] = entry
         if stale:
-            yield Plan([Command(("HDEL", g.tasks, *stale))], _one)
+            yield Plan([Command(("HDEL", g.tasks, *stale))], first_reply)
         return dict(sorted(known.items()))
-
-    def worker_gone(self, worker_id: str) -> Plan[None]:
-        g = self.keys
-        return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], _nothing)
 
     def workers(self, forget_after_ms: int = FORGET_WORKERS_AFTER_MS) -> Flow[list[WorkerSnapshot]]:
         """Registered workers (alive, stale, or gone within ``forget_after_ms``), decoded as in a
@@ -395,7 +278,7 @@ class Operations:
         g = self.keys
         now_ms, pairs = yield Plan(
             [Command(("TIME",)), Command(("ZRANGE", g.workers, 0, -1, "WITHSCORES"))],
-            lambda rs: (_time_ms(rs[0]), _score_pairs(rs[1])),
+            lambda rs: (time_ms(rs[0]), score_pairs(rs[1])),
         )
         if not pairs:
             return []
@@ -408,7 +291,7 @@ class Operations:
             else:
                 out.append(decode_worker(worker_id, score, raw, now_ms))
         if stale:
-            yield Plan([Command(("ZREM", g.workers, *stale))], _one)
+            yield Plan([Command(("ZREM", g.workers, *stale))], first_reply)
         return out
 
     # -- telemetry ------------------------------------------------------------------
@@ -443,9 +326,9 @@ class Operations:
         first += [self._snapshot_call(q, windows, limit, lifetime) for q in guess_queues]
         first += [Command(("HGETALL", g.worker(w))) for w in guess_workers]
         replies: list[Any] = yield Plan(first, list)
-        now_ms = _time_ms(replies[0])
+        now_ms = time_ms(replies[0])
         names = given if given is not None else sorted(replies[2])
-        registry = [(w, beat) for w, beat in _score_pairs(replies[1]) if now_ms - beat <= FORGET_WORKERS_AFTER_MS]
+        registry = [(w, beat) for w, beat in score_pairs(replies[1]) if now_ms - beat <= FORGET_WORKERS_AFTER_MS]
         by_queue = dict(zip(guess_queues, replies[head : head + len(guess_queues)], strict=True))
         by_worker = dict(zip(guess_workers, replies[head + len(guess_queues) :], strict=True))
         missed_queues = [q for q in names if q not in by_queue]
@@ -503,153 +386,13 @@ class Operations:
 
         return Plan(cmds, entries, errors_inline=True)
 
-    def claim_batch(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[tuple[list[ClaimedTask], int]]:
-        """Lease up to ``max_n`` tasks; also returns the due time (ms) of the earliest task
-        still scheduled, or -1, so an idle worker knows when to look again."""
-        k = self.queue_keys(queue)
-        cmd = script_call(
-            "claim",
-            [k.queued, k.scheduled, k.running, k.config, *k.telemetry],
-            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, k.wake],
-        )
-        return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
-
-    def claim(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[list[ClaimedTask]]:
-        """Lease up to ``max_n`` tasks (see :meth:`claim_batch`)."""
-        plan = self.claim_batch(queue, max_n, lease_ms, worker_id)
-        return Plan(plan.commands, lambda rs: _parse_claim(queue, rs[0])[0])
-
-    def complete_command(self, task: ClaimedTask, result_json: str, outcome: str = "succeeded") -> Completion:
-        """A leased task's result, for :meth:`finish`. ``outcome`` is 'succeeded', or
-        'cancelled' when it stopped on its abort flag."""
-        return Completion(task, result_json, outcome)
-
-    def fail_command(
-        self,
-        task: ClaimedTask,
-        error_type: str,
-        error: str,
-        traceback: str,
-        retry_delay_ms: int,
-    ) -> Failure:
-        """A failed attempt, for :meth:`finish`. ``retry_delay_ms`` < 0 sends the task to the
-        dead-letter queue whatever attempts are left."""
-        return Failure(task, error_type, error, traceback, retry_delay_ms)
-
-    def finish(self, outcomes: Sequence[Completion | Failure]) -> Plan[list[Any]]:
-        """Record outcomes in one round trip: the completions of each queue in one script
-        call, each failure in its own. The result has one entry per outcome, in order: 1 for
-        a completion, ('scheduled', due_ms) or ('dead', ms) for a failure, or a
-        :class:`~taskq.errors.LeaseLost` instance where the lease was no longer held."""
-        commands: list[Command] = []
-        slots: list[tuple[int, int]] = []  # per outcome: (command index, index in its reply or -1)
-        batches: list[tuple[int, list[Completion]]] = []  # (command index, completions)
-        open_batch: dict[str, tuple[int, list[Completion]]] = {}  # per queue: the batch being filled
-        for item in outcomes:
-            if isinstance(item, Failure):
-                slots.append((len(commands), -1))
-                commands.append(self._fail_call(item))
-                continue
-            index, batch = open_batch.get(item.task.queue, (-1, []))
-            if index < 0 or len(batch) >= MAX_BATCH:
-                index, batch = len(commands), []
-                open_batch[item.task.queue] = (index, batch)
-                batches.append((index, batch))
-                commands.append(Command(()))  # replaced below, once the batch is complete
-            slots.append((index, len(batch)))
-            batch.append(item)
-        for index, batch in batches:
-            commands[index] = self._complete_call(batch)
-
-        def parse(replies: list[Any]) -> list[Any]:
-            out: list[Any] = []
-            for item, (index, position) in zip(outcomes, slots, strict=True):
-                reply = replies[index]
-                error = reply_error(reply)
-                if error is not None:
-                    out.append(error)
-                elif position < 0:
-                    out.append((str(reply[0]), int(reply[1])))
-                elif int(reply[position]) == 1:
-                    out.append(1)
-                else:
-                    out.append(LeaseLost(f"task {item.task.id} is no longer leased with this token"))
-            return out
-
-        return Plan(commands, parse, errors_inline=True)
-
-    def _complete_call(self, batch: Sequence[Completion]) -> Command:
-        k = self.queue_keys(batch[0].task.queue)
-        argv: list[Any] = [k.task_prefix, k.idem_prefix, self.tel]
-        for c in batch:
-            argv += [c.task.id, c.task.token, c.result_json, c.outcome]
-        return script_call("complete", [k.running, *k.telemetry], argv)
-
-    def _fail_call(self, f: Failure) -> Command:
-        k = self.queue_keys(f.task.queue)
-        return script_call(
-            "fail",
-            [k.running, k.scheduled, k.dead, k.task(f.task.id), *k.telemetry],
-            [
-                f.task.id,
-                f.task.token,
-                f.error_type,
-                f.error,
-                f.traceback,
-                f.retry_delay_ms,
-                self.tel,
-                k.idem_prefix,
-                self.dead_ttl_s,
-                k.wake,
-            ],
-        )
-
-    def extend(self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int) -> Plan[list[int]]:
-        k = self.queue_keys(queue)
-        argv: list[Any] = [lease_ms, k.task_prefix]
-        for task_id, token in leases:
-            argv += [task_id, token]
-        return Plan([script_call("extend", [k.running], argv)], lambda rs: [int(x) for x in rs[0]])
-
-    def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> Plan[int]:
-        k = self.queue_keys(queue)
-        argv: list[Any] = [k.task_prefix, self.tel, k.wake]
-        for task_id, token in leases:
-            argv += [task_id, token]
-        cmd = script_call("release", [k.running, k.queued, *k.telemetry], argv)
-        return Plan([cmd], lambda rs: int(rs[0]))
-
-    def requeue_expired(self, queue: str, limit: int = MAX_BATCH) -> Plan[tuple[int, int]]:
-        k = self.queue_keys(queue)
-        cmd = script_call(
-            "requeue_expired",
-            [k.running, k.queued, k.dead, *k.telemetry],
-            [limit, k.task_prefix, k.idem_prefix, self.tel, self.dead_ttl_s, k.wake],
-        )
-        return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
-
-    def promote_due(self, queue: str, limit: int = MAX_BATCH) -> Plan[tuple[int, int]]:
-        """Promote due scheduled tasks; returns (promoted, next due ms or -1)."""
-        k = self.queue_keys(queue)
-        cmd = script_call(
-            "promote_due",
-            [k.scheduled, k.queued, k.config, *k.telemetry],
-            [limit, k.task_prefix, self.tel, k.wake],
-        )
-        return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
-
-
-@functools.lru_cache(maxsize=4096)
-def _queue_keys(prefix: str, queue: str) -> QueueKeys:
-    return GlobalKeys(prefix).queue(queue)
-
 
 @functools.lru_cache(maxsize=1024)
 def _snapshot_command(
     prefix: str, queue: str, windows_s: tuple[int, ...], running_limit: int, lifetime: bool
 ) -> Command:
     """The snapshot script call of one queue (the same every poll, so built once)."""
-    k = _queue_keys(prefix, queue)
+    k = cached_queue_keys(prefix, queue)
     return script_call(
         "snapshot",
         [k.queued, k.scheduled, k.running, k.dead, k.config, k.windows, *k.telemetry],
@@ -660,7 +403,7 @@ def _snapshot_command(
 @functools.lru_cache(maxsize=4096)
 def _enqueue_head(prefix: str, queue: str, tel: str) -> tuple[Any, ...]:
     """The EVALSHA arguments of enqueue.lua that are the same for every call on a queue."""
-    k = _queue_keys(prefix, queue)
+    k = cached_queue_keys(prefix, queue)
     keys = [k.queued, k.scheduled, k.config, *k.telemetry]
     return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, k.task_prefix, k.idem_prefix, tel, queue, k.wake)
 
@@ -699,19 +442,6 @@ def _pairs(flat: Any) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:
-    """(member, score) pairs from a WITHSCORES reply, flat or already paired by redis-py."""
-    if reply and isinstance(reply[0], (list, tuple)):
-        return [(str(m), float(sc)) for m, sc in reply]
-    return [(str(m), float(sc)) for m, sc in zip(reply[::2], reply[1::2], strict=True)]
-
-
-def _time_ms(reply: Any) -> int:
-    """Milliseconds from a TIME reply (redis-py gives (s, us); raw it is two strings)."""
-    seconds, micros = reply
-    return int(seconds) * 1000 + int(micros) // 1000
-
-
 def _streams(reply: Any) -> list[tuple[str, list[tuple[str, Mapping[str, str]]]]]:
     """(stream key, entries) pairs of an XREAD reply: None, [[key, entries], ...] (RESP2) or
     {key: entries} (RESP3)."""
@@ -724,34 +454,3 @@ def _streams(reply: Any) -> list[tuple[str, list[tuple[str, Mapping[str, str]]]]
             entries = entries[0]  # RESP3 wraps the entries once more
         out.append((str(key), [(str(stream_id), dict(fields or {})) for stream_id, fields in entries]))
     return out
-
-
-def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
-    out = []
-    for i in range(1, len(flat), CLAIM_FIELDS):
-        f = flat[i : i + CLAIM_FIELDS]
-        timeout_ms = int(f[6] or 0)
-        out.append(
-            ClaimedTask(
-                id=f[0],
-                queue=queue,
-                token=f[1],
-                attempts=int(f[2]),
-                name=f[3],
-                args=_loads(f[4], []),
-                kwargs=_loads(f[5], {}),
-                timeout_s=timeout_ms / 1000 if timeout_ms else None,
-                max_retries=int(f[7]),
-                backoff=backoff_from_record(f[8], f[9], f[10], f[11]),
-                priority=int(f[12]),
-            )
-        )
-    return out, int(flat[0])
-
-
-def _loads(raw: str | None, default: Any) -> Any:
-    if not raw:
-        return default
-    if raw == "[]":  # no arguments, the common case: skip the decoder
-        return []
-    return json.loads(raw)
