@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from apiapp import QUEUE
-from conftest import REPO, Api
+from conftest import REPO, TOKEN, Api
 from fastapi.routing import APIRoute
 from taskq_api import Settings, create_app
 
@@ -231,3 +231,29 @@ def test_list_tasks_pages_neither_skip_nor_repeat_while_the_queue_changes(api: A
         assert priorities == sorted(priorities, reverse=True)
         assert c.get(f"{API}/queues/{QUEUE}/tasks", params={"cursor": "nonsense"}).status_code == 422
         assert c.get(f"{API}/queues/{QUEUE}/tasks", params={"state": "lost"}).status_code == 422
+
+
+def test_cors_is_off_by_default_and_configurable(redis_url: str) -> None:
+    from apiapp import register
+    from conftest import serve
+
+    from taskq import TaskQueue
+
+    tq = TaskQueue(redis_url)
+    register(tq)
+    origin = {"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"}
+    for origins, allowed in (((), None), (("https://dash.example",), "https://dash.example")):
+        for url in serve(create_app(tq, Settings(token=TOKEN, cors_origins=origins))):
+            r = httpx.options(f"{url}{API}/tasks", headers=origin)
+            assert r.headers.get("access-control-allow-origin") == allowed
+    tq.close()
+
+
+def test_requests_are_logged_as_json_lines_with_their_id(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="taskq_api.access")
+    with api.client() as c:
+        r = c.get(f"{API}/queues", headers={"X-Request-ID": "trace-42"})
+    assert r.headers["x-request-id"] == "trace-42"
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "taskq_api.access"]
+    (line,) = [x for x in lines if x["request_id"] == "trace-42"]
+    assert line["method"] == "GET" and line["path"] == f"{API}/queues" and line["status"] == 200
