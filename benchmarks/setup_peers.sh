@@ -6,7 +6,8 @@
 #   .venv-bench         rq, arq, saq, celery[redis], dramatiq[redis], huey
 #   .venv-bench-taskiq  taskiq, taskiq-redis
 #
-# each with this repo installed editable (the harness and taskq itself) and rich.
+# each with taskq and the harness (taskq-bench, ./benchmarks) installed editable from this repo,
+# and rich.
 #
 #   bash benchmarks/setup_peers.sh                 # create or update both
 #   BENCH_VENV_DIR=/tmp bash benchmarks/setup_peers.sh
@@ -22,6 +23,7 @@ build() {
     fi
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root" rich "$@"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$root/benchmarks"
     "$venv/bin/python" - "$@" <<'PY'
 import re
 import sys
