@@ -184,18 +184,25 @@ def start_server(redis_url: str, log_path: str) -> tuple[subprocess.Popen[bytes]
         time.sleep(0.1)
 
 
+async def measured(seconds: float, concurrency: int, call: Call, port: int, server_pid: int) -> dict[str, float]:
+    """Units per second, and the server's CPU (percent of one core) meanwhile."""
+    cpu0, t0 = cpu_s(server_pid), time.perf_counter()
+    rate = await closed_loop(seconds, concurrency, call, port)
+    cpu = 100 * (cpu_s(server_pid) - cpu0) / (time.perf_counter() - t0)
+    return {"per_s": round(rate), "server_cpu_pct": round(cpu, 1)}
+
+
 async def run(args: argparse.Namespace, url: str, server_pid: int, r: redis.Redis) -> dict[str, Any]:
     port = int(url.rsplit(":", 1)[1])
     results: dict[str, Any] = {}
-    results["submit_req_s"] = round(await closed_loop(args.seconds, args.concurrency, submit_call(), port))
+    results["submit_requests"] = await measured(args.seconds, args.concurrency, submit_call(), port, server_pid)
     r.delete(*list(r.scan_iter("taskq:{bench}:*")) or ["-"])
-    results["bulk_tasks_s"] = round(await closed_loop(args.seconds, 2, bulk_call(args.bulk_size), port))
+    results["bulk_tasks"] = await measured(args.seconds, 2, bulk_call(args.bulk_size), port, server_pid)
     r.delete(*list(r.scan_iter("taskq:{bench}:*")) or ["-"])
     async with httpx.AsyncClient(base_url=url) as client:
         task_id = (await client.post(f"{API}/tasks", json={"name": "noop"})).json()["id"]
-    results["get_req_s"] = round(
-        await closed_loop(args.seconds, args.concurrency, Call("GET", f"{API}/tasks/{task_id}"), port)
-    )
+    get_call = Call("GET", f"{API}/tasks/{task_id}")
+    results["get_requests"] = await measured(args.seconds, args.concurrency, get_call, port, server_pid)
     results["fan_out"] = [
         await fan_out(url, n, args.hz, args.seconds, server_pid, r) for n in (args.clients // 10, args.clients)
     ]
