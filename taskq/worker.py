@@ -23,8 +23,9 @@ Timeouts differ by kind: an async task past ``timeout_s`` is cancelled; a sync t
 cannot be interrupted, so its attempt is failed at once and whatever its thread returns
 later is ignored (the thread stays busy until the function returns).
 
-Running a task and recording its outcome live in :mod:`taskq.execution` (mixed into
-:class:`Worker`); what a task sees of itself and the queue selection in
+Running a task and recording its outcome live in :mod:`taskq.execution`, the heartbeat and
+maintenance loops in :mod:`taskq.upkeep` (both mixed into :class:`Worker`); what a task sees
+of itself and the queue selection in
 :mod:`taskq.worker_context`. This module keeps the loops, the shutdown and the ways to run
 a worker (foreground with signals, background thread).
 """
@@ -55,6 +56,7 @@ from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
+from taskq.upkeep import WorkerUpkeep
 from taskq.worker_context import QueueSelection, TaskContext, current_task
 
 log = logging.getLogger("taskq.worker")
@@ -63,7 +65,7 @@ log = logging.getLogger("taskq.worker")
 # The worker
 
 
-class Worker(TaskExecution):
+class Worker(TaskExecution, WorkerUpkeep):
     """Runs the tasks registered on ``app`` (a TaskQueue or AsyncTaskQueue).
 
     ``queues``: names (ordered affinity), a ``{name: weight}`` mapping, or a spec string
@@ -307,82 +309,6 @@ class Worker(TaskExecution):
                         log.error("task %s: recording its outcome failed: %s", held.task.id, reply)
                     elif isinstance(command, Failure):
                         self._log_failure(command, held, reply)
-
-    # -- heartbeat -------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        while True:  # runs through the grace period too: running tasks keep their leases
-            await asyncio.sleep(self.heartbeat_s)
-            try:
-                await self._heartbeat()
-            except ServerUnavailable as exc:
-                log.warning("heartbeat failed: %s", exc)
-
-    async def _heartbeat(self) -> None:
-        by_queue: dict[str, list[_Held]] = {}
-        for held in list(self._held.values()):
-            if not held.released:
-                by_queue.setdefault(held.task.queue, []).append(held)
-        for queue, helds in by_queue.items():
-            leases = [(h.task.id, h.task.token) for h in helds]
-            states = await self._exec.run(self.ops.extend(queue, leases, self.lease_ms))
-            for held, state in zip(helds, states, strict=True):
-                self._apply_lease_state(held, state)
-        info: dict[str, Any] = {
-            "id": self.id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": list(self.selection.queues),
-            "concurrency": self.concurrency,
-            "ttl_ms": int(self._registration_ttl_s() * 1000),
-            "interval_ms": round(self.heartbeat_s * 1000),
-            "processed": self.processed,
-            "failed": self.failed,
-            "current": self.running_ids,
-        }
-        # The first heartbeat's time is the start ('': now), kept if the registration expires.
-        info["started_ms"] = "" if self._clock_offset_ms is None else self.started_ms
-        # The script stamps the heartbeat with the server's clock; the worker registry (another
-        # Cluster slot) gets this clock corrected by the offset the last reply showed.
-        local_ms = int(time.time() * 1000)
-        registry_ms = local_ms + (self._clock_offset_ms or 0)
-        tasks = list(self.registry.values())  # published: producers without the code enqueue by name
-        plan = self.ops.worker_heartbeat(info, self._registration_ttl_s(), registry_ms=registry_ms, tasks=tasks)
-        beat_ms, self.started_ms = await self._exec.run(plan)
-        self._clock_offset_ms = beat_ms - local_ms
-
-    def _registration_ttl_s(self) -> float:
-        return max(3 * self.heartbeat_s, 2.0)
-
-    def _apply_lease_state(self, held: _Held, state: int) -> None:
-        runner_alive = held.runner is not None and not held.runner.done()
-        if state == 0 and runner_alive:
-            log.warning("task %s: lease lost (expired and requeued); dropping this attempt", held.task.id)
-            held.lost = True
-            held.context.aborted = True
-            if held.runner is not None:
-                held.runner.cancel()
-        elif state == 2 and not held.context.aborted:
-            log.info("task %s: cancellation requested", held.task.id)
-            held.context.aborted = True
-            definition = self.registry.get(held.task.name)
-            if held.runner is not None and definition is not None and definition.is_async:
-                held.runner.cancel()
-
-    # -- maintenance -----------------------------------------------------------------
-
-    async def _maintenance_loop(self) -> None:
-        while not self._stopping:
-            await self._sleep(self.maintenance_s * (0.75 + 0.5 * self._rng.random()))
-            for queue in self.selection.queues:
-                try:
-                    requeued, dead = await self._exec.run(self.ops.requeue_expired(queue))
-                    await self._exec.run(self.ops.promote_due(queue))
-                except ServerUnavailable as exc:
-                    log.warning("maintenance failed: %s", exc)
-                    break
-                if requeued or dead:
-                    log.warning("queue %s: %d expired leases requeued, %d dead", queue, requeued, dead)
 
     # -- shutdown --------------------------------------------------------------------
 
