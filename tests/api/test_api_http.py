@@ -257,3 +257,20 @@ def test_requests_are_logged_as_json_lines_with_their_id(api: Api, caplog: pytes
     lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "taskq_api.access"]
     (line,) = [x for x in lines if x["request_id"] == "trace-42"]
     assert line["method"] == "GET" and line["path"] == f"{API}/queues" and line["status"] == 200
+
+
+def test_no_redis_needed_to_build_the_app_and_the_core_never_imports_it() -> None:
+    from apiapp import register
+
+    from taskq import TaskQueue
+
+    tq = TaskQueue("redis://127.0.0.1:1/0")  # nothing listens there
+    register(tq)
+    schema = create_app(tq, Settings(token=TOKEN)).openapi()
+    assert f"{API}/tasks" in schema["paths"]
+    tq.close()
+    for path in (REPO / "taskq").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.startswith("taskq_api") for n in names), f"the core imports the API package in {path}"
