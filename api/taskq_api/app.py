@@ -81,9 +81,12 @@ def load_app(path: str) -> TaskQueue | AsyncTaskQueue:
         raise InvalidOption(f"APP must look like 'module:attribute' (e.g. myapp.tasks:tq), got {path!r}")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    obj: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        obj = getattr(obj, part)
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidOption(f"cannot load APP {path!r}: {exc}") from None
     if not isinstance(obj, TaskQueue | AsyncTaskQueue):
         raise InvalidOption(f"{path} is a {type(obj).__name__}, not a taskq TaskQueue")
     return obj

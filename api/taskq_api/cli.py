@@ -54,9 +54,9 @@ def run(
         settings = Settings.from_env(insecure_local=insecure_local and not _has_token())
         if settings.token is None:
             host = LOCALHOST
-        source = load_app(app_path)
-        if cli_settings.url:
+        if cli_settings.url:  # before the APP is imported: its TaskQueue() reads it
             os.environ["TASKQ_REDIS_URL"] = cli_settings.url
+        source = load_app(app_path)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if workers > 1:
         os.environ[APP_ENV] = app_path

@@ -73,3 +73,11 @@ def test_insecure_local_binds_to_loopback_only(redis_url: str) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_serve_with_an_app_that_does_not_load_is_one_error_line(redis_url: str) -> None:
+    cmd = [sys.executable, "-m", "taskq.cli", "serve", "nosuchmodule:tq", "--insecure-local"]
+    done = subprocess.run(cmd, cwd=HERE, env=env_for(redis_url), capture_output=True, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "nosuchmodule" in lines[0], lines
