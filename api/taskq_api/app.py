@@ -74,6 +74,20 @@ CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ServerUnavailable, OSError)
 
 
+WEBSOCKET_DOC = """Submit and inspect taskq tasks, queues, dead letters and workers.
+
+**WebSocket** `/api/v1/ws` (token as `Authorization: Bearer` or `?token=` when reads need one).
+Send first `{"queues": ["emails"], "hz": 4, "since": {"emails": "<cursor>"}}` (`queues` null:
+every queue; `hz` 1..10; `since` optional: resume after those cursors). The server answers
+`{"type": "subscribed"}`; with `since`, the events missed (`{"type": "fell_behind"}` first when
+the capped stream no longer holds the cursor) then `{"type": "caught_up"}`; then
+`{"type": "event", "event": {..., "cursor": ...}}` as they happen and
+`{"type": "snapshot", "snapshot": {...}}` at the rate asked (`{"type": "unavailable"}` while
+Redis is down). Send `{"hz": n}` to change the rate. Close codes: 1008 bad subscribe message
+or token; 4008 the client fell too far behind on events (reconnect with `since`: nothing is lost).
+"""
+
+
 def load_app(path: str) -> TaskQueue | AsyncTaskQueue:
     """Import ``module:attribute`` (the same APP the workers load) and return its TaskQueue."""
     module_name, sep, attribute = path.partition(":")
@@ -254,7 +268,7 @@ def create_app(tq_or_app_path: TaskQueue | AsyncTaskQueue | str, settings: Setti
     app = FastAPI(
         title="taskq HTTP API",
         version=taskq.__version__,
-        description="Submit and inspect taskq tasks, queues, dead letters and workers.",
+        description=WEBSOCKET_DOC,
         lifespan=lifespan,
         responses=ERRORS,
     )
