@@ -119,19 +119,16 @@ class ClientBase:
         """A validated task. A name without a local ``@tq.task`` takes its options from the
         published registry (read by :meth:`_lookup_flow` first); a name in neither raises
         :class:`UnknownTaskName` unless ``force``."""
-        local = self.registry.get(name)
-        definition: TaskDef | RegisteredTask | None = local
-        if local is not None:
-            local.check_arguments(list(args), dict(kwargs or {}))
-        else:
-            definition = self._published.get(name)
-            if definition is None and not force and check_task_name(name):
-                known = sorted(self.registry.keys() | self._published.keys())
-                raise UnknownTaskName(
-                    f"no task named {name!r} is registered here or by a live or recent worker "
-                    f"(known: {', '.join(known) or 'none'}); register it with @tq.task, start a worker "
-                    "that has it first, or pass force=True"
-                )
+        definition: TaskDef | RegisteredTask | None = self.registry.get(name) or self._published.get(name)
+        if definition is not None:
+            definition.check_arguments(list(args), dict(kwargs or {}))
+        elif not force and check_task_name(name):
+            known = sorted(self.registry.keys() | self._published.keys())
+            raise UnknownTaskName(
+                f"no task named {name!r} is registered here or by a live or recent worker "
+                f"(known: {', '.join(known) or 'none'}); register it with @tq.task, start a worker "
+                "that has it first, or pass force=True"
+            )
         d_queue = definition.queue if definition else self.default_queue
         return TaskSpec.build(
             name,

@@ -60,6 +60,26 @@ class RegisteredTask:
     result_ttl_s: int | None = None
     worker: str = ""
 
+    def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+        """Raise :class:`InvalidArguments` if the call cannot fit the published parameters
+        (too many positional arguments, an unknown or repeated keyword, a required one missing).
+        Types are not checked here: the worker's call is the judge of those."""
+        properties = list(self.parameters.get("properties") or {})
+        if not properties and "additionalProperties" not in self.parameters:
+            return  # nothing was published about the parameters
+        extra = bool(self.parameters.get("additionalProperties"))
+        if len(args) > len(properties) and not extra:
+            raise InvalidArguments(f"task {self.name!r} takes at most {len(properties)} arguments, got {len(args)}")
+        given = set(properties[: len(args)])
+        for key in kwargs:
+            if key in given:
+                raise InvalidArguments(f"task {self.name!r}: argument {key!r} given twice")
+            if key not in properties and not extra:
+                raise InvalidArguments(f"task {self.name!r} has no parameter {key!r}")
+        missing = [p for p in self.parameters.get("required", []) if p not in given and p not in kwargs]
+        if missing:
+            raise InvalidArguments(f"task {self.name!r} is missing required arguments: {', '.join(missing)}")
+
     @classmethod
     def from_json(cls, name: str, raw: str) -> RegisteredTask:
         data = json.loads(raw)

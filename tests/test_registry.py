@@ -48,6 +48,27 @@ def test_name_enqueued_without_the_function_takes_the_published_options(
     assert task.attempts == 2 and len(attempts) == 2
 
 
+def test_arguments_are_checked_against_the_published_parameters(
+    tq: taskq.TaskQueue, producer: taskq.TaskQueue, rc: redis.Redis
+) -> None:
+    @tq.task(name="resize", queue="images")
+    def resize(path: str, width: int = 100, *, crop: bool = False) -> None: ...
+
+    with tq.start_worker(queues=["elsewhere"]):
+        wait_until(lambda: "resize" in producer.registered_tasks(), what="the worker's registry")
+    before = rc.dbsize()
+    for args, kwargs, word in [
+        ((), {}, "missing required arguments: path"),
+        (("a", 1, True, "extra"), {}, "at most 3"),
+        (("a",), {"path": "b"}, "given twice"),
+        (("a",), {"height": 5}, "no parameter 'height'"),
+    ]:
+        with pytest.raises(taskq.InvalidArguments, match=word):
+            producer.enqueue("resize", args=args, kwargs=kwargs)
+    assert rc.dbsize() == before  # refused before anything was written
+    assert producer.get(producer.enqueue("resize", args=["a"], kwargs={"crop": True}).id).queue == "images"
+
+
 def test_unknown_name_is_refused_and_writes_nothing(producer: taskq.TaskQueue, rc: redis.Redis) -> None:
     with pytest.raises(taskq.UnknownTaskName, match="force=True"):
         producer.enqueue("nobody.runs.this")
