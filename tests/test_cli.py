@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 import typer
-from helpers import wait_until
+from helpers import kill, wait_until
 from typer.testing import CliRunner, Result
 
 import taskq
@@ -47,10 +47,8 @@ def ok(url: str, *argv: str, input: str | None = None) -> Result:  # noqa: A002
 def make_dead(tq: taskq.TaskQueue, name: str, queue: str = "default", error_type: str = "ValueError") -> str:
     """Enqueue a task, claim it and fail it with no retries left: it lands in the DLQ."""
     task_id = tq.enqueue(name, [1], queue=queue, force=True).id
-    (claimed,) = tq._exec.run(tq.ops.claim(queue, 1, 30_000, "w"))
-    assert claimed.id == task_id
-    tq._exec.run(tq.ops.finish([tq.ops.fail_command(claimed, error_type, "it broke", "Traceback: line 1", -1)]))
-    assert tq.get(task_id).status is taskq.TaskStatus.DEAD
+    dead = kill(tq, queue, error_type=error_type, error="it broke", traceback="Traceback: line 1")
+    assert dead.id == task_id and tq.get(task_id).status is taskq.TaskStatus.DEAD
     return task_id
 
 
