@@ -1,5 +1,6 @@
-"""The `taskq` command line, run in-process with typer's CliRunner against the real test
-server, and `taskq server` as a real subprocess."""
+"""The `taskq` command line against the real test server: most commands in-process with
+typer's CliRunner; what a user sees (exit codes, one-line errors, 80 columns, plug-ins) through
+the installed `taskq` script in a subprocess."""
 
 from __future__ import annotations
 
