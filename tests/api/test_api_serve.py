@@ -81,3 +81,17 @@ def test_serve_with_an_app_that_does_not_load_is_one_error_line(redis_url: str) 
     assert done.returncode != 0
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "nosuchmodule" in lines[0], lines
+
+
+def test_serve_with_two_workers(redis_url: str) -> None:
+    port = free_port()
+    cmd = serve_cmd("--port", str(port), "--workers", "2", "--insecure-local")
+    proc = subprocess.Popen(cmd, cwd=HERE, env=env_for(redis_url))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        r = httpx.post(f"{url}/api/v1/tasks", json={"name": "add", "args": [1, 2]})
+        assert r.status_code == 201, r.text
+    finally:
+        proc.terminate()
+        proc.wait(30)
