@@ -119,8 +119,8 @@ class TaskQueue(ClientBase):
         return TaskHandle(self._enqueue_one(self._spec_for_def(definition, args, kwargs)), self)
 
     def _enqueue_one(self, spec: TaskSpec) -> str:
-        if spec.queue in self._known_queues:  # the common case: one script call, no flow
-            return self._exec.run(self.ops.enqueue([spec]))[0]
+        """The one enqueue path (:func:`~taskq.flows.enqueue_flow`), as for enqueue_many and
+        the async client; for a queue already known it is one script call."""
         return self._exec.drive(enqueue_flow(self.ops, [spec], self._known_queues))[0]
 
     def enqueue(

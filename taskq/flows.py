@@ -46,10 +46,13 @@ def enqueue_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flo
     has not seen (``known``, updated), then one pipelined round trip per MAX_BATCH tasks."""
     if not specs:
         return []
-    new_queues = sorted({s.queue for s in specs} - known)
+    new_queues = {s.queue for s in specs}.difference(known)
     if new_queues:
-        yield ops.register_queues(new_queues)
+        yield ops.register_queues(sorted(new_queues))
         known.update(new_queues)
+    if len(specs) <= MAX_BATCH:  # the common case, one round trip
+        first: list[str] = yield ops.enqueue(specs)
+        return first
     ids: list[str] = []
     for chunk in chunks(specs):
         ids += yield ops.enqueue(chunk)
