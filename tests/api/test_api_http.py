@@ -274,3 +274,10 @@ def test_no_redis_needed_to_build_the_app_and_the_core_never_imports_it() -> Non
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.startswith("taskq_api") for n in names), f"the core imports the API package in {path}"
+
+
+def test_readyz_loads_the_scripts_again_after_a_flush(api: Api, rc: Any) -> None:
+    rc.script_flush()
+    with api.client() as c:
+        assert c.get("/readyz").json() == {"status": "ok", "detail": None}
+    assert rc.dbsize() == 0  # the probe wrote nothing
