@@ -38,7 +38,7 @@ setup() {
         fi
     fi
     local want have=""
-    want="$DEPS $(cat pyproject.toml "$LOCK" | sha256sum | cut -d' ' -f1)"
+    want="$DEPS $(cat pyproject.toml benchmarks/pyproject.toml "$LOCK" | sha256sum | cut -d' ' -f1)"
     [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
     if [[ "$have" != "$want" ]] || ! "$VENV/bin/python" - <<'PY' 2>/dev/null; then
 import os, sys, taskq
@@ -49,10 +49,11 @@ PY
         if [[ "$DEPS" == latest ]]; then
             say "installing the project into $VENV, unlocked at the newest allowed versions"
             "${pip[@]}" --upgrade -e '.[dev,embedded]'
+            "${pip[@]}" --no-deps -e ./benchmarks # the harness, taskq-bench (`taskq bench`)
         else
             say "installing the locked environment into $VENV ($LOCK), then the project"
             "${pip[@]}" --require-hashes -r "$LOCK"
-            "${pip[@]}" --no-deps -e .
+            "${pip[@]}" --no-deps -e . -e ./benchmarks # and the harness, taskq-bench (`taskq bench`)
         fi
         echo "$want" >"$STAMP"
     fi
