@@ -4,6 +4,7 @@
 #   scripts/test.sh [PYTEST ARGS...]   set up .venv if needed, then ruff check, mypy, pytest
 #   scripts/test.sh --setup            only set up .venv
 #
+# Checks: ruff check, ruff format --check, mypy, the widgets' front end (npm ci, eslint, tsc), pytest.
 # Setup: creates .venv (python3 -m venv) if it is missing, installs the locked dev/CI environment
 # (requirements/dev.txt, every package pinned with hashes; `make lock` refreshes it) and then the
 # project itself with `pip install --no-deps -e .`, whenever the lock or pyproject.toml changed
@@ -70,8 +71,13 @@ fi
 failed=()
 say "ruff check"
 ruff check || failed+=("ruff check")
+say "ruff format --check"
+ruff format --check || failed+=("ruff format")
 say "mypy"
 mypy || failed+=("mypy")
+say "widgets front end: npm ci, eslint, tsc --checkJs"
+(cd widgets && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint && npm run --silent typecheck) ||
+    failed+=("widgets front end")
 say "pytest $*"
 rc=0
 python -m pytest "$@" || rc=$?
