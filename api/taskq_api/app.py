@@ -25,7 +25,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 import taskq
@@ -488,6 +488,13 @@ class Subscribe(BaseModel):
     queues: Annotated[list[Annotated[str, Field(pattern=m.QUEUE_PATTERN)]], Field(max_length=100)] | None = None
     hz: Annotated[float, Field(ge=MIN_HZ, le=MAX_HZ)] = 2.0
     since: dict[Annotated[str, Field(pattern=m.QUEUE_PATTERN)], Annotated[str, Field(max_length=64)]] | None = None
+
+    @model_validator(mode="after")
+    def _since_subscribed(self) -> Subscribe:
+        extra = set(self.since or ()) - set(self.queues or ())
+        if self.queues and extra:
+            raise ValueError(f"since names queues not subscribed to: {', '.join(sorted(extra))}")
+        return self
 
 
 def _ws_token(ws: WebSocket) -> str | None:

@@ -128,9 +128,13 @@ def test_the_websocket_refuses_a_missing_or_wrong_token(api: Api) -> None:
         assert info.value.response.status_code == 403
 
 
-def test_a_bad_subscribe_message_closes_with_1008(api: Api) -> None:
+@pytest.mark.parametrize(
+    "message",
+    [{"queues": ["bad queue"]}, {"queues": [QUEUE], "hz": 50}, {"queues": [QUEUE], "since": {"other": "0"}}, [1]],
+)
+def test_a_bad_subscribe_message_closes_with_1008(api: Api, message: Any) -> None:
     with connect(ws_url(api), open_timeout=30) as ws:
-        ws.send(json.dumps({"queues": ["bad queue"], "hz": 50}))
+        ws.send(json.dumps(message))
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(30)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1008
