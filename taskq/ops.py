@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskq.backoff import Backoff
-from taskq.errors import InvalidOption, TaskNotFound
+from taskq.errors import InvalidOption, TaskNotFound, TaskqError
 from taskq.keys import queue_of_task_id
 from taskq.ops_base import (
     DEFAULT_EVENTS_MAXLEN,
@@ -263,7 +263,10 @@ class Operations(WorkerPlans):
         known: dict[str, RegisteredTask] = {}
         stale: list[str] = []
         for name, data in raw.items():
-            entry = RegisteredTask.from_json(name, data)
+            try:
+                entry = RegisteredTask.from_json(name, data)
+            except (ValueError, KeyError, TypeError, TaskqError):  # not ours to read: ignored, kept
+                continue
             if now_ms - entry.last_seen_ms > retention_ms:
                 stale.append(name)
             else:

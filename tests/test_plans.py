@@ -157,7 +157,7 @@ def test_registered_tasks_flow_drops_old_entries() -> None:
         result_ttl_s=None,
     )  # fmt: skip
     now_ms = 10 * 86_400_000
-    raw = {"send": definition.published("w1", now_ms - 1000), "old": definition.published("w0", 0)}
+    raw = {"send": definition.published("w1", now_ms - 1000), "old": definition.published("w0", 0), "bad": "{"}
     result, yielded = drive(OPS.registered_tasks(), [[(now_ms // 1000, 0), raw], [1]])
     assert list(result) == ["send"] and result["send"].queue == "emails" and result["send"].priority == 7
     assert result["send"].parameters["required"] == ["to"] and result["send"].worker == "w1"
