@@ -6,9 +6,7 @@ Every route calls taskq's public API only. Nothing connects to Redis at import o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hmac
 import importlib
 import json
 import logging
@@ -21,19 +19,17 @@ from contextvars import ContextVar
 from typing import Annotated, Any
 
 import redis.exceptions
-from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, TypeAdapter, model_validator
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import TypeAdapter
 
 import taskq
 from taskq import (
     AsyncTaskQueue,
     InvalidOption,
     NotCancellable,
-    QueueKeys,
     ServerUnavailable,
     TaskNotFound,
     TaskqError,
@@ -42,22 +38,13 @@ from taskq import (
     prometheus_text,
 )
 from taskq_api import models as m
-from taskq_api.hub import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_TOO_SLOW,
-    MAX_HZ,
-    MIN_HZ,
-    EventItem,
-    Hub,
-    Subscriber,
-    event_item,
-)
-from taskq_api.settings import MAX_LIST_LIMIT, Settings
+from taskq_api.hub import Hub
+from taskq_api.settings import API, MAX_LIST_LIMIT, Settings
+from taskq_api.websocket import WEBSOCKET_DOC, add_websocket
 
 log = logging.getLogger("taskq_api.access")
 request_id_var: ContextVar[str] = ContextVar("taskq_api_request_id", default="-")
 
-API = "/api/v1"
 QueuePath = Annotated[str, Path(pattern=m.QUEUE_PATTERN, examples=["default"])]
 TaskIdPath = Annotated[str, Path(min_length=1, max_length=200, examples=["default:01J..."])]
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -72,20 +59,6 @@ CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": m.Problem, "description": "Already finished"},
 }
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ServerUnavailable, OSError)
-
-
-WEBSOCKET_DOC = """Submit and inspect taskq tasks, queues, dead letters and workers.
-
-**WebSocket** `/api/v1/ws` (token as `Authorization: Bearer` or `?token=` when reads need one).
-Send first `{"queues": ["emails"], "hz": 4, "since": {"emails": "<cursor>"}}` (`queues` null:
-every queue; `hz` 1..10; `since` optional: resume after those cursors). The server answers
-`{"type": "subscribed"}`; with `since`, the events missed (`{"type": "fell_behind"}` first when
-the capped stream no longer holds the cursor) then `{"type": "caught_up"}`; then
-`{"type": "event", "event": {..., "cursor": ...}}` as they happen and
-`{"type": "snapshot", "snapshot": {...}}` at the rate asked (`{"type": "unavailable"}` while
-Redis is down). Send `{"hz": n}` to change the rate. Close codes: 1008 bad subscribe message
-or token; 4008 the client fell too far behind on events (reconnect with `since`: nothing is lost).
-"""
 
 
 def load_app(path: str) -> TaskQueue | AsyncTaskQueue:
@@ -227,10 +200,6 @@ class RequestMiddleware:
 bearer = HTTPBearer(auto_error=False)
 
 
-def token_matches(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
 class AuthError(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status, self.detail = status, detail
@@ -242,7 +211,7 @@ def make_auth(settings: Settings, *, for_reads: bool) -> Callable[..., Awaitable
             return
         if credentials is None:
             raise AuthError(401, "this route needs 'Authorization: Bearer <token>'")
-        if not token_matches(credentials.credentials, settings.token):
+        if not settings.accepts(credentials.credentials):
             raise AuthError(403, "wrong token")
 
     return check
@@ -281,7 +250,7 @@ def create_app(tq_or_app_path: TaskQueue | AsyncTaskQueue | str, settings: Setti
     _add_task_routes(app, tq, write, read)
     _add_queue_routes(app, tq, write, read)
     _add_health_routes(app, tq, read)
-    _add_websocket(app, tq, hub, settings)
+    add_websocket(app, tq, hub, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -475,148 +444,3 @@ def _add_health_routes(app: FastAPI, tq: AsyncTaskQueue, read: list[Any]) -> Non
         """Every queue's figures in the Prometheus text format."""
         snap = await tq.snapshot(None)
         return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")
-
-
-# ---------------------------------------------------------------------------
-# WebSocket
-
-
-class Subscribe(BaseModel):
-    """The first message a WebSocket client sends."""
-
-    type: str = "subscribe"
-    queues: Annotated[list[Annotated[str, Field(pattern=m.QUEUE_PATTERN)]], Field(max_length=100)] | None = None
-    hz: Annotated[float, Field(ge=MIN_HZ, le=MAX_HZ)] = 2.0
-    since: dict[Annotated[str, Field(pattern=m.QUEUE_PATTERN)], Annotated[str, Field(max_length=64)]] | None = None
-
-    @model_validator(mode="after")
-    def _since_subscribed(self) -> Subscribe:
-        extra = set(self.since or ()) - set(self.queues or ())
-        if self.queues and extra:
-            raise ValueError(f"since names queues not subscribed to: {', '.join(sorted(extra))}")
-        return self
-
-
-def _ws_token(ws: WebSocket) -> str | None:
-    header = ws.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return ws.query_params.get("token")
-
-
-def _add_websocket(app: FastAPI, tq: AsyncTaskQueue, hub: Hub, settings: Settings) -> None:
-    @app.websocket(f"{API}/ws")
-    async def websocket(ws: WebSocket) -> None:
-        """Subscribe: ``{"queues": [...], "hz": 4, "since": {"queue": "<cursor>"}}``."""
-        if settings.token is not None and settings.auth_reads and not token_matches(_ws_token(ws), settings.token):
-            await ws.close(code=1008, reason="missing or wrong token")  # before accept: HTTP 403
-            return
-        await ws.accept()
-        try:
-            sub_msg = Subscribe.model_validate(await ws.receive_json())
-        except (PydanticValidationError, ValueError) as exc:
-            await ws.close(code=CLOSE_BAD_REQUEST, reason=f"bad subscribe message: {exc}"[:120])
-            return
-        except WebSocketDisconnect:
-            return
-        await Session(ws, tq, hub, settings, sub_msg).run()
-
-
-class Session:
-    """One WebSocket client: catch up from ``since``, then live events and snapshots."""
-
-    def __init__(self, ws: WebSocket, tq: AsyncTaskQueue, hub: Hub, settings: Settings, msg: Subscribe) -> None:
-        self.ws, self.tq, self.hub, self.msg = ws, tq, hub, msg
-        self.sub = Subscriber(hz=msg.hz, buffer=settings.event_buffer)
-        self.last: dict[str, tuple[int, int, int]] = {}
-
-    async def run(self) -> None:
-        feed = self.hub.join(self.msg.queues, self.sub)
-        tasks = [
-            asyncio.create_task(self._send_loop()),
-            asyncio.create_task(self._receive_loop()),
-            asyncio.create_task(self.sub.too_slow.wait()),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if self.sub.too_slow.is_set():
-                with contextlib.suppress(Exception):
-                    await self.ws.close(code=CLOSE_TOO_SLOW, reason="too slow: reconnect with since=<last cursor>")
-            for t in done:
-                if (
-                    not t.cancelled()
-                    and t.exception() is not None
-                    and not isinstance(t.exception(), WebSocketDisconnect)
-                ):
-                    log.warning("websocket session ended: %r", t.exception())
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(BaseException):
-                    await t
-            await self.hub.leave(feed, self.sub)
-
-    async def _receive_loop(self) -> None:
-        while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            with contextlib.suppress(Exception):
-                hz = float(json.loads(message.get("text") or "{}").get("hz"))
-                self.sub.hz = min(MAX_HZ, max(MIN_HZ, hz))
-
-    async def _send_loop(self) -> None:
-        await self.ws.send_text(json.dumps({"type": "subscribed", "queues": self.msg.queues, "hz": self.sub.hz}))
-        if self.msg.since:
-            await self._catch_up(self.msg.since)
-            await self.ws.send_text(json.dumps({"type": "caught_up"}))
-        loop = asyncio.get_running_loop()
-        next_snapshot = loop.time()
-        sent_seq = 0
-        while True:
-            while not self.sub.events.empty():
-                await self._send_event(self.sub.events.get_nowait())
-            now = loop.time()
-            if now >= next_snapshot and self.sub.snapshot is not None and self.sub.snapshot_seq != sent_seq:
-                sent_seq = self.sub.snapshot_seq
-                await self.ws.send_text(self.sub.snapshot)
-                next_snapshot = max(next_snapshot + 1.0 / self.sub.hz, now)
-            self.sub.wake.clear()
-            if self.sub.events.empty():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.sub.wake.wait(), max(0.001, next_snapshot - loop.time()))
-
-    async def _send_event(self, item: EventItem) -> None:
-        if item.position <= self.last.get(item.queue, (-1, -1, -1)):
-            return  # already sent during the catch-up
-        self.last[item.queue] = item.position
-        await self.ws.send_text(item.text)
-
-    async def _catch_up(self, since: dict[str, str]) -> None:
-        """Events after each queue's cursor, read from Redis; the feed buffers live ones meanwhile."""
-        for queue, cursor in since.items():
-            oldest = await self.tq.redis.xrange(QueueKeys(self.tq.prefix, queue).events, count=1)
-            stream_id = cursor.partition("#")[0]
-            if oldest and _older(stream_id, str(oldest[0][0])):
-                await self.ws.send_text(
-                    json.dumps({"type": "fell_behind", "queue": queue, "oldest": oldest[0][0], "cursor": cursor})
-                )
-        try:
-            events = self.tq.events(list(since), since=since, follow=False)
-            async with contextlib.aclosing(events):  # type: ignore[type-var]
-                async for event in events:
-                    await self._send_event(event_item(event))
-        except InvalidOption as exc:
-            await self.ws.close(code=CLOSE_BAD_REQUEST, reason=str(exc)[:120])
-            raise WebSocketDisconnect(CLOSE_BAD_REQUEST) from None
-
-
-def _older(stream_id: str, oldest: str) -> bool:
-    """True if everything after ``stream_id`` no longer starts at the stream's oldest entry."""
-    try:
-        a = tuple(int(x) for x in [*stream_id.split("-"), "0"][:2])
-    except ValueError:
-        return False
-    b = tuple(int(x) for x in oldest.split("-"))
-    return a < (b[0], b[1] - 1) if b[1] > 0 else a < (b[0] - 1, 2**64 - 1)

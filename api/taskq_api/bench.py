@@ -29,8 +29,8 @@ import redis
 import websockets
 
 from taskq import EmbeddedServer
+from taskq_api.settings import API
 
-API = "/api/v1"
 SNAPSHOT_PREFIX = '{"type":"snapshot","snapshot":{"taken_ms":'
 TAKEN_MS = re.compile(r'"taken_ms":(\d+)')
 

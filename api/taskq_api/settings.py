@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from taskq import InvalidOption
 TOKEN_ENV = "TASKQ_API_TOKEN"
 TOKEN_FILE_ENV = "TASKQ_API_TOKEN_FILE"
 
+API = "/api/v1"
+"""Every route but the health checks and metrics lives under this prefix."""
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_BULK_ITEMS = 10_000
 MAX_LIST_LIMIT = 1_000
@@ -48,6 +51,10 @@ class Settings:
             raise InvalidOption(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
         if self.event_buffer < 1:
             raise InvalidOption(f"event_buffer must be >= 1, got {self.event_buffer}")
+
+    def accepts(self, given: str | None) -> bool:
+        """True if ``given`` is the token (compared in constant time)."""
+        return self.token is not None and given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     @classmethod
     def from_env(cls, *, insecure_local: bool = False, **overrides: object) -> Settings:
