@@ -14,7 +14,17 @@ from pydantic import ValidationError as PydanticValidationError
 
 from taskq import AsyncTaskQueue, InvalidOption, QueueKeys
 from taskq_api import models as m
-from taskq_api.hub import CLOSE_BAD_REQUEST, CLOSE_TOO_SLOW, MAX_HZ, MIN_HZ, EventItem, Hub, Subscriber, event_item
+from taskq_api.hub import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_TOO_SLOW,
+    MAX_HZ,
+    MIN_HZ,
+    EventItem,
+    Feed,
+    Hub,
+    Subscriber,
+    event_item,
+)
 from taskq_api.settings import API, Settings
 
 log = logging.getLogger("taskq_api.websocket")
@@ -81,9 +91,13 @@ class Session:
         self.ws, self.tq, self.hub, self.msg = ws, tq, hub, msg
         self.sub = Subscriber(hz=msg.hz, buffer=settings.event_buffer)
         self.last: dict[str, tuple[int, int, int]] = {}
+        self.feed: Feed | None = None
+
+    def feed_hz(self) -> float:
+        return self.feed.hz if self.feed is not None else self.sub.hz
 
     async def run(self) -> None:
-        feed = self.hub.join(self.msg.queues, self.sub)
+        feed = self.feed = self.hub.join(self.msg.queues, self.sub)
         tasks = [
             asyncio.create_task(self._send_loop()),
             asyncio.create_task(self._receive_loop()),
@@ -124,20 +138,24 @@ class Session:
             await self._catch_up(self.msg.since)
             await self.ws.send_text(json.dumps({"type": "caught_up"}))
         loop = asyncio.get_running_loop()
-        next_snapshot = loop.time()
-        sent_seq = 0
+        last_sent, sent_seq = -1e9, 0
         while True:
             while not self.sub.events.empty():
                 await self._send_event(self.sub.events.get_nowait())
             now = loop.time()
-            if now >= next_snapshot and self.sub.snapshot is not None and self.sub.snapshot_seq != sent_seq:
-                sent_seq = self.sub.snapshot_seq
+            # A new snapshot goes out as soon as it arrives, unless that would beat the rate the
+            # client asked for; the slack (a fifth of the feed's period) absorbs polling jitter.
+            earliest = last_sent + 1.0 / self.sub.hz - 0.2 / self.feed_hz()
+            fresh = self.sub.snapshot is not None and self.sub.snapshot_seq != sent_seq
+            if fresh and now >= earliest and self.sub.snapshot is not None:
+                last_sent, sent_seq = now, self.sub.snapshot_seq
                 await self.ws.send_text(self.sub.snapshot)
-                next_snapshot = max(next_snapshot + 1.0 / self.sub.hz, now)
+                fresh = False
             self.sub.wake.clear()
             if self.sub.events.empty():
+                timeout = max(0.001, earliest - loop.time()) if fresh else 1.0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.sub.wake.wait(), max(0.001, next_snapshot - loop.time()))
+                    await asyncio.wait_for(self.sub.wake.wait(), timeout)
 
     async def _send_event(self, item: EventItem) -> None:
         if item.position <= self.last.get(item.queue, (-1, -1, -1)):
