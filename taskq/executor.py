@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq import speedups
 from taskq.errors import ServerUnavailable
-from taskq.ops import reply_error
+from taskq.ops_base import reply_error
 from taskq.plan import Command, Emit, Flow, Plan, Stream
 from taskq.scripts import Script
 
