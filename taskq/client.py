@@ -127,7 +127,8 @@ class TaskQueue(ClientBase):
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> TaskHandle:
         """Queue task ``name``. Options: queue, priority, delay_s, eta, idempotency_key,
-        max_retries, timeout_s, result_ttl_s. With an idempotency key already used, returns
+        meta (str labels the task carries, ``current_task().meta``), max_retries, timeout_s,
+        result_ttl_s. With an idempotency key already used, returns
         the first task's handle and writes nothing.
 
         A name with no local ``@tq.task`` takes its options from what workers published

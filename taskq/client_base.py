@@ -111,6 +111,7 @@ class ClientBase:
         delay_s: float = 0.0,
         eta: float | None = None,
         idempotency_key: str | None = None,
+        meta: Mapping[str, str] | None = None,
         max_retries: int | None = None,
         timeout_s: float | None = None,
         result_ttl_s: int | None = None,
@@ -147,6 +148,7 @@ class ClientBase:
             else (definition.result_ttl_s if definition and definition.result_ttl_s is not None else self.result_ttl_s),
             backoff=definition.backoff if definition else None,
             idempotency_key=idempotency_key,
+            meta=meta,
             max_payload_bytes=self.max_payload_bytes,
         )
 

@@ -16,6 +16,7 @@ import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from taskq.errors import (
@@ -70,7 +71,9 @@ class TaskExecution:
     _flush_event: asyncio.Event
 
     def _start(self, task: ClaimedTask) -> None:
-        context = TaskContext(task.id, task.queue, task.name, task.attempts, self.id, task.token)
+        context = TaskContext(
+            task.id, task.queue, task.name, task.attempts, self.id, task.token, meta=MappingProxyType(task.meta)
+        )
         held = _Held(task, context)
         self._held[task.id] = held
         runner = asyncio.create_task(self._execute(held), name=f"taskq:{task.id}")

@@ -109,6 +109,7 @@ class Operations(WorkerPlans):
                 spec.result_ttl_s,
                 *_backoff_args(spec.backoff),
                 spec.idempotency_key or "",
+                spec.meta_json,
             )
         return Command(tuple(args), load_script("enqueue"))
 

@@ -32,7 +32,7 @@ H = TypeVar("H", covariant=True)
 
 #: Keyword arguments of ``TaskFunction.enqueue`` that are options, not task arguments.
 ENQUEUE_OPTIONS = frozenset(
-    {"queue", "priority", "delay_s", "eta", "idempotency_key", "max_retries", "timeout_s", "result_ttl_s"}
+    {"queue", "priority", "delay_s", "eta", "idempotency_key", "max_retries", "timeout_s", "result_ttl_s", "meta"}
 )
 
 
@@ -258,7 +258,7 @@ class TaskFunction(Generic[P, R, H]):
     """A registered task. Call it to run it here and now; ``.enqueue(...)`` to queue it.
 
     ``enqueue`` takes the task's own arguments plus the keyword options ``queue``,
-    ``priority``, ``delay_s``, ``eta``, ``idempotency_key``, ``max_retries``,
+    ``priority``, ``delay_s``, ``eta``, ``idempotency_key``, ``meta``, ``max_retries``,
     ``timeout_s`` and ``result_ttl_s``.
     """
 

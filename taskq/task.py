@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ MAX_IDEMPOTENCY_KEY_BYTES = 512
 # the scripts write (1e300 s became "1e+303" in the record, which could then not be read back).
 MAX_SPAN_S = 10 * 365 * 86400
 MAX_DELAY_S = MAX_SPAN_S
+MAX_META_ENTRIES = 16
+MAX_META_VALUE_CHARS = 256
+_META_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class TaskStatus(StrEnum):
@@ -87,6 +91,8 @@ class Task:
     idempotency_key: str | None = None
     cancel_requested: bool = False
     backoff: Backoff = field(default_factory=Backoff)
+    meta: dict[str, str] = field(default_factory=dict)
+    """Caller-supplied string labels (``enqueue(..., meta=...)``), e.g. an HTTP request id."""
 
     @property
     def terminal(self) -> bool:
@@ -139,6 +145,7 @@ class Task:
             backoff=backoff_from_record(
                 raw.get("retry_base_ms"), raw.get("retry_cap_ms"), raw.get("retry_min_ms"), raw.get("retry_jitter")
             ),
+            meta=decode_meta(raw.get("meta")),
         )
 
 
@@ -185,6 +192,31 @@ def check_idempotency_key(key: object) -> str:
     if not _is_utf8(key) or len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
         raise InvalidOption(f"idempotency_key must be valid UTF-8 text of at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes")
     return key
+
+
+def check_meta(meta: object) -> str:
+    """Validate task metadata and return it as the record's JSON ('' when empty or None):
+    a mapping of at most 16 str keys matching ``[A-Za-z0-9_.-]{1,64}`` to str values of at
+    most 256 chars. Anything else raises :class:`InvalidOption`."""
+    if meta is None:
+        return ""
+    if not isinstance(meta, Mapping):
+        raise InvalidOption(f"meta must be a mapping of str to str, got {type(meta).__name__}")
+    if len(meta) > MAX_META_ENTRIES:
+        raise InvalidOption(f"meta may hold at most {MAX_META_ENTRIES} entries, got {len(meta)}")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not _META_KEY.fullmatch(key):
+            raise InvalidOption(f"meta keys must match [A-Za-z0-9_.-]{{1,64}}, got {key!r}")
+        if not isinstance(value, str) or len(value) > MAX_META_VALUE_CHARS or not _is_utf8(value):
+            raise InvalidOption(
+                f"meta[{key!r}] must be valid text of at most {MAX_META_VALUE_CHARS} chars, got {value!r:.80}"
+            )
+    return dumps(dict(meta), "meta") if meta else ""
+
+
+def decode_meta(raw: str | None) -> dict[str, str]:
+    """The record's ``meta`` field (absent when the task has none) as a dict."""
+    return json.loads(raw) if raw else {}
 
 
 def _is_utf8(text: str) -> bool:
@@ -329,6 +361,7 @@ class TaskSpec:
     result_ttl_s: int
     backoff: Backoff
     idempotency_key: str | None
+    meta_json: str = ""  # '' for no metadata (the record then has no meta field)
 
     @classmethod
     def build(
@@ -346,6 +379,7 @@ class TaskSpec:
         result_ttl_s: int = DEFAULT_RESULT_TTL_S,
         backoff: Backoff | None = None,
         idempotency_key: str | None = None,
+        meta: Mapping[str, str] | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         now_s: float | None = None,
     ) -> TaskSpec:
@@ -367,6 +401,7 @@ class TaskSpec:
             check_non_negative_int("result_ttl_s", result_ttl_s, upper=MAX_SPAN_S)
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
+        meta_json = check_meta(meta) if meta is not None else ""
         args_json, kwargs_json = encode_payload(args, kwargs or {}, max_payload_bytes)
         return cls(
             id=new_task_id(queue),
@@ -381,4 +416,5 @@ class TaskSpec:
             result_ttl_s=result_ttl_s,
             backoff=backoff or DEFAULT_BACKOFF,
             idempotency_key=idempotency_key,
+            meta_json=meta_json,
         )

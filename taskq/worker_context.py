@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextvars
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from taskq.errors import InvalidOption
 from taskq.keys import check_queue_name
@@ -26,6 +27,8 @@ class TaskContext:
     aborted: bool = False
     """True once cancellation was requested (or the lease was lost): a sync task should
     check it now and then, and return early."""
+    meta: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The labels given at enqueue (``meta=``), read-only; empty when none were."""
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("taskq_current_task", default=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskq.backoff import Backoff
@@ -14,9 +14,7 @@ from taskq.errors import InvalidOption, LeaseLost
 from taskq.ops_base import FORGET_WORKERS_AFTER_MS, MAX_BATCH, PlanSettings, no_result, reply_error, script_call
 from taskq.plan import Command, Plan
 from taskq.registry import TaskDef
-from taskq.task import (
-    backoff_from_record,
-)
+from taskq.task import backoff_from_record, decode_meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +32,14 @@ class ClaimedTask:
     max_retries: int
     backoff: Backoff
     priority: int
+    meta: dict[str, str] = field(default_factory=dict)
 
     @property
     def retries_left(self) -> int:
         return max(0, self.max_retries + 1 - self.attempts)
 
 
-CLAIM_FIELDS = 13
+CLAIM_FIELDS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +263,7 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
                 max_retries=int(f[7]),
                 backoff=backoff_from_record(f[8], f[9], f[10], f[11]),
                 priority=int(f[12]),
+                meta=decode_meta(f[13]),
             )
         )
     return out, int(flat[0])

@@ -8,10 +8,10 @@ KEYS[5..13] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
 ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
 ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake channel
 Returns: a flat array: first the due time (ms) of the earliest task still scheduled, or -1
-  when none is; then 13 fields per claimed task:
+  when none is; then 14 fields per claimed task:
   id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
-  retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority
-  (kwargs, timeout_ms and the retry_* fields are nil where the record leaves out the
+  retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority, meta
+  (kwargs, timeout_ms, the retry_* fields and meta are nil where the record leaves out the
   default: ops.py _parse_claim fills them in)
   Lease tokens are unique per queue: a fresh number from the queue's lease counter.
 ]]
@@ -41,7 +41,7 @@ for i = 1, #popped, 2 do
   local id = popped[i]
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'name', 'args', 'kwargs', 'timeout_ms', 'max_retries',
-    'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms', 'attempts')
+    'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms', 'attempts', 'meta')
   if f[1] then
     local attempts = tonumber(f[12]) + 1
     local token = tostring(first_token + (i + 1) / 2)
@@ -55,6 +55,7 @@ for i = 1, #popped, 2 do
     local n = #out
     out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
     for j = 1, 10 do out[n + 3 + j] = f[j] end
+    out[n + 14] = f[13]
     claimed = claimed + 1
   end
 end

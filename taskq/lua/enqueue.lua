@@ -9,21 +9,21 @@ ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/
 ARGV[4] queue name (not stored: the task key holds it)
 ARGV[5] wake channel (published to when a task is the first in `queued`, or the earliest in
   `scheduled`, so sleeping workers wake for it)
-ARGV[6..] groups of 14 per task: id, name, args JSON, kwargs JSON ('' for {}),
+ARGV[6..] groups of 15 per task: id, name, args JSON, kwargs JSON ('' for {}),
   priority 1..10 or '' for the queue's default priority (config field, else 5),
   delay ms, max_retries, timeout ms (0 or '' none), result TTL s,
   retry base ms, retry cap ms, retry min ms, retry jitter ('' each: the default backoff),
-  idempotency key ('' none)
+  idempotency key ('' none), meta JSON object of str labels ('' none)
 Returns: a flat array of (id, created) per task: created is 1, or 0 when the idempotency key
   already named a task (then id is that task's id and nothing was written for it).
 The record holds only what differs from the defaults: no id or queue (both are in the key),
-  and no kwargs, timeout_ms, retry_*, due_ms or idem field when it is empty or the default.
+  and no kwargs, timeout_ms, retry_*, due_ms, idem or meta field when it is empty or the default.
   Readers fill them in (taskq/task.py Task.from_hash, ops.py _parse_claim).
 ]]
 --!include lib/common.lua
 
 local prefix, idem_prefix, wake = ARGV[1], ARGV[2], ARGV[5]
-local FIELDS = 14
+local FIELDS = 15
 
 local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 4, ARGV[3], now_ms)
@@ -62,7 +62,8 @@ for i = 6, #ARGV, FIELDS do
       rec[n + 5], rec[n + 6], rec[n + 7], rec[n + 8] = 'retry_min_ms', ARGV[i + 11], 'retry_jitter', ARGV[i + 12]
       n = n + 8
     end
-    if idem ~= '' then rec[n + 1], rec[n + 2] = 'idem', idem end
+    if idem ~= '' then rec[n + 1], rec[n + 2], n = 'idem', idem, n + 2 end
+    if ARGV[i + 14] ~= '' then rec[n + 1], rec[n + 2] = 'meta', ARGV[i + 14] end
     redis.call('HSET', key, unpack(rec))
     if idem ~= '' then redis.call('SET', idem_prefix .. idem, id) end
     if delay_ms > 0 then
