@@ -8,6 +8,8 @@
   names in ``taskq.__all__``; never a module like ``taskq.ops``. The one exception is
   ``taskq.cli``, the host of the ``taskq`` command's entry-point plug-ins (STYLE.md rule 14):
   a plug-in such as ``taskq serve`` uses the names that package exports.
+
+And one size rule: a core module over 500 lines says why in its docstring.
 """
 
 from __future__ import annotations
@@ -144,3 +146,18 @@ def test_outer_packages_use_names_taskq_exports(outer: str) -> None:
         if name not in public
     ]
     assert bad == [], f"not in taskq.__all__: {bad}"
+
+
+#: A core module longer than this says why in its docstring (a sentence naming the limit).
+MAX_MODULE_LINES = 500
+
+
+def test_no_core_module_is_long_without_a_reason() -> None:
+    too_long = []
+    for path in sorted((ROOT / "taskq").rglob("*.py")):
+        source = path.read_text()
+        if source.count("\n") > MAX_MODULE_LINES:
+            docstring = ast.get_docstring(ast.parse(source)) or ""
+            if f"{MAX_MODULE_LINES} lines" not in docstring:
+                too_long.append(f"{path.relative_to(ROOT)}: {source.count(chr(10))} lines")
+    assert too_long == [], f"split these, or say in the docstring why over {MAX_MODULE_LINES} lines: {too_long}"
