@@ -304,16 +304,21 @@ def _submit_options(req: m.SubmitRequest, tq: AsyncTaskQueue) -> dict[str, Any]:
 def _add_task_routes(app: FastAPI, tq: AsyncTaskQueue, write: list[Any], read: list[Any]) -> None:
     @app.post(f"{API}/tasks", status_code=201, dependencies=write, response_model=m.SubmitResponse, tags=["tasks"])
     async def submit(req: m.SubmitRequest) -> m.SubmitResponse:
-        """Enqueue one task of a registered name."""
-        handle = await tq.enqueue(req.name, req.args, req.kwargs, **_submit_options(req, tq))
-        return m.SubmitResponse(id=handle.id, request_id=request_id_var.get())
+        """Enqueue one task of a registered name; it carries the request id as ``meta.request_id``."""
+        rid = request_id_var.get()
+        handle = await tq.enqueue(req.name, req.args, req.kwargs, **_submit_options(req, tq), meta={"request_id": rid})
+        return m.SubmitResponse(id=handle.id, request_id=rid)
 
     @app.post(f"{API}/tasks/bulk", status_code=201, dependencies=write, tags=["tasks"])
     async def submit_many(req: m.BulkSubmitRequest) -> m.BulkSubmitResponse:
         """Enqueue many tasks: one Redis round trip per chunk (as ``enqueue_many``)."""
-        items = [{"name": t.name, "args": t.args, "kwargs": t.kwargs, **_submit_options(t, tq)} for t in req.tasks]
+        meta = {"request_id": request_id_var.get()}
+        items = [
+            {"name": t.name, "args": t.args, "kwargs": t.kwargs, **_submit_options(t, tq), "meta": meta}
+            for t in req.tasks
+        ]
         handles = await tq.enqueue_many(items)
-        return m.BulkSubmitResponse(ids=[h.id for h in handles], request_id=request_id_var.get())
+        return m.BulkSubmitResponse(ids=[h.id for h in handles], request_id=meta["request_id"])
 
     @app.get(f"{API}/tasks/{{task_id}}", dependencies=read, responses=NOT_FOUND, tags=["tasks"])
     async def get_task(task_id: TaskIdPath) -> m.TaskModel:

@@ -87,6 +87,7 @@ class TaskModel(BaseModel):
                     "max_retries": 3,
                     "enqueued_ms": 1700000000000,
                     "result": 3,
+                    "meta": {"request_id": "3f2a..."},
                 }
             ]
         }
@@ -113,6 +114,8 @@ class TaskModel(BaseModel):
     traceback: str | None = None
     idempotency_key: str | None = None
     cancel_requested: bool = False
+    meta: dict[str, str] = Field(default_factory=dict)
+    """Labels given at enqueue; a task submitted over HTTP has its request's ``request_id``."""
 
     @classmethod
     def of(cls, task: Task) -> TaskModel:
@@ -138,6 +141,7 @@ class TaskModel(BaseModel):
             traceback=task.traceback,
             idempotency_key=task.idempotency_key,
             cancel_requested=task.cancel_requested,
+            meta=task.meta,
         )
 
 

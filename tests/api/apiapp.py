@@ -21,6 +21,11 @@ def register(tq: Any) -> None:
     def boom(message: str) -> None:
         raise ValueError(message)
 
+    @tq.task(name="request_meta", queue=QUEUE)
+    def request_meta() -> dict[str, str]:
+        context = taskq.current_task()
+        return dict(context.meta) if context else {}
+
 
 tq = taskq.TaskQueue(os.environ.get("TASKQ_REDIS_URL", "redis://127.0.0.1:1/0"))
 register(tq)

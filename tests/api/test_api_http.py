@@ -58,6 +58,17 @@ def test_submit_then_result_from_a_worker_process(api: Api, worker: subprocess.P
         assert "taskq_" in c.get("/metrics").text
 
 
+def test_the_request_id_travels_into_the_task(api: Api, worker: subprocess.Popen[bytes]) -> None:
+    with api.client() as c:
+        r = c.post(f"{API}/tasks", json={"name": "request_meta"}, headers={"X-Request-ID": "trace-meta-7"})
+        assert r.status_code == 201, r.text
+        body = wait_for_task(c, r.json()["id"], "succeeded")
+        assert body["result"] == {"request_id": "trace-meta-7"} and body["meta"] == {"request_id": "trace-meta-7"}
+        r = c.post(f"{API}/tasks/bulk", json={"tasks": [{"name": "request_meta"}] * 2}, headers={"X-Request-ID": "b-2"})
+        assert r.status_code == 201, r.text
+        assert [wait_for_task(c, i, "succeeded")["result"] for i in r.json()["ids"]] == [{"request_id": "b-2"}] * 2
+
+
 def test_bulk_submit_and_cancel(api: Api) -> None:
     with api.client() as c:
         r = c.post(f"{API}/tasks/bulk", json={"tasks": [{"name": "add", "args": [i, i]} for i in range(250)]})
@@ -82,7 +93,7 @@ def test_configure_queue(api: Api) -> None:
 def test_registered_tasks_have_parameter_schemas(api: Api) -> None:
     with api.client() as c:
         tasks = {t["name"]: t for t in c.get(f"{API}/registered-tasks").json()}
-    assert set(tasks) == {"add", "boom"}
+    assert set(tasks) == {"add", "boom", "request_meta"}
     assert tasks["add"]["parameters"]["properties"]["a"]["type"] == "integer"
     assert tasks["add"]["parameters"]["required"] == ["a", "b"] and tasks["add"]["queue"] == QUEUE
 
@@ -111,7 +122,7 @@ def test_unknown_name_lists_valid_names_and_writes_nothing(api: Api) -> None:
     with api.client() as c:
         r = c.post(f"{API}/tasks", json={"name": "os.system", "args": ["true"]})
         assert r.status_code == 422
-        assert r.json()["error"] == "UnknownTaskName" and r.json()["valid_names"] == ["add", "boom"]
+        assert r.json()["error"] == "UnknownTaskName" and r.json()["valid_names"] == ["add", "boom", "request_meta"]
         r = c.post(f"{API}/tasks", json={"name": "add", "args": [1]})
         assert r.status_code == 422 and r.json()["error"] == "InvalidArguments"
         assert c.get(f"{API}/queues").json() == []
