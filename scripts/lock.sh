@@ -6,7 +6,7 @@
 # The library's own dependencies stay ranges in pyproject.toml; these files pin every package with
 # hashes, for every platform (uv's universal resolution), so a release elsewhere cannot turn main
 # red. Each file's first line records a hash of pyproject.toml's dependency tables:
-# scripts/test.sh and tests/test_lock.py refuse a lock that no longer matches them.
+# scripts/test.sh and tests/project/test_lock.py refuse a lock that no longer matches them.
 #
 #   scripts/lock.sh            keep the pins that still fit, resolve only what changed
 #   scripts/lock.sh --upgrade  move every pin to the newest allowed release

@@ -3,7 +3,7 @@
 
 We keep our own small writer rather than depend on ``prometheus_client``: the format is a
 few lines of escaping, the core stays free of an extra dependency for ``taskq metrics``, and
-tests/test_prometheus.py proves the output parses with ``prometheus_client``'s own parser.
+tests/telemetry/test_prometheus.py proves the output parses with ``prometheus_client``'s own parser.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The app served by real worker processes in tests/test_faults.py and tests/test_pool.py.
+"""The app served by real worker processes in tests/worker/test_faults.py and tests/worker/test_pool.py.
 
 Every task records each execution from inside the task, in Redis, so a test can count
 runs across processes (including ones it killed):

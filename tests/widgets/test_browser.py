@@ -31,7 +31,7 @@ from playwright.sync_api import Page, sync_playwright
 import taskq
 from taskq.server import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOT = ARTIFACTS / "jupyterlab-monitor.png"
 WIDGET_SCREENSHOT = ARTIFACTS / "jupyterlab-monitor-widget.png"

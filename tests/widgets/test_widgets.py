@@ -206,7 +206,7 @@ def test_monitor_sends_the_frontend_files(mon: QueueMonitor) -> None:
 
 def test_frontend_files_are_package_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """setuptools' build_py, configured from pyproject.toml, copies every front-end file."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # setuptools' notes on its own [tool.setuptools] support

@@ -25,7 +25,7 @@ import pytest
 
 import taskq
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The outer packages (widgets, API) and where their source lives; absent ones are skipped.
 OUTER = {"taskq_widgets": ROOT / "widgets" / "taskq_widgets", "taskq_api": ROOT / "api" / "taskq_api"}
 FORBIDDEN_IN_CORE = ("taskq_widgets", "taskq_api", "taskq_bench", "benchmarks", "fastapi", "ipywidgets", "anywidget")

@@ -23,7 +23,7 @@ from packaging.specifiers import SpecifierSet
 import taskq
 from taskq.server import free_port, ping
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BINDER = ROOT / "binder"
 START = BINDER / "start"
 

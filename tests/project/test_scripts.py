@@ -20,7 +20,7 @@ from pathlib import Path
 
 from taskq.server import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_lab_starts_headless_and_prints_the_url(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import redis
 import taskq
 import taskq.cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", "docs/BEGINNER_GUIDE.md", "docs/INTERVIEW_PREP.md")
 SHELL_LANGS = frozenset({"bash", "sh", "shell", "console"})
 MARKER_RE = re.compile(r"^<!--\s*(no-test|file)\s*:\s*(.*?)\s*-->$")
