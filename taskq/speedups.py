@@ -1,4 +1,4 @@
-"""The executors' one speed trick, fenced here (STYLE.md rule 16): a single script call
+"""The executors' one speed trick, fenced here with a switch to turn it off: a single script call
 (one enqueue, a claim, a batch of outcomes) skips redis-py's command layers.
 
 What it does: the call is packed into RESP in one ``hiredis.pack_command`` call and

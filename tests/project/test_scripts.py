@@ -89,3 +89,15 @@ def test_demo_runs_and_its_output_has_no_raw_log_lines() -> None:
     assert "every task finished" in output
     raw = [line for line in output.splitlines() if re.search(r"\b(DEBUG|INFO|WARNING|ERROR) taskq", line)]
     assert raw == [], raw
+
+
+def test_source_points_only_at_documents_the_repo_has() -> None:
+    """Docstrings once pointed readers at a DESIGN.md the repository does not ship."""
+    names = {p.name for p in ROOT.rglob("*.md") if ".venv" not in p.parts and "node_modules" not in p.parts}
+    missing = []
+    for folder in ("taskq", "widgets/taskq_widgets", "api/taskq_api", "benchmarks/taskq_bench"):
+        for source in (ROOT / folder).rglob("*.py"):
+            for name in re.findall(r"\b([A-Za-z_]+\.md)\b", source.read_text()):
+                if name not in names:
+                    missing.append(f"{source.relative_to(ROOT)}: {name}")
+    assert missing == []
