@@ -24,7 +24,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from taskq.backoff import Backoff
 from taskq.errors import InvalidArguments, InvalidOption
 from taskq.keys import check_queue_name
-from taskq.task import check_non_negative_int, check_positive_s, check_priority
+from taskq.task import check_non_negative_int, check_priority, check_timeout_s
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -225,7 +225,7 @@ def make_task_def(
         check_priority(priority)
     check_non_negative_int("max_retries", max_retries, upper=1000)
     if timeout_s is not None:
-        check_positive_s("timeout_s", timeout_s)
+        check_timeout_s(timeout_s)
     try:
         signature: inspect.Signature | None = inspect.signature(fn)
     except ValueError:  # some builtins have no signature to read

@@ -186,6 +186,18 @@ def check_positive_s(name: str, value: object) -> float:
     return float(value)
 
 
+MIN_TIMEOUT_S = 0.001  # the record stores whole milliseconds, and 0 ms means "no timeout"
+
+
+def check_timeout_s(timeout_s: object) -> float:
+    """A task timeout in seconds, at least 1 ms: anything shorter would round to 0 ms, which the
+    record reads as "no timeout", so a tiny timeout would silently become "never"."""
+    value = check_positive_s("timeout_s", timeout_s)
+    if value < MIN_TIMEOUT_S:
+        raise InvalidOption(f"timeout_s must be at least {MIN_TIMEOUT_S} s (1 ms), got {value}")
+    return value
+
+
 def check_idempotency_key(key: object) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidOption(f"idempotency_key must be a non-empty string, got {key!r}")
@@ -396,7 +408,7 @@ class TaskSpec:
         delay = 0.0 if delay_s == 0 and type(delay_s) in (int, float) else check_delay_s(delay_s)
         if type(max_retries) is not int or not 0 <= max_retries <= 1000:
             check_non_negative_int("max_retries", max_retries, upper=1000)
-        timeout_ms = 0 if timeout_s is None else int(check_positive_s("timeout_s", timeout_s) * 1000)
+        timeout_ms = 0 if timeout_s is None else int(check_timeout_s(timeout_s) * 1000)
         if type(result_ttl_s) is not int or not 0 <= result_ttl_s <= MAX_SPAN_S:
             check_non_negative_int("result_ttl_s", result_ttl_s, upper=MAX_SPAN_S)
         if idempotency_key is not None:
