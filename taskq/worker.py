@@ -57,7 +57,7 @@ from taskq.executor import AsyncExecutor
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
 from taskq.upkeep import WorkerUpkeep
-from taskq.worker_context import QueueSelection, TaskContext, current_task
+from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
 
 log = logging.getLogger("taskq.worker")
 
@@ -97,7 +97,7 @@ class Worker(TaskExecution, WorkerUpkeep):
         self.selection = QueueSelection.parse(queues if queues is not None else default_queues(app))
         self.concurrency = concurrency
         self.lease_ms = int(lease_s * 1000)
-        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
+        self.heartbeat_s = check_heartbeat_s(lease_s, heartbeat_s)
         self.maintenance_s = maintenance_s
         self.idle_poll_s = idle_poll_s
         self.grace_s = grace_s

@@ -4,6 +4,7 @@ which queues a worker serves in what order (:class:`QueueSelection`). No I/O."""
 from __future__ import annotations
 
 import contextvars
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,29 @@ _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("t
 def current_task() -> TaskContext | None:
     """The task being run by this thread or coroutine, or None outside a task."""
     return _current.get()
+
+
+def check_heartbeat_s(lease_s: float, heartbeat_s: float | None) -> float:
+    """The worker's heartbeat interval, checked against its lease; ``None`` means lease_s / 3.
+
+    Each heartbeat extends the leases of the running tasks, so it must come well inside a
+    lease: at most lease_s / 2 leaves one missed or late beat of slack before a healthy task
+    loses its lease and runs twice. Zero would be a busy loop on Redis.
+    """
+    if heartbeat_s is None:
+        return lease_s / 3
+    if isinstance(heartbeat_s, bool) or not isinstance(heartbeat_s, (int, float)):
+        raise InvalidOption(f"heartbeat_s must be a number of seconds, got {heartbeat_s!r}")
+    if not math.isfinite(heartbeat_s) or heartbeat_s <= 0:
+        raise InvalidOption(
+            f"heartbeat_s must be finite and > 0 seconds (0 would poll Redis in a busy loop), got {heartbeat_s}"
+        )
+    if heartbeat_s > lease_s / 2:
+        raise InvalidOption(
+            f"heartbeat_s={heartbeat_s} must be at most lease_s / 2 = {lease_s / 2} (lease_s={lease_s}): the heartbeat "
+            "extends the leases, so a slower one lets every long healthy task lose its lease and run twice"
+        )
+    return float(heartbeat_s)
 
 
 @dataclass(frozen=True, slots=True)

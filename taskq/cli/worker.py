@@ -43,10 +43,12 @@ def load_app_or_exit(app_path: str) -> Any:
 
 def _pool_options(
     concurrency: int, lease_s: float, grace_s: float, log_level: LogLevel, log_format: LogFormat,
-    queues: str | None, threads: int | None,
+    queues: str | None, threads: int | None, heartbeat_s: float | None = None,
 ) -> list[str]:  # fmt: skip
     """The command-line options each process of a ``--processes N`` pool gets."""
     options = ["--concurrency", str(concurrency), "--lease-s", str(lease_s), "--grace-s", str(grace_s)]
+    if heartbeat_s is not None:
+        options += ["--heartbeat-s", str(heartbeat_s)]
     options += ["--log-level", log_level.value, "--log-format", log_format.value]
     if queues:
         options += ["--queues", queues]
@@ -78,6 +80,12 @@ def worker(
         float,
         typer.Option("--lease-s", min=0.05, help="Lease per running task: a dead worker's tasks return after it."),
     ] = 30.0,
+    heartbeat_s: Annotated[
+        float | None,
+        typer.Option(
+            "--heartbeat-s", help="Heartbeat that extends the leases; at most --lease-s / 2. Default: --lease-s / 3."
+        ),
+    ] = None,
     grace_s: Annotated[
         float, typer.Option("--grace-s", min=0, help="On SIGTERM/SIGINT, how long running tasks may finish.")
     ] = 10.0,
@@ -105,6 +113,7 @@ def worker(
     """
     from taskq.pool import run_supervisor
     from taskq.worker import Worker, run_worker
+    from taskq.worker_context import check_heartbeat_s
 
     configure_logging(log_level.value, log_format.value)
     settings = settings_of(ctx)
@@ -112,6 +121,7 @@ def worker(
     if settings.url:
         os.environ["TASKQ_REDIS_URL"] = settings.url
     with reported_errors():
+        check_heartbeat_s(lease_s, heartbeat_s)  # here too, so a --processes pool fails before it forks
         tq = load_app_or_exit(app_path)
         if tq.server_info.source == "embedded":
             print_note(
@@ -119,13 +129,15 @@ def worker(
                 f"must use it: export TASKQ_REDIS_URL={tq.url} (or run `taskq server` and pass --url)"
             )
         if processes > 1:
-            options = _pool_options(concurrency, lease_s, grace_s, log_level, log_format, queues, threads)
+            options = _pool_options(concurrency, lease_s, grace_s, log_level, log_format, queues, threads, heartbeat_s)
             raise typer.Exit(run_supervisor(app_path, processes, options, tq.url))
         settings_kw: dict[str, Any] = {"concurrency": concurrency, "lease_s": lease_s, "grace_s": grace_s}
         if queues:
             settings_kw["queues"] = queues
         if threads:
             settings_kw["threads"] = threads
+        if heartbeat_s is not None:
+            settings_kw["heartbeat_s"] = heartbeat_s
         the_worker = Worker(tq, **settings_kw)
         run_worker(the_worker)
     _exit_past_abandoned_threads(the_worker)
