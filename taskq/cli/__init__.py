@@ -27,8 +27,9 @@ the rest keeps working.
 """
 
 from taskq.cli.app import app, command, main
-from taskq.cli.common import CliSettings, check_url, print_error, reported_errors, settings_of, url_problem
+from taskq.cli.common import CliSettings, check_url, print_error, reported_errors, settings_of
 from taskq.cli.plugins import GROUP
+from taskq.server import url_problem
 
 __all__ = [
     "GROUP",

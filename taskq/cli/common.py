@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import redis
 import typer
@@ -20,6 +19,7 @@ from rich.text import Text
 from taskq.client import TaskQueue
 from taskq.errors import TaskqError
 from taskq.keys import check_queue_name
+from taskq.server import URL_ENV_VARS, url_problem
 from taskq.task import DEFAULT_QUEUE, Task
 
 #: ``--json`` on every command that prints data.
@@ -33,10 +33,6 @@ QueuesOption = Annotated[
     list[str] | None,
     typer.Option("--queue", "-q", help="Queue to show; repeat for several (default: every queue).", show_default=False),
 ]
-
-URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
-#: Where the server's URL is read from without ``--url``, first set wins (taskq.server's order).
-URL_ENV_VARS = ("TASKQ_REDIS_URL", "REDIS_URL")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,23 +133,6 @@ def check_url(url: str | None) -> str | None:
     if problem:
         raise typer.BadParameter(problem)
     return url
-
-
-def url_problem(url: str) -> str | None:
-    """Why ``url`` is not a Redis URL taskq can use, or None."""
-    example = "e.g. redis://localhost:6379/0"
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError for a port that is not a number in 0..65535
-    except ValueError as exc:
-        return f"bad Redis URL {url!r} ({exc}); {example}"
-    if parts.scheme not in URL_SCHEMES:
-        return f"bad Redis URL {url!r}: expected redis://, rediss:// or unix://, {example}"
-    if parts.scheme != "unix" and not parts.hostname:
-        return f"bad Redis URL {url!r}: no host; {example}"
-    if port == 0:
-        return f"bad Redis URL {url!r}: port 0; {example}"
-    return None
 
 
 def check_env_url(settings: CliSettings) -> None:

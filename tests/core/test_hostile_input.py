@@ -41,3 +41,43 @@ def test_a_one_millisecond_timeout_is_kept(tq: taskq.TaskQueue) -> None:
     handle = tq.enqueue("t", force=True, timeout_s=0.001)
     task = tq.get(handle.id)
     assert task is not None and task.timeout_s == 0.001
+
+
+# -- 3. an explicit empty URL is an error, not a request to discover a server -------------
+
+
+def test_an_explicit_empty_url_is_refused_even_with_taskq_redis_url_set(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKQ_REDIS_URL", redis_url)
+    for client in (taskq.TaskQueue, taskq.AsyncTaskQueue):
+        with pytest.raises(taskq.InvalidOption, match="url is empty"):
+            client(url="")
+
+
+# -- 4. a malformed URL is a typed one-line error, not a bare ValueError ----------------
+
+MALFORMED_URLS = ["http://x", "not a url", "redis://localhost:abc/0", "redis://localhost:99999/0", "redis://:6379/0"]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+@pytest.mark.parametrize("client", [taskq.TaskQueue, taskq.AsyncTaskQueue])
+def test_a_malformed_url_is_invalid_option(client: type, url: str) -> None:
+    with pytest.raises(taskq.InvalidOption, match="bad Redis URL") as info:
+        client(url)
+    assert isinstance(info.value, taskq.TaskqError)
+    assert "\n" not in str(info.value)
+
+
+def test_a_malformed_url_in_the_environment_is_invalid_option_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "http://x")
+    with pytest.raises(taskq.InvalidOption, match="REDIS_URL: bad Redis URL"):
+        taskq.TaskQueue()
+
+
+def test_the_cli_and_the_clients_share_one_url_check() -> None:
+    from taskq.cli import common
+
+    assert common.url_problem is taskq.server.url_problem
