@@ -1,4 +1,5 @@
---[[ redrive: move dead-letter tasks back to `queued` with a fresh set of attempts.
+--[[ redrive: move dead-letter tasks back to `queued` with a fresh set of attempts, and
+  without the error, message and traceback of the attempt that killed them.
 
 KEYS[1] dead  KEYS[2] queued  KEYS[3] config
 KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
@@ -27,7 +28,11 @@ for _, id in ipairs(ids) do
       if idem_key then redis.call('PERSIST', idem_key) end
       local score = ready_add(ready, id, tonumber(f[1]))
       redis.call('HSET', key, 'attempts', 0, 'status', 'queued', 'score', score, 'ready_ms', now_ms)
-      redis.call('HDEL', key, 'finished_ms', 'due_ms')
+      -- The old failure is cleared here, not in complete.lua: a re-drive starts the task's life
+      -- over (attempts 0), so the error belongs to the previous life and would mislead while
+      -- the task is queued or running again and after it succeeds; and this keeps the hot
+      -- success path (complete.lua) as it is, and a retried task's last error until it ends.
+      redis.call('HDEL', key, 'finished_ms', 'due_ms', 'error_type', 'error', 'traceback')
       tel_event(T, 'redriven', id, f[1], 0, nil)
       out[#out + 1] = id
     end

@@ -4,6 +4,7 @@ failure on the record."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -81,3 +82,34 @@ def test_the_cli_and_the_clients_share_one_url_check() -> None:
     from taskq.cli import common
 
     assert common.url_problem is taskq.server.url_problem
+
+
+# -- 5. a re-driven task sheds the failure that killed it ---------------------------------
+
+
+def test_a_dead_task_redriven_to_success_keeps_no_old_error(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    fixed = threading.Event()
+
+    @tq.task(max_retries=0)
+    def needs_fix() -> str:
+        if not fixed.is_set():
+            raise RuntimeError("not yet")
+        return "fixed"
+
+    handle = needs_fix.enqueue()
+    worker = tq.start_worker(concurrency=1)
+    try:
+        with pytest.raises(taskq.TaskFailed):
+            handle.result(timeout_s=10)
+        dead = tq.get(handle.id)
+        assert dead is not None and dead.error_type == "RuntimeError" and dead.traceback
+        fixed.set()
+        assert tq.dead_letters().requeue(all=True) == 1
+        assert handle.result(timeout_s=10) == "fixed"
+    finally:
+        worker.stop(grace_s=0)
+    task = tq.get(handle.id)
+    assert task is not None and task.status is taskq.TaskStatus.SUCCEEDED
+    assert (task.error_type, task.error, task.traceback) == (None, None, None)
+    (record_key,) = [k for k in rc.scan_iter(match=f"*{handle.id}") if rc.type(k) == "hash"]
+    assert not {"error_type", "error", "traceback"} & set(rc.hkeys(record_key))
