@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 
@@ -66,16 +66,14 @@ class ServerInfo:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with its password (if any) replaced by ``***``. Works on the text, without
+    parsing, so a URL that is malformed elsewhere (a bad port, an unclosed ``[``) or whose raw
+    password holds ``/`` or ``#`` is redacted too before an error message quotes it."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, after = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{after}"
 
 
 URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
@@ -87,17 +85,19 @@ def url_problem(url: str) -> str | None:
     """Why ``url`` is not a Redis URL taskq can use, or None: the one check, for the clients
     (:func:`find_server`) and the CLI alike."""
     example = "e.g. redis://localhost:6379/0"
+    shown = redact_url(url)  # error messages and logs never carry a password
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number in 0..65535
-    except ValueError as exc:
-        return f"bad Redis URL {url!r} ({exc}); {example}"
+    except ValueError as exc:  # its text may quote part of a password: name the fault only
+        fault = "the port is not a number in 1..65535" if "port" in str(exc).lower() else "a malformed host"
+        return f"bad Redis URL {shown!r}: {fault}; {example}"
     if parts.scheme not in URL_SCHEMES:
-        return f"bad Redis URL {url!r}: expected redis://, rediss:// or unix://, {example}"
+        return f"bad Redis URL {shown!r}: expected redis://, rediss:// or unix://, {example}"
     if parts.scheme != "unix" and not parts.hostname:
-        return f"bad Redis URL {url!r}: no host; {example}"
+        return f"bad Redis URL {shown!r}: no host; {example}"
     if port == 0:
-        return f"bad Redis URL {url!r}: port 0; {example}"
+        return f"bad Redis URL {shown!r}: port 0; {example}"
     return None
 
 

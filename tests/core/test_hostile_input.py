@@ -4,13 +4,18 @@ failure on the record."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 import taskq
+
+TASKQ = str(Path(sys.executable).parent / "taskq")
 
 
 @pytest.fixture
@@ -113,3 +118,30 @@ def test_a_dead_task_redriven_to_success_keeps_no_old_error(tq: taskq.TaskQueue,
     assert (task.error_type, task.error, task.traceback) == (None, None, None)
     (record_key,) = [k for k in rc.scan_iter(match=f"*{handle.id}") if rc.type(k) == "hash"]
     assert not {"error_type", "error", "traceback"} & set(rc.hkeys(record_key))
+
+
+# -- secrets: a malformed URL's error never quotes its password -----------------------------
+
+SECRET = "s3cr/et#pw"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://user:{SECRET}@localhost:99999/0",  # bad port (urllib's own message quotes it)
+        f"redis://user:{SECRET}@[::1/0",  # unclosed IPv6 bracket
+        f"http://user:{SECRET}@localhost:6379/0",  # wrong scheme
+        f"redis://:{SECRET}@localhost:0/0",  # port 0
+    ],
+)
+def test_url_errors_never_carry_the_password(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(taskq.InvalidOption) as info:
+        taskq.TaskQueue(url)
+    assert "***" in str(info.value)
+    assert "s3" not in str(info.value) and "pw" not in str(info.value), str(info.value)
+    monkeypatch.setenv("TASKQ_REDIS_URL", url)
+    with pytest.raises(taskq.InvalidOption) as info:
+        taskq.TaskQueue()
+    assert "TASKQ_REDIS_URL" in str(info.value) and "s3" not in str(info.value)
+    cli = subprocess.run([TASKQ, "--url", url, "stats"], capture_output=True, text=True)
+    assert cli.returncode == 2 and len(cli.stderr.splitlines()) == 1 and "s3" not in cli.stderr, cli.stderr
