@@ -62,6 +62,16 @@ def tq(redis_url: str) -> Iterator[taskq.TaskQueue]:
 
 
 @pytest.fixture
+def workers(tq: taskq.TaskQueue) -> Iterator[list[taskq.BackgroundWorker]]:
+    """Background workers a test starts (append them); stopped at once when it ends."""
+    started: list[taskq.BackgroundWorker] = []
+    yield started
+    for w in started:
+        if w.alive:
+            w.stop(grace_s=0)
+
+
+@pytest.fixture
 def rc(redis_url: str) -> Iterator[redis.Redis]:
     """A raw client on the test server, for looking at keys."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)

@@ -5,7 +5,6 @@ sparse record (none when absent), read back by ``tq.get`` and seen by the runnin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,15 +12,6 @@ import redis
 
 import taskq
 from taskq.worker import current_task
-
-
-@pytest.fixture
-def workers(tq: taskq.TaskQueue) -> Iterator[list[taskq.worker.BackgroundWorker]]:
-    started: list[taskq.worker.BackgroundWorker] = []
-    yield started
-    for w in started:
-        if w.alive:
-            w.stop(grace_s=0)
 
 
 def record(tq: taskq.TaskQueue, rc: redis.Redis, task_id: str, queue: str = "default") -> dict[str, str]:

@@ -23,7 +23,6 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +57,6 @@ def next_second(rc: redis.Redis) -> int:
     now = server_s(rc)
     time.sleep(math.floor(now) + 1.02 - now)
     return math.floor(now) + 1
-
-
-@pytest.fixture
-def workers(tq: taskq.TaskQueue) -> Iterator[list[taskq.worker.BackgroundWorker]]:
-    started: list[taskq.worker.BackgroundWorker] = []
-    yield started
-    for w in started:
-        if w.alive:
-            w.stop(grace_s=0)
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -16,15 +15,6 @@ from helpers import wait_until
 import taskq
 from taskq.backoff import backoff_bounds_s
 from taskq.worker import QueueSelection, Worker, current_task
-
-
-@pytest.fixture
-def workers(tq: taskq.TaskQueue) -> Iterator[list[taskq.worker.BackgroundWorker]]:
-    started: list[taskq.worker.BackgroundWorker] = []
-    yield started
-    for w in started:
-        if w.alive:
-            w.stop(grace_s=0)
 
 
 def start(tq: taskq.TaskQueue, started: list[taskq.worker.BackgroundWorker], **settings: object):  # type: ignore[no-untyped-def]
