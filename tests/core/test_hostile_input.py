@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,32 +91,8 @@ def test_the_cli_and_the_clients_share_one_url_check() -> None:
 # -- 5. a re-driven task sheds the failure that killed it ---------------------------------
 
 
-def test_a_dead_task_redriven_to_success_keeps_no_old_error(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
-    fixed = threading.Event()
-
-    @tq.task(max_retries=0)
-    def needs_fix() -> str:
-        if not fixed.is_set():
-            raise RuntimeError("not yet")
-        return "fixed"
-
-    handle = needs_fix.enqueue()
-    worker = tq.start_worker(concurrency=1)
-    try:
-        with pytest.raises(taskq.TaskFailed):
-            handle.result(timeout_s=10)
-        dead = tq.get(handle.id)
-        assert dead is not None and dead.error_type == "RuntimeError" and dead.traceback
-        fixed.set()
-        assert tq.dead_letters().requeue(all=True) == 1
-        assert handle.result(timeout_s=10) == "fixed"
-    finally:
-        worker.stop(grace_s=0)
-    task = tq.get(handle.id)
-    assert task is not None and task.status is taskq.TaskStatus.SUCCEEDED
-    assert (task.error_type, task.error, task.traceback) == (None, None, None)
-    (record_key,) = [k for k in rc.scan_iter(match=f"*{handle.id}") if rc.type(k) == "hash"]
-    assert not {"error_type", "error", "traceback"} & set(rc.hkeys(record_key))
+# tests/worker/test_worker.py::test_redrive_from_dead_letter_queue_runs_again runs a worker through
+# dead -> re-drive -> success and checks the record keeps no old error_type, error or traceback.
 
 
 # -- secrets: a malformed URL's error never quotes its password -----------------------------

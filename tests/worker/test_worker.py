@@ -80,7 +80,9 @@ def test_failure_retries_with_backoff_then_dead_letter(tq: taskq.TaskQueue, work
     assert counters["failed"] == 3 and counters["retried"] == 2 and counters["dead"] == 1
 
 
-def test_redrive_from_dead_letter_queue_runs_again(tq: taskq.TaskQueue, workers: list) -> None:
+def test_redrive_from_dead_letter_queue_runs_again(tq: taskq.TaskQueue, rc: redis.Redis, workers: list) -> None:
+    """A re-driven task starts over: it runs again, and sheds the failure that killed it (once
+    seen: `taskq task show` printed the old traceback for a task that had succeeded)."""
     fixed = threading.Event()
 
     @tq.task(max_retries=0)
@@ -92,11 +94,17 @@ def test_redrive_from_dead_letter_queue_runs_again(tq: taskq.TaskQueue, workers:
     handle = needs_fix.enqueue()
     start(tq, workers)
     with pytest.raises(taskq.TaskFailed):
-        handle.result(timeout_s=5)
+        handle.result(timeout_s=10)
+    dead = tq.get(handle.id)
+    assert dead.error_type == "RuntimeError" and dead.traceback
     fixed.set()
     assert tq.dead_letters().requeue(all=True) == 1
-    assert handle.result(timeout_s=5) == "fixed"
-    assert tq.get(handle.id).attempts == 1
+    assert handle.result(timeout_s=10) == "fixed"
+    task = tq.get(handle.id)
+    assert task.status is taskq.TaskStatus.SUCCEEDED and task.attempts == 1
+    assert (task.error_type, task.error, task.traceback) == (None, None, None)
+    record = taskq.QueueKeys(tq.prefix, task.queue).task(handle.id)
+    assert rc.exists(record) and not {"error_type", "error", "traceback"} & set(rc.hkeys(record))
 
 
 def test_retry_exception_sets_the_delay(tq: taskq.TaskQueue, workers: list) -> None:
