@@ -13,8 +13,9 @@ the module it names light and import heavy things inside the command. The comman
 :func:`taskq.cli.reported_errors` to turn taskq errors into the one-line CLI error.
 
 A plug-in that fails to load costs one warning line on stderr; every other command still
-works. A known plug-in that is not installed (``taskq bench``) stays listed and, when run,
-says in one line how to install it.
+works. A known plug-in that is not installed (``taskq bench``), or whose optional
+dependencies are not (``taskq serve`` without ``taskq[api]``), stays listed quietly and, when
+run, says in one line how to install it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from taskq.cli.common import print_error, print_note
@@ -34,6 +36,10 @@ KNOWN_PLUGINS: dict[str, tuple[str, str]] = {
     "bench": (
         "Benchmark taskq next to its peers (the taskq-bench package).",
         "install the taskq-bench package: pip install -e ./benchmarks (in a taskq checkout; plots need taskq[bench])",
+    ),
+    "serve": (
+        "Serve the HTTP API and WebSocket feed for an APP (the taskq[api] extra).",
+        "install the API's dependencies: pip install 'taskq[api]'",
     ),
 }
 
@@ -51,14 +57,15 @@ def as_command(obj: object) -> PluginCommand:
     return command
 
 
-def _load(entry: EntryPoint) -> PluginCommand | None:
-    try:
-        return as_command(entry.load())
-    except Exception as exc:  # noqa: BLE001 - any failure of a plug-in must leave the CLI working
-        where = f" (from {entry.dist.name})" if entry.dist is not None else ""
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        print_note(f"warning: taskq plug-in {entry.name!r}{where} not loaded: {reason}")
-        return None
+def _load(entry: EntryPoint) -> PluginCommand:
+    """The plug-in's command; raises whatever loading it raised."""
+    return as_command(entry.load())
+
+
+def _warn_not_loaded(entry: EntryPoint, exc: Exception) -> None:
+    where = f" (from {entry.dist.name})" if entry.dist is not None else ""
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    print_note(f"warning: taskq plug-in {entry.name!r}{where} not loaded: {reason}")
 
 
 def missing_plugin(name: str, summary: str, install: str) -> PluginCommand:
@@ -67,7 +74,7 @@ def missing_plugin(name: str, summary: str, install: str) -> PluginCommand:
 
     @stand_in.command(
         name=name,
-        help=f"{summary} Not installed.",
+        help=f"{escape(summary)} Not installed.",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
     def run() -> None:
@@ -81,14 +88,20 @@ def add_plugins(group: TyperGroup) -> None:
     """Add every installed ``taskq.cli`` plug-in to ``group``, and stand-ins for known missing ones."""
     tried = set()
     for entry in entry_points(group=GROUP):
-        tried.add(entry.name)
         if entry.name in group.commands:
+            tried.add(entry.name)
             print_note(f"warning: taskq plug-in {entry.name!r} ignored: a built-in command has that name")
             continue
-        command = _load(entry)
-        if command is not None:
-            command.name = entry.name  # listed under the entry point's name, not its function's
-            group.add_command(command, entry.name)
+        try:
+            command = _load(entry)
+        except Exception as exc:  # noqa: BLE001 - any failure of a plug-in must leave the CLI working
+            if not (isinstance(exc, ModuleNotFoundError) and entry.name in KNOWN_PLUGINS):
+                tried.add(entry.name)  # broken, not missing: the warning says so, no stand-in
+                _warn_not_loaded(entry, exc)
+            continue  # a known plug-in whose modules are not installed: its stand-in says how
+        tried.add(entry.name)
+        command.name = entry.name  # listed under the entry point's name, not its function's
+        group.add_command(command, entry.name)
     for name, (summary, install) in KNOWN_PLUGINS.items():
         if name not in tried:
             group.add_command(missing_plugin(name, summary, install), name)

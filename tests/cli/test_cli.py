@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -735,6 +736,25 @@ def test_bench_without_the_benchmark_package_says_how_to_install_it(
     assert exited.value.code == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: `taskq bench` is not installed") and "pip install -e ./benchmarks" in line
+
+
+def test_serve_without_the_api_extra_is_quiet_until_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seen in `make demo`'s venv (no taskq[api]): every `taskq` command warned that `serve`
+    could not be loaded. A known plug-in whose dependencies are missing is listed quietly, and
+    says how to install them when it is run."""
+    missing = EntryPoint(name="serve", value="taskq_no_such_dependency_xyz:serve", group="taskq.cli")
+    monkeypatch.setattr(taskq.cli.plugins, "entry_points", lambda group: [missing])
+    for argv, code in ((["taskq", "--help"], 0), (["taskq", "serve", "app:tq"], 1)):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            taskq.cli.main()
+        assert exited.value.code == code
+    out, err = capsys.readouterr()
+    assert "serve" in out and "warning" not in out + err
+    (line,) = err.splitlines()
+    assert line.startswith("error: `taskq serve` is not installed") and "pip install 'taskq[api]'" in line
 
 
 def test_every_command_refuses_an_unknown_queue_the_same_way(redis_url: str, tq: taskq.TaskQueue) -> None:
