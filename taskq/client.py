@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from taskq.client_base import ClientBase, check_queue_settings, queue_list
+from taskq.connection import connection_options
 from taskq.executor import SyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.keys import check_queue_name
@@ -112,7 +113,7 @@ class TaskQueue(ClientBase):
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         super().__init__(url, **settings)
-        self.redis = redis.Redis.from_url(self.url, decode_responses=True)
+        self.redis = redis.Redis.from_url(self.url, decode_responses=True, **connection_options(self.url))
         self._exec = SyncExecutor(self.redis, self.url)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:

@@ -41,6 +41,9 @@ class WorkerUpkeep:
     processed: int
     failed: int
     _clock_offset_ms: int | None
+    _stall_s: float
+    _claim_progress_at: float
+    _claim_waiting: bool
     _held: dict[str, _Held]
     _stopping: bool
     _rng: random.Random
@@ -52,6 +55,21 @@ class WorkerUpkeep:
 
     async def _sleep(self, seconds: float) -> None:
         raise NotImplementedError
+
+    # -- is the claim loop making progress? ------------------------------------------
+
+    def _claim_progress(self, *, waiting: bool) -> None:
+        """The claim loop is alive: it just claimed, or starts or ends a wait for work or slots."""
+        self._claim_waiting = waiting
+        self._claim_progress_at = time.monotonic()
+
+    def _claim_stalled_s(self) -> float | None:
+        """How long the claim loop has gone without progress, if that is a stall (longer than
+        two socket timeouts and a heartbeat, not waiting for work, not shutting down)."""
+        if self._stopping or self._claim_waiting:
+            return None
+        quiet_s = time.monotonic() - self._claim_progress_at
+        return quiet_s if quiet_s > self._stall_s else None
 
     # -- heartbeat -------------------------------------------------------------------
 
@@ -73,6 +91,14 @@ class WorkerUpkeep:
             states = await self._exec.run(self.ops.extend(queue, leases, self.lease_ms))
             for held, state in zip(helds, states, strict=True):
                 self._apply_lease_state(held, state)
+        stalled_s = self._claim_stalled_s()
+        if stalled_s is not None:  # leases stay extended (their tasks run); the registration does not
+            log.warning(
+                "claim loop stalled for %.1fs (Redis calls not coming back): not refreshing this worker's "
+                "registration, so it shows as stale until claiming works again",
+                stalled_s,
+            )
+            return
         info: dict[str, Any] = {
             "id": self.id,
             "host": socket.gethostname(),

@@ -47,6 +47,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from taskq.connection import connection_options, worker_socket_timeout_s
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
@@ -98,6 +99,13 @@ class Worker(TaskExecution, WorkerUpkeep):
         self.concurrency = concurrency
         self.lease_ms = int(lease_s * 1000)
         self.heartbeat_s = check_heartbeat_s(lease_s, heartbeat_s)
+        #: Every Redis call of this worker fails after this long on a connection that went quiet.
+        self.socket_timeout_s = worker_socket_timeout_s(lease_s)
+        # A claim round that has not come back (or kept failing) for this long is a stall: the
+        # heartbeat stops refreshing the registration, so the worker shows as stale, not alive.
+        self._stall_s = 2 * self.socket_timeout_s + self.heartbeat_s
+        self._claim_progress_at = time.monotonic()
+        self._claim_waiting = False
         self.maintenance_s = maintenance_s
         self.idle_poll_s = idle_poll_s
         self.grace_s = grace_s
@@ -143,12 +151,14 @@ class Worker(TaskExecution, WorkerUpkeep):
     async def run(self) -> None:
         """Run until :meth:`request_stop` (or a signal, under :func:`run_worker`)."""
         self._loop = asyncio.get_running_loop()
+        self._claim_progress(waiting=False)
         self._stop_event = asyncio.Event()
         self._work_event = asyncio.Event()
         self._slot_event = asyncio.Event()
         self._flush_event = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        options = connection_options(self.url, self.socket_timeout_s)
+        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True, **options)
         self._exec = AsyncExecutor(self._redis, self.url)
         pubsub = self._redis.pubsub()
         helpers: list[asyncio.Task[None]] = []
@@ -207,15 +217,19 @@ class Worker(TaskExecution, WorkerUpkeep):
             free = self.concurrency - len(self._running)
             if free <= 0 or (self._running and free < self._refill_at):
                 self._slot_event.clear()
+                self._claim_progress(waiting=True)
                 await self._slot_event.wait()
+                self._claim_progress(waiting=False)
                 continue
             self._work_event.clear()
             try:
-                claimed, next_due_ms, emptied = await self._claim(free)
-            except ServerUnavailable as exc:
-                log.warning("claim failed, retrying: %s", exc)
+                async with asyncio.timeout(self._stall_s):  # the socket timeout's backstop
+                    claimed, next_due_ms, emptied = await self._claim(free)
+            except (ServerUnavailable, TimeoutError) as exc:
+                log.warning("claim failed, retrying: %s", str(exc) or f"no reply within {self._stall_s:.1f}s")
                 await self._sleep(min(self.idle_poll_s, 1.0))
                 continue
+            self._claim_progress(waiting=False)
             for task in claimed:
                 self._start(task)
             if claimed and not emptied:
@@ -224,7 +238,9 @@ class Worker(TaskExecution, WorkerUpkeep):
             # task to arrive publishes a wake-up (set since the clear above, if it came
             # already). Claiming again now would only come back empty: one round trip per
             # task at low load, not two.
+            self._claim_progress(waiting=True)
             await self._wait_for_work(next_due_ms)
+            self._claim_progress(waiting=False)
 
     async def _claim(self, free: int) -> tuple[list[ClaimedTask], int, bool]:
         """Claim up to ``free`` tasks; also the earliest due time still scheduled (or -1),

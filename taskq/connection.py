@@ -1,0 +1,84 @@
+"""How taskq connects to Redis: the socket options of every client it makes.
+
+redis-py waits on a socket for ever unless told otherwise (5.x), or 5 s (8.x). A connection
+that dies silently (packets dropped, no reset) would then stop whatever waits on it: a
+worker's claim loop froze for good that way while its heartbeat, on a fresh connection,
+kept reporting it alive. So every connection taskq makes has:
+
+* an explicit **socket timeout**: a call on a dead connection fails (and is retried on a new
+  one) instead of hanging. A worker's is derived from its lease
+  (:func:`worker_socket_timeout_s`): a stalled call must fail well before the heartbeat that
+  keeps the lease alive is late;
+* a **connect timeout**, so a server that does not answer at all is reported, not waited on;
+* **TCP keepalive** (probes after 10 s idle, every 5 s, 3 missed = dead where the OS lets us
+  set them), so the kernel notices a peer that vanished from the network;
+* a **health check**: a connection idle for longer than :data:`HEALTH_CHECK_S` is PINGed before
+  it is used again.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+#: Socket timeout of the producers' clients (TaskQueue, AsyncTaskQueue).
+CLIENT_SOCKET_TIMEOUT_S = 10.0
+#: The longest socket timeout a worker uses (a long lease); shorter leases get shorter ones.
+WORKER_SOCKET_TIMEOUT_MAX_S = 5.0
+#: The shortest: below it a busy server (a big claim, an fsync) would look dead.
+WORKER_SOCKET_TIMEOUT_MIN_S = 0.5
+#: Connecting: a server that does not complete the TCP handshake in this time is down.
+CONNECT_TIMEOUT_S = 5.0
+#: A connection idle for longer is PINGed before its next command.
+HEALTH_CHECK_S = 15
+#: TCP keepalive: first probe after this many idle seconds, then every interval, dead after count.
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+
+
+def keepalive_options() -> dict[int, int]:
+    """The TCP keepalive timings, for the socket options this OS has (Linux has all three;
+    macOS names the idle time TCP_KEEPALIVE; elsewhere the system defaults stand)."""
+    options: dict[int, int] = {}
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    if idle is not None:
+        options[idle] = KEEPALIVE_IDLE_S
+    if hasattr(socket, "TCP_KEEPINTVL"):
+        options[socket.TCP_KEEPINTVL] = KEEPALIVE_INTERVAL_S
+    if hasattr(socket, "TCP_KEEPCNT"):
+        options[socket.TCP_KEEPCNT] = KEEPALIVE_COUNT
+    return options
+
+
+def connection_options(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S) -> dict[str, Any]:
+    """Keyword arguments for ``redis.Redis.from_url(url, ...)`` / ``redis.asyncio.Redis.from_url``
+    (the same names in redis-py 5.0 to 8.x); a ``unix://`` socket has no TCP keepalive."""
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout_s,
+        "socket_connect_timeout": min(CONNECT_TIMEOUT_S, max(socket_timeout_s, 1.0)),
+        "health_check_interval": HEALTH_CHECK_S,
+    }
+    if not url.startswith("unix:"):
+        options["socket_keepalive"] = True
+        options["socket_keepalive_options"] = keepalive_options()
+    return options
+
+
+def worker_socket_timeout_s(lease_s: float) -> float:
+    """A worker's socket timeout: a quarter of the lease, within
+    [:data:`WORKER_SOCKET_TIMEOUT_MIN_S`, :data:`WORKER_SOCKET_TIMEOUT_MAX_S`].
+
+    The heartbeat runs every lease / 3 (at most lease / 2), so a heartbeat that meets a dead
+    connection fails after a quarter of the lease and is retried on a fresh one while the
+    lease still has time left: a dead connection does not make healthy tasks run twice.
+    """
+    return min(WORKER_SOCKET_TIMEOUT_MAX_S, max(WORKER_SOCKET_TIMEOUT_MIN_S, lease_s / 4))
+
+
+__all__ = [
+    "CLIENT_SOCKET_TIMEOUT_S",
+    "connection_options",
+    "keepalive_options",
+    "worker_socket_timeout_s",
+]
