@@ -78,6 +78,8 @@ mypy || failed+=("mypy")
 say "widgets front end: npm ci, eslint, tsc --checkJs"
 (cd widgets && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint && npm run --silent typecheck) ||
     failed+=("widgets front end")
+say "deployment files: dclint (docker-compose.yml), hadolint (Dockerfile), nginx -t (deploy/nginx.conf)"
+bash deploy/lint.sh || failed+=("deploy lint")
 say "pytest $*"
 rc=0
 python -m pytest "$@" || rc=$?
