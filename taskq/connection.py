@@ -18,8 +18,20 @@ kept reporting it alive. So every connection taskq makes has:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskq.backoff import exponential_s
+from taskq.server import redact_url
 
 #: Socket timeout of the producers' clients (TaskQueue, AsyncTaskQueue).
 CLIENT_SOCKET_TIMEOUT_S = 10.0
@@ -76,8 +88,51 @@ def worker_socket_timeout_s(lease_s: float) -> float:
     return min(WORKER_SOCKET_TIMEOUT_MAX_S, max(WORKER_SOCKET_TIMEOUT_MIN_S, lease_s / 4))
 
 
+#: Waiting for a server at start: the first retry after this long, doubling up to the max.
+WAIT_FIRST_S = 0.5
+WAIT_MAX_S = 10.0
+
+
+async def wait_for_server(url: str, stopping: Callable[[], bool], log: logging.Logger) -> bool:
+    """PING ``url`` until it answers, retrying with backoff (0.5 s doubling to 10 s) while
+    the server is unreachable, and say so in one log line (the password redacted). False if
+    ``stopping()`` turned true first. A server that answers but refuses us (a wrong password)
+    is not waited for: its error is raised."""
+    client = aioredis.Redis.from_url(url, **connection_options(url, WAIT_MAX_S))
+    started = time.monotonic()
+    attempt = 0
+    try:
+        while not stopping():
+            try:
+                await client.ping()
+            except AuthenticationError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                delay_s = exponential_s(attempt + 1, WAIT_FIRST_S, WAIT_MAX_S)
+                if attempt == 0:
+                    log.warning(
+                        "Redis at %s is not reachable (%s); waiting for it, retrying every %g-%g s",
+                        redact_url(url),
+                        exc,
+                        WAIT_FIRST_S,
+                        WAIT_MAX_S,
+                    )
+                attempt += 1
+                deadline = time.monotonic() + delay_s
+                while time.monotonic() < deadline and not stopping():
+                    await asyncio.sleep(min(0.1, delay_s))
+                continue
+            if attempt:
+                log.info("Redis at %s is reachable after %.1f s", redact_url(url), time.monotonic() - started)
+            return True
+        return False
+    finally:
+        await client.aclose()
+
+
 __all__ = [
     "CLIENT_SOCKET_TIMEOUT_S",
+    "wait_for_server",
     "connection_options",
     "keepalive_options",
     "worker_socket_timeout_s",

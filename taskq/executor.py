@@ -29,6 +29,7 @@ from taskq.errors import ServerUnavailable
 from taskq.ops_base import reply_error
 from taskq.plan import Command, Emit, Flow, Plan, Stream
 from taskq.scripts import Script
+from taskq.server import redact_url
 
 __all__ = ["AsyncExecutor", "Flow", "SyncExecutor"]
 
@@ -63,7 +64,7 @@ _LOST = (RedisConnectionError, RedisTimeoutError)
 
 
 def _unavailable(url: str, exc: Exception) -> ServerUnavailable:
-    return ServerUnavailable(f"cannot reach Redis at {url}: {exc}")
+    return ServerUnavailable(f"cannot reach Redis at {redact_url(url)}: {exc}")  # never the password
 
 
 class SyncExecutor:

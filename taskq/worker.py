@@ -47,7 +47,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from taskq.connection import connection_options, worker_socket_timeout_s
+from taskq.connection import connection_options, wait_for_server, worker_socket_timeout_s
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
@@ -383,14 +383,16 @@ def _loop_is(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def run_worker(worker: Worker, *, install_signals: bool = True) -> None:
-    """Run ``worker`` in this thread until SIGTERM/SIGINT (a second one exits now)."""
+    """Run ``worker`` in this thread until SIGTERM/SIGINT (a second one exits now). A Redis
+    that is down at start is waited for (retried with backoff, said in one log line)."""
 
     async def main() -> None:
         if install_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.request_stop)
-        await worker.run()
+        if await wait_for_server(worker.url, lambda: worker._stopping, log):
+            await worker.run()
 
     asyncio.run(main())
 
