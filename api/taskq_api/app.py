@@ -39,7 +39,9 @@ from taskq import (
 )
 from taskq_api import models as m
 from taskq_api.hub import Hub
+from taskq_api.routes_dashboard import add_dashboard_routes
 from taskq_api.settings import API, MAX_LIST_LIMIT, Settings
+from taskq_api.static import add_dashboard
 from taskq_api.websocket import WEBSOCKET_DOC, add_websocket
 
 log = logging.getLogger("taskq_api.access")
@@ -251,6 +253,8 @@ def create_app(tq_or_app_path: TaskQueue | AsyncTaskQueue | str, settings: Setti
     _add_queue_routes(app, tq, write, read)
     _add_health_routes(app, tq, read)
     add_websocket(app, tq, hub, settings)
+    add_dashboard_routes(app, tq, settings, read)
+    app.state.dashboard = add_dashboard(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -59,12 +59,22 @@ def run(
         source = load_app(app_path)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if workers > 1:
+        _say_dashboard()
         os.environ[APP_ENV] = app_path
         os.environ[INSECURE_ENV] = "1" if settings.token is None else "0"
         uvicorn.run("taskq_api.cli:app_factory", factory=True, host=host, port=port, workers=workers, access_log=False)
         return
+    _say_dashboard()
     typer.echo(json.dumps({"serving": app_path, "url": f"http://{host}:{port}", "auth": settings.token is not None}))
     uvicorn.run(create_app(source, settings), host=host, port=port, access_log=False, log_level="warning")
+
+
+def _say_dashboard() -> None:
+    """One line on stderr when the dashboard is not built (the API is served all the same)."""
+    from taskq_api.static import BUILD_HINT, built
+
+    if not built():
+        typer.echo(f"taskq serve: {BUILD_HINT}", err=True)
 
 
 def _has_token() -> bool:

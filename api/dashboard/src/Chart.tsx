@@ -1,6 +1,7 @@
 // A time-series chart on uPlot (small, fast, canvas), redrawn in place as points arrive.
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
+import { fmtMs } from "./format";
 
 export interface Series {
   label: string;
@@ -12,7 +13,8 @@ interface Props {
   title: string;
   series: Series[];
   data: uPlot.AlignedData;
-  unit: string;
+  /** "ms": values are durations in milliseconds; "": plain numbers. */
+  unit: "ms" | "";
   testid?: string;
 }
 
@@ -40,9 +42,20 @@ export function Chart({ title, series, data, unit, testid }: Props) {
       scales: { x: { time: true } },
       axes: [
         { stroke: axis, grid: { stroke: grid } },
-        { stroke: axis, grid: { stroke: grid }, size: 60, values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}${unit}`) },
+        { stroke: axis, grid: { stroke: grid }, size: 72, values: (_u, vals) => vals.map((v) => (unit === "ms" ? fmtMs(v) : `${+v.toFixed(2)}`)) },
       ],
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, dash: s.dash, spanGaps: true }))],
+      series: [
+        {},
+        ...series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: 2,
+          dash: s.dash,
+          spanGaps: true,
+          points: { show: false },
+          value: (_u: uPlot, v: number | null) => (v === null ? "–" : unit === "ms" ? fmtMs(v) : `${+v.toFixed(2)}`),
+        })),
+      ],
       };
     };
     plot.current = new uPlot(options(), latest.current, el);

@@ -30,9 +30,16 @@ export function errorMessage(status: number, body: unknown): string {
   return `HTTP ${status}`;
 }
 
+/** Set from GET /auth: when the server needs a token for changes, ask for it before sending one. */
+let tokenRequired = false;
+
 export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   const headers = new Headers(init.headers);
   const token = getToken();
+  if (tokenRequired && !token && (init.method ?? "GET") !== "GET") {
+    requestToken();
+    throw new ApiError(401, "this server needs its API token: sign in, then try again");
+  }
   if (token) headers.set("Authorization", `Bearer ${token}`);
   if (init.body !== undefined) headers.set("Content-Type", "application/json");
   const response = await fetch(`${API}${path}`, { ...init, headers });
@@ -58,7 +65,16 @@ export interface AuthInfo {
   reads_need_token: boolean;
 }
 
-export const useAuthInfo = () => useQuery({ queryKey: ["auth"], queryFn: () => api<AuthInfo>("/auth"), staleTime: Infinity });
+export const useAuthInfo = () =>
+  useQuery({
+    queryKey: ["auth"],
+    queryFn: async () => {
+      const info = await api<AuthInfo>("/auth");
+      tokenRequired = info.token_required;
+      return info;
+    },
+    staleTime: Infinity,
+  });
 export const useQueues = () => useQuery({ queryKey: ["queues"], queryFn: () => api<QueueSnap[]>("/queues") });
 export const useWorkers = (live: boolean) =>
   useQuery({ queryKey: ["workers"], queryFn: () => api<WorkerSnap[]>("/workers"), refetchInterval: live ? false : 2000 });

@@ -80,7 +80,7 @@ export function Button({
     danger: "bg-rose-600 text-white hover:bg-rose-500",
   }[kind];
   return (
-    <button type={type} onClick={onClick} disabled={disabled} data-testid={testid} className={`rounded-md px-3 py-1.5 text-sm font-medium disabled:opacity-50 ${styles}`}>
+    <button type={type} onClick={onClick} disabled={disabled} data-testid={testid} className={`whitespace-nowrap rounded-md px-3 py-1.5 text-sm font-medium disabled:opacity-50 ${styles}`}>
       {children}
     </button>
   );

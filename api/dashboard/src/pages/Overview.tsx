@@ -124,8 +124,8 @@ export function Overview() {
           <div className="grid gap-4 md:grid-cols-2">
             <Chart title="Throughput (tasks/s)" unit="" series={[{ label: "done/s", color: "#4f46e5" }]} data={charts.thr} testid="chart-throughput" />
             <Chart title="Queued" unit="" series={[{ label: "queued", color: "#0891b2" }]} data={charts.depth} />
-            <Chart title="Queue wait" unit=" ms" series={[{ label: "P50", color: "#16a34a" }, { label: "P99", color: "#dc2626", dash: [6, 4] }]} data={charts.wait} />
-            <Chart title="Run time" unit=" ms" series={[{ label: "P50", color: "#16a34a" }, { label: "P99", color: "#dc2626", dash: [6, 4] }]} data={charts.run} />
+            <Chart title="Queue wait" unit="ms" series={[{ label: "P50", color: "#16a34a" }, { label: "P99", color: "#dc2626", dash: [6, 4] }]} data={charts.wait} />
+            <Chart title="Run time" unit="ms" series={[{ label: "P50", color: "#16a34a" }, { label: "P99", color: "#dc2626", dash: [6, 4] }]} data={charts.run} />
           </div>
         </div>
       )}
@@ -136,7 +136,7 @@ export function Overview() {
         ) : (
           <ul className="max-h-72 space-y-0.5 overflow-auto text-sm" data-testid="events">
             {events.slice(0, 50).map((e) => (
-              <li key={e.cursor} className="flex flex-wrap gap-2">
+              <li key={e.cursor} className="flex flex-wrap gap-2" data-type={e.type} data-task={e.task_id}>
                 <span className="tabular-nums text-slate-500">{fmtTime(e.timestamp_ms)}</span>
                 <Badge tone={e.type === "succeeded" ? "green" : e.type === "dead" || e.type === "failed" ? "red" : e.type === "started" ? "blue" : "slate"}>{e.type}</Badge>
                 <TaskLink id={e.task_id} />
