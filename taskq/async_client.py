@@ -22,6 +22,7 @@ from taskq.executor import AsyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
+from taskq.ratelimit import RateLimit, parse_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.task import (
     Task,
@@ -203,9 +204,16 @@ class AsyncTaskQueue(ClientBase):
         return await self._exec.run(self.ops.queues())
 
     async def configure_queue(
-        self, queue: str, *, aging_s: float | None = None, default_priority: int | None = None
+        self,
+        queue: str,
+        *,
+        aging_s: float | None = None,
+        default_priority: int | None = None,
+        rate: str | RateLimit | None = None,
     ) -> None:
-        await self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority)))
+        """See :meth:`TaskQueue.configure_queue`."""
+        limit = None if rate is None else parse_rate(rate)
+        await self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority), limit))
 
     def dead_letters(self, queue: str | None = None) -> AsyncDeadLetters:
         return AsyncDeadLetters(self, queue or self.default_queue)

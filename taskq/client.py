@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from taskq.client_base import ClientBase, check_queue_settings, queue_list
+from taskq.client_schedules import ScheduleMethods
 from taskq.connection import connection_options
 from taskq.executor import SyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
+from taskq.ratelimit import RateLimit, parse_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.task import (
     Task,
@@ -100,7 +102,7 @@ class DeadLetters:
         return self._tq._exec.drive(purge_flow(self._tq.ops, self.queue, ids, name, error_type, all))
 
 
-class TaskQueue(ClientBase):
+class TaskQueue(ClientBase, ScheduleMethods):
     """A task queue on Redis, blocking API. ``url=None`` finds or starts a server
     (``embedded=False``: finds one or raises :class:`ServerUnavailable`); ``tq.server_info``
     says which.
@@ -178,14 +180,24 @@ class TaskQueue(ClientBase):
         """Names of every queue that has had a task."""
         return self._exec.run(self.ops.queues())
 
-    def configure_queue(self, queue: str, *, aging_s: float | None = None, default_priority: int | None = None) -> None:
+    def configure_queue(
+        self,
+        queue: str,
+        *,
+        aging_s: float | None = None,
+        default_priority: int | None = None,
+        rate: str | RateLimit | None = None,
+    ) -> None:
         """Set a queue's settings, shared by every producer (``None`` clears a setting).
 
         ``aging_s``: a waiting task gains one priority level per ``aging_s`` seconds, so
         nothing starves (new enqueues only); unset, priority is strict.
         ``default_priority``: the priority of tasks enqueued here without one (else 5).
+        ``rate``: a rate limit for the whole queue across every worker, e.g. ``"100/s"``
+        or a :func:`~taskq.ratelimit.parse_rate` result (burst, algorithm).
         """
-        self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority)))
+        limit = None if rate is None else parse_rate(rate)
+        self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority), limit))
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
         return DeadLetters(self, queue or self.default_queue)

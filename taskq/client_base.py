@@ -17,6 +17,7 @@ from taskq.errors import (
 from taskq.keys import DEFAULT_PREFIX, check_queue_name
 from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations
 from taskq.plan import Flow
+from taskq.ratelimit import RATE_KEY_META, RateLimit, rate_key_meta
 from taskq.registry import ENQUEUE_OPTIONS, RegisteredTask, TaskDef, TaskFunction, make_task_def
 from taskq.server import ServerInfo, find_server
 from taskq.task import (
@@ -130,6 +131,9 @@ class ClientBase:
                 f"(known: {', '.join(known) or 'none'}); register it with @tq.task, start a worker "
                 "that has it first, or pass force=True"
             )
+        if isinstance(definition, TaskDef) and definition.rate_key is not None:
+            key = rate_key_meta(definition.rate_key(*args, **(kwargs or {})))
+            meta = {**(meta or {}), RATE_KEY_META: key}
         d_queue = definition.queue if definition else self.default_queue
         return TaskSpec.build(
             name,
@@ -211,12 +215,22 @@ class ClientBase:
         timeout_s: float | None = None,
         backoff: Backoff | None = None,
         result_ttl_s: int | None = None,
+        rate: str | RateLimit | None = None,
+        rate_key: Callable[..., Any] | None = None,
+        schedule: str | float | None = None,
     ) -> Any:
         """Register a function as a task: ``@tq.task`` or ``@tq.task(queue=..., ...)``.
 
         Returns a :class:`TaskFunction`: call it to run the function here, ``.enqueue(...)``
         to queue it (a coroutine on an AsyncTaskQueue). ``priority=None`` uses the queue's
         default priority (``configure_queue``), else 5.
+
+        ``rate="10/m"``: at most that many runs of this task across every worker
+        (:mod:`taskq.ratelimit`); with ``rate_key=f`` (a function of the task's arguments),
+        one such limit per value of ``f(*args, **kwargs)``, e.g. per customer.
+        ``schedule="*/5 * * * *"`` (cron, UTC) or ``schedule=30`` (seconds): workers run it
+        periodically, with no arguments, under a schedule named like the task
+        (:mod:`taskq.schedules`).
         """
         options = {
             "name": name,
@@ -226,6 +240,9 @@ class ClientBase:
             "timeout_s": timeout_s,
             "backoff": backoff,
             "result_ttl_s": result_ttl_s,
+            "rate": rate,
+            "rate_key": rate_key,
+            "schedule": schedule,
         }
 
         def decorator(f: Callable[..., Any]) -> Any:

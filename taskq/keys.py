@@ -26,9 +26,13 @@ Layout for queue ``emails`` and the default prefix ``taskq``::
     taskq:{emails}:depth        HASH  priority -> tasks queued at that priority
     taskq:{emails}:windows      HASH  window figures, computed once a second by snapshot.lua
     taskq:{emails}:wake         pub/sub channel: "work arrived in an empty queue"
+    taskq:{emails}:limits       HASH  rate limits: task name ('' the whole queue) -> spec
+    taskq:{emails}:rl:<limiter> STR   one rate limiter's state (expires once at rest)
+    taskq:{emails}:schedules    HASH  schedule name -> "<last fire ms> <task id> <enqueued ms>"
     taskq:queues                SET   names of known queues
     taskq:workers               ZSET  worker id -> last heartbeat, ms
     taskq:worker:<id>           HASH  one worker's registration (expires without heartbeat)
+    taskq:schedules             HASH  schedule name -> its definition (JSON, taskq.schedules)
 """
 
 from __future__ import annotations
@@ -155,6 +159,21 @@ class QueueKeys:
     def wake(self) -> str:
         return self.base + "wake"
 
+    @property
+    def limits(self) -> str:
+        """Rate limits (taskq.ratelimit): task name, or '' for the whole queue -> spec."""
+        return self.base + "limits"
+
+    @property
+    def rate_prefix(self) -> str:
+        """Prefix of the rate limiters' state keys; the claim script appends the limiter."""
+        return self.base + "rl:"
+
+    @property
+    def schedules(self) -> str:
+        """The schedules of this queue: name -> last fire time, its task, when enqueued."""
+        return self.base + "schedules"
+
     def all_fixed(self) -> list[str]:
         """The queue's keys that are not per task (for tests and purging a queue)."""
         return [
@@ -171,6 +190,8 @@ class QueueKeys:
             self.ckpt_coarse,
             self.depth,
             self.windows,
+            self.limits,
+            self.schedules,
         ]
 
 
@@ -195,6 +216,11 @@ class GlobalKeys:
     def tasks(self) -> str:
         """The task registry workers publish: task name -> JSON (taskq.registry)."""
         return f"{self.prefix}:tasks"
+
+    @property
+    def schedules(self) -> str:
+        """Every schedule's definition: name -> JSON (taskq.schedules)."""
+        return f"{self.prefix}:schedules"
 
     def queue(self, name: str) -> QueueKeys:
         return QueueKeys(self.prefix, check_queue_name(name))

@@ -32,6 +32,7 @@ from taskq.ops_base import (
     time_ms,
 )
 from taskq.plan import Command, Flow, Plan
+from taskq.ratelimit import RateLimit
 from taskq.registry import REGISTRY_RETENTION_MS, RegisteredTask
 from taskq.scripts import load_script
 from taskq.task import (
@@ -160,10 +161,15 @@ class Operations(WorkerPlans):
         )
         return Plan([cmd], first_reply)
 
-    def configure_queue(self, queue: str, aging_s: float | None, default_priority: int | None) -> Plan[Any]:
-        """Set (or, with None, clear) a queue's aging window and default priority."""
+    def configure_queue(
+        self, queue: str, aging_s: float | None, default_priority: int | None, rate: RateLimit | None = None
+    ) -> Plan[Any]:
+        """Set (or, with None, clear) a queue's aging window, default priority and rate limit."""
         k = self.queue_keys(queue)
         cmds = [
+            Command(("HDEL", k.limits, "")) if rate is None else Command(("HSET", k.limits, "", rate.spec())),
+        ]
+        cmds += [
             Command(("HDEL", k.config, field)) if value is None else Command(("HSET", k.config, field, value))
             for field, value in (
                 ("aging_us", None if aging_s is None else int(aging_s * 1_000_000)),

@@ -24,6 +24,8 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from taskq.backoff import Backoff
 from taskq.errors import InvalidArguments, InvalidOption
 from taskq.keys import check_queue_name
+from taskq.ratelimit import RateLimit, parse_rate
+from taskq.schedule_time import check_schedule_spec
 from taskq.task import check_non_negative_int, check_priority, check_timeout_s
 
 P = ParamSpec("P")
@@ -111,6 +113,9 @@ class TaskDef:
     result_ttl_s: int | None
     signature: inspect.Signature | None = None  # None where the function has none to read
     is_async: bool = False
+    rate: RateLimit | None = None  # a limit on this task name across every worker (taskq.ratelimit)
+    rate_key: Callable[..., Any] | None = None  # the task's arguments -> its own limiter's key
+    schedule: str | float | None = None  # a cron expression or every_s: a schedule named like the task
 
     def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
         """Raise :class:`InvalidArguments` if the call would not bind to the function."""
@@ -218,9 +223,17 @@ def make_task_def(
     timeout_s: float | None,
     backoff: Backoff | None,
     result_ttl_s: int | None,
+    rate: str | RateLimit | None = None,
+    rate_key: Callable[..., Any] | None = None,
+    schedule: str | float | None = None,
 ) -> TaskDef:
     """Validate decorator options and the function's parameters."""
     check_queue_name(queue)
+    limit = None if rate is None else parse_rate(rate)
+    if rate_key is not None and (limit is None or not callable(rate_key)):
+        raise InvalidOption("rate_key must be a function of the task's arguments, given together with rate=")
+    if schedule is not None:
+        check_schedule_spec(schedule)
     if priority is not None:
         check_priority(priority)
     check_non_negative_int("max_retries", max_retries, upper=1000)
@@ -247,6 +260,9 @@ def make_task_def(
         result_ttl_s=result_ttl_s,
         signature=signature,
         is_async=inspect.iscoroutinefunction(fn),
+        rate=limit,
+        rate_key=rate_key,
+        schedule=schedule,
     )
 
 

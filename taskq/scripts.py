@@ -67,6 +67,7 @@ SCRIPT_NAMES = (
     "snapshot",
     "list_page",
     "heartbeat",
+    "schedule_tick",
 )
 
 

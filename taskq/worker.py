@@ -57,6 +57,7 @@ from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
+from taskq.ticker import ScheduleTicker
 from taskq.upkeep import WorkerUpkeep
 from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
 
@@ -66,7 +67,7 @@ log = logging.getLogger("taskq.worker")
 # The worker
 
 
-class Worker(TaskExecution, WorkerUpkeep):
+class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
     """Runs the tasks registered on ``app`` (a TaskQueue or AsyncTaskQueue).
 
     ``queues``: names (ordered affinity), a ``{name: weight}`` mapping, or a spec string
@@ -165,11 +166,13 @@ class Worker(TaskExecution, WorkerUpkeep):
         try:
             await self._subscribe(pubsub)
             await self._heartbeat()
+            await self._publish_task_settings()  # rate limits in place before the first claim
             helpers = [
                 asyncio.create_task(self._listen(pubsub), name="taskq-listen"),
                 asyncio.create_task(self._flush_loop(), name="taskq-flush"),
                 asyncio.create_task(self._heartbeat_loop(), name="taskq-heartbeat"),
                 asyncio.create_task(self._maintenance_loop(), name="taskq-maintenance"),
+                asyncio.create_task(self._schedule_loop(), name="taskq-schedules"),
             ]
             log.info("worker %s serving %s, concurrency %d", self.id, ",".join(self.selection.queues), self.concurrency)
             self._started.set()

@@ -110,13 +110,14 @@ class WorkerPlans(PlanSettings):
         return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], no_result)
 
     def claim_batch(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[tuple[list[ClaimedTask], int]]:
-        """Lease up to ``max_n`` tasks; also returns the due time (ms) of the earliest task
-        still scheduled, or -1, so an idle worker knows when to look again."""
+        """Lease up to ``max_n`` tasks (those the queue's rate limits allow); also returns the
+        due time (ms) of the earliest task still scheduled, or the time a rate limit next
+        allows a task it held back if sooner, or -1, so an idle worker knows when to look again."""
         k = self.queue_keys(queue)
         cmd = script_call(
             "claim",
-            [k.queued, k.scheduled, k.running, k.config, *k.telemetry],
-            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, k.wake],
+            [k.queued, k.scheduled, k.running, k.config, *k.telemetry, k.limits],
+            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, k.wake, k.rate_prefix],
         )
         return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
 

@@ -6,9 +6,16 @@ KEYS[1] queued  KEYS[2] scheduled  KEYS[3] running  KEYS[4] config
 KEYS[5..13] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
+KEYS[14] limits (HASH: task name, or '' for the whole queue -> rate spec, lib/ratelimit.lua)
 ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake channel
-Returns: a flat array: first the due time (ms) of the earliest task still scheduled, or -1
-  when none is; then 14 fields per claimed task:
+ARGV[7] rate-limit state key prefix (the limiters' keys, lib/ratelimit.lua)
+Rate limits: with no limit set the script pops the queue's head (ZPOPMIN). With limits it
+  reads the queue in order (up to max tasks + SCAN_LIMIT candidates) and takes each task
+  whose limiters allow it; a limited task stays where it is, never claimed and handed back,
+  and tasks behind it that may run are taken (priority order holds among those).
+Returns: a flat array: first the due time (ms) of the earliest task still scheduled, or the
+  time (ms) a rate limit that held a task back next allows one if sooner, or -1 when there
+  is neither; then 14 fields per claimed task:
   id, token, attempts, name, args, kwargs, timeout_ms, max_retries,
   retry_base_ms, retry_cap_ms, retry_min_ms, retry_jitter, priority, meta
   (kwargs, timeout_ms, the retry_* fields and meta are nil where the record leaves out the
@@ -16,6 +23,7 @@ Returns: a flat array: first the due time (ms) of the earliest task still schedu
   Lease tokens are unique per queue: a fresh number from the queue's lease counter.
 ]]
 --!include lib/common.lua
+--!include lib/ratelimit.lua
 
 local max_n, lease_ms, worker, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local now_ms, now_us = server_time()
@@ -23,28 +31,90 @@ local T = tel_open(KEYS, 5, ARGV[5], now_ms)
 
 promote_due(KEYS[2], KEYS[1], KEYS[4], T, prefix, math.max(max_n, 100), ARGV[6], now_ms, now_us)
 
-local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
+local SCAN_LIMIT = 1000
+local ids = {}
+local next_allowed_us = nil
+local limits = redis.call('HGETALL', KEYS[14])
+if #limits == 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+else
+  local specs, cache, gone = {}, {}, {}
+  for i = 1, #limits, 2 do specs[limits[i]] = limits[i + 1] end
+  local rl_prefix = ARGV[7]
+  local queue_limiter = specs[''] and rl_get(cache, rl_prefix .. 'q', specs[''], now_us)
+  local function held_back(at_us)
+    if not next_allowed_us or at_us < next_allowed_us then next_allowed_us = at_us end
+  end
+  local offset, chunk, scanned, stop = 0, math.max(max_n, 100), 0, false
+  while not stop and #ids < max_n and scanned < max_n + SCAN_LIMIT do
+    local batch = redis.call('ZRANGE', KEYS[1], offset, offset + chunk - 1)
+    if #batch == 0 then break end
+    offset = offset + #batch
+    for _, id in ipairs(batch) do
+      scanned = scanned + 1
+      if queue_limiter then
+        local ok, at_us = rl_check(queue_limiter, now_us)
+        if not ok then held_back(at_us); stop = true; break end
+      end
+      local nm = redis.call('HMGET', prefix .. id, 'name', 'meta')
+      local L = nil
+      if not nm[1] then
+        gone[#gone + 1] = id
+      else
+        local spec = specs[nm[1]]
+        if spec then
+          local key = rl_task_key(nm[2])
+          local suffix = 'n:' .. #nm[1] .. ':' .. nm[1]
+          if key then suffix = suffix .. ':' .. key end
+          L = rl_get(cache, rl_prefix .. suffix, spec, now_us)
+        end
+        local ok, at_us = true, now_us
+        if L and L.blocked then
+          ok = false
+        elseif L then
+          ok, at_us = rl_check(L, now_us)
+          if not ok then L.blocked = true; held_back(at_us) end
+        end
+        if ok then
+          if queue_limiter then rl_take(queue_limiter, now_us) end
+          if L then rl_take(L, now_us) end
+          ids[#ids + 1] = id
+          if #ids >= max_n then break end
+        end
+      end
+      if scanned >= max_n + SCAN_LIMIT then break end
+    end
+  end
+  rl_save_all(cache, now_us)
+  if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+  if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
+end
 local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local out = {-1}
 if first_due[2] then out[1] = tonumber(first_due[2]) end
-if #popped == 0 then
+if next_allowed_us then
+  local at_ms = math.ceil(next_allowed_us / 1000)
+  if out[1] < 0 or at_ms < out[1] then out[1] = at_ms end
+end
+if #ids == 0 then
   tel_flush(T)
   return out
 end
 
 local deadline = now_ms + lease_ms
-local last_token = redis.call('HINCRBY', T.meta, 'lease_seq', #popped / 2)
-local first_token = last_token - #popped / 2
+local last_token = redis.call('HINCRBY', T.meta, 'lease_seq', #ids)
+local first_token = last_token - #ids
 local leases = {}
 local claimed = 0
-for i = 1, #popped, 2 do
-  local id = popped[i]
+for i = 1, #ids do
+  local id = ids[i]
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'name', 'args', 'kwargs', 'timeout_ms', 'max_retries',
     'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms', 'attempts', 'meta')
   if f[1] then
     local attempts = tonumber(f[12]) + 1
-    local token = tostring(first_token + (i + 1) / 2)
+    local token = tostring(first_token + i)
     redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_ms', now_ms,
       'worker', worker, 'token', token, 'lease_ms', lease_ms)
     leases[#leases + 1] = deadline
