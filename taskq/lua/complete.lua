@@ -25,7 +25,7 @@ for i = 4, #ARGV, 4 do
     'priority', 'attempts', 'worker', 'idem')
   if f[1] == token and f[2] == 'running' then
     redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_ms)
-    redis.call('HDEL', key, 'token', 'cancel')
+    redis.call('HDEL', key, 'token', 'cancel', 'error_type', 'error', 'traceback')  -- an earlier attempt's
     done[#done + 1] = id
     tel_count(T, outcome, 1)
     if outcome == 'succeeded' then
