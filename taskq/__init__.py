@@ -23,10 +23,14 @@ from taskq.errors import (
     TaskTimeout,
     UnknownTaskName,
     ValidationError,
+    WorkflowCycle,
+    WorkflowNotFound,
 )
 from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
+from taskq.ratelimit import LimiterState, RateLimit, parse_rate
 from taskq.registry import RegisteredTask, TaskFunction
+from taskq.schedules import Schedule, ScheduleInfo
 from taskq.server import EmbeddedServer, ServerInfo, die_with_parent_hook
 from taskq.task import Task, TaskPage, TaskStatus
 from taskq.telemetry import (
@@ -43,6 +47,18 @@ from taskq.telemetry import (
     prometheus_text,
 )
 from taskq.worker import BackgroundWorker, TaskContext, Worker, current_task
+from taskq.workflows import (
+    DAG,
+    Chain,
+    Group,
+    Signature,
+    WorkflowHandle,
+    WorkflowInfo,
+    WorkflowNode,
+    chain,
+    group,
+    signature,
+)
 
 __version__ = "0.1.0"
 
@@ -57,6 +73,11 @@ __all__ = [
     "GlobalKeys",
     "Event",
     "InvalidArguments",
+    "LimiterState",
+    "RateLimit",
+    "Schedule",
+    "ScheduleInfo",
+    "parse_rate",
     "InvalidDelay",
     "InvalidOption",
     "InvalidPriority",
@@ -90,6 +111,18 @@ __all__ = [
     "TaskqError",
     "UnknownTaskName",
     "ValidationError",
+    "DAG",
+    "Chain",
+    "Group",
+    "Signature",
+    "WorkflowCycle",
+    "WorkflowHandle",
+    "WorkflowInfo",
+    "WorkflowNode",
+    "WorkflowNotFound",
+    "chain",
+    "group",
+    "signature",
     "WindowStats",
     "Worker",
     "WorkerHealth",

@@ -104,16 +104,22 @@ class AsyncTaskQueue(ClientBase):
         self._sender_due = False  # a sender was started and has not taken the unsent tasks yet
 
     async def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncTaskHandle:
+        depends_on = kwargs.pop("depends_on", None)
         spec = self._spec_for_def(definition, args, kwargs)
+        if depends_on is not None:
+            return AsyncTaskHandle(await self._exec.drive(self._depends_flow(spec, depends_on)), self)
         return AsyncTaskHandle(await self._enqueue_one(spec), self)
 
     async def enqueue(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> AsyncTaskHandle:
         """See :meth:`TaskQueue.enqueue`."""
+        depends_on = options.pop("depends_on", None)
         if name not in self.registry:
             await self._exec.drive(self._lookup_flow([name]))
         spec = self._spec(name, args, kwargs, **options)
+        if depends_on is not None:
+            return AsyncTaskHandle(await self._exec.drive(self._depends_flow(spec, depends_on)), self)
         return AsyncTaskHandle(await self._enqueue_one(spec), self)
 
     async def _enqueue_one(self, spec: TaskSpec) -> str:

@@ -119,7 +119,11 @@ class TaskQueue(ClientBase, ScheduleMethods):
         self._exec = SyncExecutor(self.redis, self.url)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:
-        return TaskHandle(self._enqueue_one(self._spec_for_def(definition, args, kwargs)), self)
+        depends_on = kwargs.pop("depends_on", None)
+        spec = self._spec_for_def(definition, args, kwargs)
+        if depends_on is not None:
+            return TaskHandle(self._exec.drive(self._depends_flow(spec, depends_on)), self)
+        return TaskHandle(self._enqueue_one(spec), self)
 
     def _enqueue_one(self, spec: TaskSpec) -> str:
         """The one enqueue path (:func:`~taskq.flows.enqueue_flow`), as for enqueue_many and
@@ -131,15 +135,20 @@ class TaskQueue(ClientBase, ScheduleMethods):
     ) -> TaskHandle:
         """Queue task ``name``. Options: queue, priority, delay_s, eta, idempotency_key,
         meta (str labels the task carries, ``current_task().meta``), max_retries, timeout_s,
-        result_ttl_s. With an idempotency key already used, returns
+        result_ttl_s, depends_on (task handles or ids: the task waits until each succeeded,
+        and is cancelled if one fails). With an idempotency key already used, returns
         the first task's handle and writes nothing.
 
         A name with no local ``@tq.task`` takes its options from what workers published
         (:meth:`registered_tasks`); a name no live or recent worker published raises
         :class:`UnknownTaskName`, unless ``force=True``."""
+        depends_on = options.pop("depends_on", None)
         if name not in self.registry:
             self._exec.drive(self._lookup_flow([name]))
-        return TaskHandle(self._enqueue_one(self._spec(name, args, kwargs, **options)), self)
+        spec = self._spec(name, args, kwargs, **options)
+        if depends_on is not None:
+            return TaskHandle(self._exec.drive(self._depends_flow(spec, depends_on)), self)
+        return TaskHandle(self._enqueue_one(spec), self)
 
     def enqueue_many(self, requests: Iterable[Mapping[str, Any]]) -> list[TaskHandle]:
         """Queue many tasks in pipelined round trips. Each request is a dict of

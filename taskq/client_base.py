@@ -14,7 +14,8 @@ from taskq.errors import (
     InvalidOption,
     UnknownTaskName,
 )
-from taskq.keys import DEFAULT_PREFIX, check_queue_name
+from taskq.flows import enqueue_flow
+from taskq.keys import DEFAULT_PREFIX, check_queue_name, queue_of_task_id
 from taskq.ops import DEFAULT_EVENTS_MAXLEN, Operations
 from taskq.plan import Flow
 from taskq.ratelimit import RATE_KEY_META, RateLimit, rate_key_meta
@@ -34,6 +35,16 @@ from taskq.task import (
     check_task_name,
 )
 from taskq.telemetry import EventReader, SnapshotHint
+from taskq.workflows import (
+    DAG,
+    Part,
+    WorkflowHandle,
+    cancel_workflow_plan,
+    compile_workflow,
+    submit_flow,
+    submit_workflow_flow,
+    workflow_flow,
+)
 
 if TYPE_CHECKING:
     pass
@@ -117,13 +128,15 @@ class ClientBase:
         timeout_s: float | None = None,
         result_ttl_s: int | None = None,
         force: bool = False,
+        fed: bool = False,
     ) -> TaskSpec:
         """A validated task. A name without a local ``@tq.task`` takes its options from the
         published registry (read by :meth:`_lookup_flow` first); a name in neither raises
         :class:`UnknownTaskName` unless ``force``."""
         definition: TaskDef | RegisteredTask | None = self.registry.get(name) or self._published.get(name)
         if definition is not None:
-            definition.check_arguments(list(args), dict(kwargs or {}))
+            # a workflow node fed by its parents gets their result(s) as its first argument
+            definition.check_arguments([None, *args] if fed else list(args), dict(kwargs or {}))
         elif not force and check_task_name(name):
             known = sorted(self.registry.keys() | self._published.keys())
             raise UnknownTaskName(
@@ -173,6 +186,10 @@ class ClientBase:
         for i, req in enumerate(checked):
             if "name" not in req:
                 raise InvalidOption(f"enqueue_many item {i} has no 'name'")
+            if "depends_on" in req:
+                raise InvalidOption(
+                    f"enqueue_many item {i}: depends_on works with tq.enqueue or a workflow (tq.submit)"
+                )
             extra = set(req) - ENQUEUE_OPTIONS - {"name", "args", "kwargs", "force"}
             if extra:
                 raise InvalidOption(f"enqueue_many item {i} has unknown keys: {', '.join(sorted(extra))}")
@@ -203,6 +220,46 @@ class ClientBase:
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError  # TaskQueue returns a handle, AsyncTaskQueue a coroutine of one
+
+    # -- workflows (taskq.workflows): each returns a value, or an awaitable on AsyncTaskQueue --
+
+    def submit(self, workflow: Part | DAG) -> Any:
+        """Submit a :func:`~taskq.chain`, :func:`~taskq.group` or :class:`~taskq.DAG` in one
+        script call; returns a :class:`~taskq.WorkflowHandle`. A cycle is refused
+        (:class:`~taskq.WorkflowCycle`) before anything is written."""
+        compiled = compile_workflow(workflow)
+
+        def flow() -> Flow[WorkflowHandle]:
+            yield from self._lookup_flow({n.sig.name for n in compiled})
+            specs = [
+                self._spec(n.sig.name, n.sig.args, dict(n.sig.kwargs), fed=n.feed != "none", **n.sig.options)
+                for n in compiled
+            ]
+            workflow_id, sinks = yield from submit_workflow_flow(self.ops, specs, compiled, self._known_queues)
+            return WorkflowHandle(workflow_id, self, [s.id for s in specs], sinks)
+
+        return _executor(self).drive(flow())
+
+    def workflow(self, workflow_id: str) -> Any:
+        """A workflow's state and every node's (:class:`~taskq.WorkflowInfo`)."""
+        return _executor(self).drive(workflow_flow(self.ops, workflow_id))
+
+    def cancel_workflow(self, workflow_id: str) -> Any:
+        """Cancel every node that has not run; running ones get their abort flag."""
+        return _executor(self).run(cancel_workflow_plan(self.ops, workflow_id))
+
+    def _depends_flow(self, spec: TaskSpec, depends_on: Iterable[Any]) -> Flow[str]:
+        """Enqueue ``spec`` to start once every task of ``depends_on`` (handles or ids)
+        succeeded; a failed one cancels it. Returns its id."""
+        parents = [getattr(p, "id", p) for p in depends_on]
+        for p in parents:
+            if not isinstance(p, str):
+                raise InvalidOption(f"depends_on takes task handles or ids, got {p!r}")
+            queue_of_task_id(p)
+        if not parents:
+            return (yield from enqueue_flow(self.ops, [spec], self._known_queues))[0]
+        yield from submit_flow(self.ops, [spec], [("none", "fail", parents)], parents, self._known_queues)
+        return spec.id
 
     def task(
         self,
@@ -249,6 +306,11 @@ class ClientBase:
             return TaskFunction(self._register(f, **options), self)
 
         return decorator(fn) if fn is not None else decorator
+
+
+def _executor(client: ClientBase) -> Any:
+    """The client's executor (each client sets its own: sync, or async whose calls are awaited)."""
+    return client._exec  # type: ignore[attr-defined]
 
 
 def check_queue_settings(

@@ -44,6 +44,15 @@ class InvalidArguments(ValidationError):
     """The arguments do not fit the registered task function's signature."""
 
 
+class WorkflowCycle(InvalidOption):
+    """A workflow's dependencies form a cycle (or name a node that is not in it): refused
+    at submit, before anything is written."""
+
+
+class WorkflowNotFound(TaskqError, LookupError):
+    """No workflow with that id: it never existed, or its retention passed."""
+
+
 class UnknownTaskName(TaskqError, LookupError):
     """No task of this name is registered with this TaskQueue (or with the worker that ran it)."""
 

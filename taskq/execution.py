@@ -25,7 +25,9 @@ from taskq.errors import (
     TaskTimeout,
     UnknownTaskName,
 )
+from taskq.executor import AsyncExecutor
 from taskq.ops import ClaimedTask, Completion, Failure, Operations
+from taskq.progress import PROGRESS_INTERVAL_S, progress_plan
 from taskq.registry import TaskDef
 from taskq.task import dumps
 from taskq.worker_context import TaskContext, _current
@@ -52,6 +54,8 @@ class _Held:
     ran_ms: float | None = None  # how long the attempt ran, measured when it ended
     released: bool = False  # given back at shutdown: its outcome must not be written
     lost: bool = False  # lease gone (requeued elsewhere): its outcome would be refused
+    progress: str | None = None  # the latest progress reported (JSON), not written yet
+    progress_writer: bool = False  # a writer is on its way (taskq.progress: rate-limited)
 
 
 class TaskExecution:
@@ -69,17 +73,49 @@ class TaskExecution:
     _thread_calls: set[Future[Any]]
     _slot_event: asyncio.Event
     _flush_event: asyncio.Event
+    _exec: AsyncExecutor
 
     def _start(self, task: ClaimedTask) -> None:
         context = TaskContext(
             task.id, task.queue, task.name, task.attempts, self.id, task.token, meta=MappingProxyType(task.meta)
         )
         held = _Held(task, context)
+        loop = asyncio.get_running_loop()
+
+        def report(value: str) -> None:  # from the task's thread or coroutine
+            held.progress = value
+            if not held.progress_writer:
+                held.progress_writer = True
+                loop.call_soon_threadsafe(self._start_progress_writer, held)
+
+        context._report = report
         self._held[task.id] = held
         runner = asyncio.create_task(self._execute(held), name=f"taskq:{task.id}")
         held.runner = runner
         self._running.add(runner)
         runner.add_done_callback(self._on_done)
+
+    def _start_progress_writer(self, held: _Held) -> None:
+        writer = asyncio.create_task(self._write_progress(held), name=f"taskq-progress:{held.task.id}")
+        writers: set[asyncio.Task[None]] = self.__dict__.setdefault("_progress_writers", set())
+        writers.add(writer)  # held until done (the loop keeps only weak references)
+        writer.add_done_callback(writers.discard)
+
+    async def _write_progress(self, held: _Held) -> None:
+        """Write the latest progress, then at most once per PROGRESS_INTERVAL_S while it changes."""
+        try:
+            while held.progress is not None and not (held.released or held.lost):
+                value, held.progress = held.progress, None
+                task = held.task
+                try:
+                    await self._exec.run(progress_plan(self.ops, task.queue, task.id, task.token, value))
+                except Exception:  # progress is best effort; the task goes on
+                    log.debug("progress of task %s not written", task.id, exc_info=True)
+                await asyncio.sleep(PROGRESS_INTERVAL_S)
+        finally:
+            held.progress_writer = False
+            if held.progress is not None and not (held.released or held.lost):
+                self._start_progress_writer(held)  # a report that came in as this writer ended
 
     def _on_done(self, runner: asyncio.Task[None]) -> None:
         self._running.discard(runner)

@@ -29,6 +29,9 @@ Layout for queue ``emails`` and the default prefix ``taskq``::
     taskq:{emails}:limits       HASH  rate limits: task name ('' the whole queue) -> spec
     taskq:{emails}:rl:<limiter> STR   one rate limiter's state (expires once at rest)
     taskq:{emails}:schedules    HASH  schedule name -> "<last fire ms> <task id> <enqueued ms>"
+    taskq:{wf:<id>}:meta        HASH  a workflow (chain, group, DAG): state and counters; with
+    taskq:{wf:<id>}:nodes ...         nodes, parents, children, queues, pending, settled and
+                                      results (lua/lib/workflow.lua), one slot per workflow
     taskq:queues                SET   names of known queues
     taskq:workers               ZSET  worker id -> last heartbeat, ms
     taskq:worker:<id>           HASH  one worker's registration (expires without heartbeat)
@@ -195,6 +198,37 @@ class QueueKeys:
         ]
 
 
+#: The keys of one workflow, after its prefix, in the order the wf_*.lua scripts take them.
+WORKFLOW_KEY_SUFFIXES = ("meta", "nodes", "parents", "children", "queues", "pending", "settled", "results")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowKeys:
+    """All key names of one workflow: the hash tag ``{wf:<id>}`` puts them on one slot."""
+
+    prefix: str
+    workflow_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{wf:{self.workflow_id}}}:"
+
+    @property
+    def all(self) -> list[str]:
+        return [self.base + suffix for suffix in WORKFLOW_KEY_SUFFIXES]
+
+    @property
+    def meta(self) -> str:
+        return self.base + "meta"
+
+
+def workflow_id_of(base: str) -> str:
+    """The workflow id in a workflow key prefix (a task record's ``wf`` field)."""
+    start = base.find("{wf:")
+    end = base.find("}", start)
+    return base[start + 4 : end] if start >= 0 and end > start else base
+
+
 @dataclass(frozen=True, slots=True)
 class GlobalKeys:
     """Keys that belong to no single queue."""
@@ -224,6 +258,9 @@ class GlobalKeys:
 
     def queue(self, name: str) -> QueueKeys:
         return QueueKeys(self.prefix, check_queue_name(name))
+
+    def workflow(self, workflow_id: str) -> WorkflowKeys:
+        return WorkflowKeys(self.prefix, workflow_id)
 
     def queue_scan_pattern(self, name: str) -> str:
         """A SCAN MATCH pattern for every key of one queue (braces escaped)."""

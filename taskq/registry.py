@@ -19,6 +19,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from taskq.backoff import Backoff
@@ -26,6 +27,7 @@ from taskq.errors import InvalidArguments, InvalidOption
 from taskq.keys import check_queue_name
 from taskq.ratelimit import RateLimit, parse_rate
 from taskq.schedule_time import check_schedule_spec
+from taskq.signature import Signature
 from taskq.task import check_non_negative_int, check_priority, check_timeout_s
 
 P = ParamSpec("P")
@@ -34,7 +36,18 @@ H = TypeVar("H", covariant=True)
 
 #: Keyword arguments of ``TaskFunction.enqueue`` that are options, not task arguments.
 ENQUEUE_OPTIONS = frozenset(
-    {"queue", "priority", "delay_s", "eta", "idempotency_key", "max_retries", "timeout_s", "result_ttl_s", "meta"}
+    {
+        "queue",
+        "priority",
+        "delay_s",
+        "eta",
+        "idempotency_key",
+        "max_retries",
+        "timeout_s",
+        "result_ttl_s",
+        "meta",
+        "depends_on",
+    }
 )
 
 
@@ -293,6 +306,10 @@ class TaskFunction(Generic[P, R, H]):
     def enqueue(self, *args: Any, **kwargs: Any) -> H:
         """Queue a run of this task; returns a handle (awaitable on an AsyncTaskQueue)."""
         return self._owner._enqueue_def(self.definition, args, kwargs)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task with these arguments, for a workflow: ``chain(fetch.s(url), parse.s())``."""
+        return Signature(self.definition.name, args, MappingProxyType(dict(kwargs)))
 
     def __repr__(self) -> str:
         return f"<TaskFunction {self.definition.name} queue={self.definition.queue}>"

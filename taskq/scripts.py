@@ -25,6 +25,8 @@ SCRIPT_ERRORS: dict[str, type[errors.TaskqError]] = {
     "NOT_FOUND": errors.TaskNotFound,
     "NOT_CANCELLABLE": errors.NotCancellable,
     "DUPLICATE_ID": errors.InvalidOption,
+    "INVALID": errors.WorkflowCycle,
+    "WF_CHANGED": errors.InvalidOption,
 }
 
 
@@ -68,6 +70,9 @@ SCRIPT_NAMES = (
     "list_page",
     "heartbeat",
     "schedule_tick",
+    "wf_submit",
+    "wf_cancel",
+    "progress",
 )
 
 

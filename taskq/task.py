@@ -26,7 +26,7 @@ from taskq.errors import (
     NotSerializable,
     PayloadTooLarge,
 )
-from taskq.keys import TASK_ID_SEPARATOR, check_queue_name, queue_of_task_id
+from taskq.keys import TASK_ID_SEPARATOR, check_queue_name, queue_of_task_id, workflow_id_of
 
 MIN_PRIORITY = 1
 MAX_PRIORITY = 10
@@ -50,6 +50,8 @@ class TaskStatus(StrEnum):
     cancelled; dead -> queued on re-drive (docs/ARCHITECTURE.md)."""
 
     SCHEDULED = "scheduled"
+    WAITING = "waiting"
+    """A workflow node whose parents have not all ended yet (taskq.workflows)."""
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -93,6 +95,10 @@ class Task:
     backoff: Backoff = field(default_factory=Backoff)
     meta: dict[str, str] = field(default_factory=dict)
     """Caller-supplied string labels (``enqueue(..., meta=...)``), e.g. an HTTP request id."""
+    progress: dict[str, Any] | None = None
+    """The last ``current_task().progress(done, total, message)`` written: {done, total, message}."""
+    workflow_id: str | None = None
+    """The workflow this task is a node of (chain, group, depends_on), if any."""
 
     @property
     def terminal(self) -> bool:
@@ -146,6 +152,8 @@ class Task:
                 raw.get("retry_base_ms"), raw.get("retry_cap_ms"), raw.get("retry_min_ms"), raw.get("retry_jitter")
             ),
             meta=decode_meta(raw.get("meta")),
+            progress=json.loads(raw["progress"]) if raw.get("progress") else None,
+            workflow_id=workflow_id_of(raw["wf"]) if raw.get("wf") else None,
         )
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextvars
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from taskq.errors import InvalidOption
 from taskq.keys import check_queue_name
+from taskq.progress import progress_json
 
 
 @dataclass(slots=True)
@@ -30,6 +31,15 @@ class TaskContext:
     check it now and then, and return early."""
     meta: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """The labels given at enqueue (``meta=``), read-only; empty when none were."""
+    _report: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Report how far the task got: ``tq.get(id).progress``, the snapshot's running tasks
+        and a ``progress`` event show it. Cheap to call in a tight loop: the worker writes at
+        most one value per 0.5 s per task (always the latest). Bad values raise InvalidOption."""
+        value = progress_json(done, total, message)
+        if self._report is not None:
+            self._report(value)
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("taskq_current_task", default=None)

@@ -10,11 +10,14 @@ ARGV[1] task key prefix  ARGV[2] idempotency key prefix
 ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[4..] groups of four: task id, lease token, result JSON, outcome
 Returns: one integer per task: 1 finished, 0 refused (not leased with this token).
+A workflow member (record field `wf`) is settled in its workflow in the same call: the
+  dependents whose last parent it was are released (lib/workflow.lua).
 ]]
 --!include lib/common.lua
+--!include lib/workflow.lua
 
 local prefix, idem_prefix = ARGV[1], ARGV[2]
-local now_ms = server_time()
+local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 2, ARGV[3], now_ms)
 local out = {}
 local done = {}
@@ -22,7 +25,7 @@ for i = 4, #ARGV, 4 do
   local id, token, result, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'token', 'status', 'started_ms', 'enqueued_ms', 'result_ttl_s',
-    'priority', 'attempts', 'worker', 'idem')
+    'priority', 'attempts', 'worker', 'idem', 'wf')
   if f[1] == token and f[2] == 'running' then
     redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_ms)
     redis.call('HDEL', key, 'token', 'cancel', 'error_type', 'error', 'traceback')  -- an earlier attempt's
@@ -33,6 +36,11 @@ for i = 4, #ARGV, 4 do
       tel_observe(T, 'e2e', now_ms - tonumber(f[4]))
     end
     tel_event(T, outcome, id, f[6], f[7], f[8])
+    if f[10] then
+      local payload = result
+      if outcome ~= 'succeeded' then payload = wf_error(id, 'Cancelled', 'the task was cancelled while running') end
+      wf_settle_task(f[10], id, outcome, payload, now_ms, now_us, ARGV[3])
+    end
     expire_finished(key, idem_key_of(idem_prefix, f[9]), tonumber(f[5]))
     out[#out + 1] = 1
   else
@@ -40,5 +48,6 @@ for i = 4, #ARGV, 4 do
   end
 end
 if #done > 0 then redis.call('ZREM', KEYS[1], unpack(done)) end
+wf_close_all()
 tel_flush(T)
 return out

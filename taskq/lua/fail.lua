@@ -8,18 +8,20 @@ ARGV[1] id  ARGV[2] lease token  ARGV[3] error type  ARGV[4] error message  ARGV
 ARGV[6] retry delay ms (-1 = do not retry)
 ARGV[7] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[8] idempotency key prefix  ARGV[9] dead TTL s  ARGV[10] wake channel
-Returns: {'scheduled', due_ms} or {'dead', dead_ms}.
+Returns: {'scheduled', due_ms} or {'dead', dead_ms}. A dead workflow member is settled in its
+  workflow in the same call (lib/workflow.lua); a retry is not an outcome and counts nothing.
 Errors: TASKQ LEASE_LOST when the token is not the task's current lease.
 ]]
 --!include lib/common.lua
+--!include lib/workflow.lua
 
 local id, token, delay_ms = ARGV[1], ARGV[2], tonumber(ARGV[6])
 local f = redis.call('HMGET', KEYS[4], 'token', 'status', 'attempts', 'max_retries', 'started_ms',
-  'priority', 'worker')
+  'priority', 'worker', 'wf')
 if f[1] ~= token or f[2] ~= 'running' then
   return redis.error_reply('TASKQ LEASE_LOST task ' .. id .. ' is no longer leased with this token')
 end
-local now_ms = server_time()
+local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 5, ARGV[7], now_ms)
 local attempts = tonumber(f[3])
 redis.call('ZREM', KEYS[1], id)
@@ -44,6 +46,10 @@ redis.call('HSET', KEYS[4], 'status', 'dead', 'finished_ms', now_ms)
 redis.call('HDEL', KEYS[4], 'cancel')
 tel_count(T, 'dead', 1)
 tel_event(T, 'dead', id, f[6], attempts, f[7])
+if f[8] then
+  wf_settle_task(f[8], id, 'dead', wf_error(id, ARGV[3], ARGV[4]), now_ms, now_us, ARGV[7])
+  wf_close_all()
+end
 tel_flush(T)
 expire_record(KEYS[4], ARGV[8], tonumber(ARGV[9]))
 return {'dead', now_ms}

@@ -12,9 +12,10 @@ ARGV[5] dead TTL s  ARGV[6] wake channel
 Returns: {requeued, dead}
 ]]
 --!include lib/common.lua
+--!include lib/workflow.lua
 
 local prefix, dead_ttl_s, wake = ARGV[2], tonumber(ARGV[5]), ARGV[6]
-local now_ms = server_time()
+local now_ms, now_us = server_time()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
 local requeued, dead = 0, 0
 local T = nil
@@ -22,7 +23,7 @@ if #expired > 0 then T = tel_open(KEYS, 4, ARGV[4], now_ms) end
 for _, id in ipairs(expired) do
   local key = prefix .. id
   redis.call('ZREM', KEYS[1], id)
-  local f = redis.call('HMGET', key, 'attempts', 'max_retries', 'score', 'priority', 'worker')
+  local f = redis.call('HMGET', key, 'attempts', 'max_retries', 'score', 'priority', 'worker', 'wf')
   if f[1] then
     redis.call('HDEL', key, 'token')
     if tonumber(f[1]) <= tonumber(f[2]) then
@@ -38,11 +39,14 @@ for _, id in ipairs(expired) do
         'traceback', '')
       redis.call('HDEL', key, 'cancel')
       tel_event(T, 'dead', id, f[4], f[1], f[5])
+      wf_settle_task(f[6], id, 'dead', wf_error(id, 'LeaseExpired', 'the lease expired on the last attempt'),
+        now_ms, now_us, ARGV[4])
       expire_record(key, ARGV[3], dead_ttl_s)
       dead = dead + 1
     end
   end
 end
+wf_close_all()
 if T then
   tel_count(T, 'requeued', requeued)
   tel_count(T, 'dead', dead)

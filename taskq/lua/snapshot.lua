@@ -14,8 +14,8 @@ Returns: a flat array (the reply is built from what the commands return, with no
   [6] overdue (running tasks whose lease deadline has passed)  [7] dead
   [8] aging_us (nil: none)  [9] default priority (nil: none)  [10] events stream length
   [11] depth as flat HGETALL pairs (priority, n)  [12] counters as flat HGETALL pairs
-  [13] running tasks, 7 values each: id, lease deadline ms, worker, started ms, attempts,
-       name, priority (soonest deadline first; nil where a field is missing)
+  [13] running tasks, 8 values each: id, lease deadline ms, worker, started ms, attempts,
+       name, priority, progress JSON (soonest deadline first; nil where a field is missing)
   [14] lifetime span ('' unless ARGV[3] is 1)  [15..] one span per window, each a JSON
   string (cached for the second, so passed through untouched): [start s, end s, then for
   wait, run and e2e in turn the count and the buckets of p50, p90, p99 and p99.9 (-1 with
@@ -226,10 +226,11 @@ local running = {}
 if running_limit > 0 then
   local leased = redis.call('ZRANGE', KEYS[3], 0, running_limit - 1, 'WITHSCORES')
   for i = 1, #leased, 2 do
-    local f = redis.call('HMGET', prefix .. leased[i], 'worker', 'started_ms', 'attempts', 'name', 'priority')
+    local f = redis.call('HMGET', prefix .. leased[i], 'worker', 'started_ms', 'attempts', 'name', 'priority',
+      'progress')
     local n = #running
     running[n + 1], running[n + 2] = leased[i], tonumber(leased[i + 1])
-    for j = 1, 5 do running[n + 2 + j] = f[j] end
+    for j = 1, 6 do running[n + 2 + j] = f[j] end
   end
 end
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ class Event:
 
     ``type`` is one of enqueued, scheduled, queued (a delayed or retried task became due),
     started, succeeded, cancelled, cancel_requested, retried, dead, requeued (its lease
-    expired), released (given back at shutdown) or redriven. ``stream_id`` is the stream
+    expired), released (given back at shutdown), redriven, or progress (a running task's
+    ``current_task().progress(...)``, in ``progress``). ``stream_id`` is the stream
     entry (the events of one script call share it); ``cursor`` resumes right after this
     event.
     """
@@ -49,6 +51,8 @@ class Event:
     worker: str | None
     stream_id: str
     index: int
+    progress: dict[str, Any] | None = None
+    """For a ``progress`` event: {done, total, message} (``current_task().progress``)."""
 
     @property
     def timestamp_ms(self) -> int:
@@ -88,6 +92,7 @@ def decode_event_entry(queue: str, stream_id: str, fields: Mapping[str, str]) ->
 
     priorities, attempts, workers = column("priority"), column("attempt"), column("worker")
     etype = fields.get("type", "")
+    progress = json.loads(fields["progress"]) if fields.get("progress") else None
     return [
         Event(
             type=etype,
@@ -98,6 +103,7 @@ def decode_event_entry(queue: str, stream_id: str, fields: Mapping[str, str]) ->
             worker=_none_if_dash(workers[i]),
             stream_id=stream_id,
             index=i,
+            progress=progress,
         )
         for i, task_id in enumerate(ids)
     ]

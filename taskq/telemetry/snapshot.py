@@ -129,6 +129,8 @@ class RunningTask(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+    progress: dict[str, Any] | None = None
+    """The task's last ``current_task().progress(...)``: {done, total, message}."""
 class QueueSnapshot:
     """One queue at one instant: where its tasks are, its counters, its rates and latency."""
 
@@ -322,8 +324,8 @@ def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[
     now_ms = int(reply[0])
     running = []
     flat = reply[12] or ()
-    for i in range(0, len(flat), 7):
-        task_id, deadline_raw, worker, started, attempts, name, priority = flat[i : i + 7]
+    for i in range(0, len(flat), 8):
+        task_id, deadline_raw, worker, started, attempts, name, priority, progress = flat[i : i + 8]
         deadline = int(deadline_raw)
         started_ms = _opt_int(started)
         running.append(
@@ -345,6 +347,7 @@ def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[
         counters[name] = int(n)
     aging_us = _opt_int(reply[7])
     next_due_ms = int(reply[3])
+                json.loads(progress) if progress else None,
     return QueueSnapshot(
         queue=queue,
         taken_ms=now_ms,

@@ -1,0 +1,47 @@
+"""current_task().progress(): written by a real worker, rate-limited, fenced, and visible in
+tq.get(), the snapshot and the events stream."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+import taskq
+from helpers import wait_until
+
+
+def test_progress_is_visible_and_rate_limited(tq: taskq.TaskQueue, rc: redis.Redis, workers: list) -> None:
+    release = threading.Event()
+
+    @tq.task
+    def crunch(n: int) -> int:
+        ctx = taskq.current_task()
+        assert ctx is not None
+        for i in range(n):  # a tight loop: the worker writes at most one value per 0.5 s
+            ctx.progress(i + 1, n, f"step {i + 1}")
+        release.wait(10)
+        return n
+
+    rc.config_resetstat()
+    workers.append(tq.start_worker(queues=["default"]))
+    h = crunch.enqueue(20_000)
+    wait_until(lambda: (tq.get(h.id).progress or {}).get("done") == 20_000, 10, "the last progress value")
+    assert tq.get(h.id).progress == {"done": 20_000, "total": 20_000, "message": "step 20000"}
+    (running,) = tq.snapshot(queues=["default"]).queue("default").running_tasks
+    assert running.progress == {"done": 20_000, "total": 20_000, "message": "step 20000"}
+    calls = int(rc.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    release.set()
+    assert h.result(timeout_s=10) == 20_000
+    events = [e for e in tq.events(queues=["default"], since="0", follow=False) if e.type == "progress"]
+    assert 1 <= len(events) <= 5 and events[-1].progress == {"done": 20_000, "total": 20_000, "message": "step 20000"}
+    assert calls < 50  # 20,000 reports, a handful of writes (claim, heartbeat, progress)
+
+
+def test_progress_refuses_bad_values() -> None:
+    ctx = taskq.TaskContext("default:00", "default", "t", 1, "w", "tok")
+    ctx.progress(1, 2, "ok")  # outside a worker nothing is written
+    for bad in (-1, float("nan"), "3", True):
+        with pytest.raises(taskq.InvalidOption):
+            ctx.progress(bad)  # type: ignore[arg-type]
