@@ -61,6 +61,7 @@ from taskq.workflows import (
 )
 
 __version__ = "0.1.0"
+"""The version of this taskq package."""
 
 __all__ = [
     "AsyncDeadLetters",

@@ -27,6 +27,8 @@ MAX_BUCKET = 255
 #: Largest relative error of a percentile read off a bucket >= 1 (its geometric midpoint).
 RELATIVE_ERROR = math.sqrt(BUCKET_BASE) - 1
 LATENCY_METRICS = ("wait", "run", "e2e")
+"""The latencies every queue measures: ``wait`` (ready → claimed), ``run`` (claimed → finished),
+``e2e`` (enqueued → succeeded)."""
 #: Percentiles every latency reports: (name, per mille).
 PERCENTILES = (("p50", 500), ("p90", 900), ("p99", 990), ("p999", 999))
 

@@ -15,11 +15,14 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from taskq.errors import InvalidOption
+from taskq.ratelimit import LimiterState
+from taskq.schedules import ScheduleInfo
 from taskq.telemetry.histogram import BUCKET_VALUES_MS, LATENCY_METRICS
 
 #: The windows a snapshot reports by default, seconds.
 DEFAULT_WINDOWS_S = (10, 60, 900)
 MAX_WINDOW_S = 900
+"""The longest window, seconds, a snapshot can report throughput and percentiles over."""
 #: The counters every queue keeps, in display order.
 COUNTERS = (
     "enqueued",
@@ -126,11 +129,11 @@ class RunningTask(NamedTuple):
     """Time since this attempt was claimed."""
     lease_left_ms: int
     """Time until the lease expires; negative once overdue (the reaper will requeue it)."""
+    progress: dict[str, Any] | None = None
+    """The task's last ``current_task().progress(...)``: {done, total, message}."""
 
 
 @dataclass(frozen=True, slots=True)
-    progress: dict[str, Any] | None = None
-    """The task's last ``current_task().progress(...)``: {done, total, message}."""
 class QueueSnapshot:
     """One queue at one instant: where its tasks are, its counters, its rates and latency."""
 
@@ -200,6 +203,10 @@ class Snapshot:
     taken_ms: int
     queues: tuple[QueueSnapshot, ...]
     workers: tuple[WorkerSnapshot, ...]
+    #: Every schedule: its definition, last fire time and task, next fire time (taskq.schedules).
+    schedules: tuple[ScheduleInfo, ...] = ()
+    #: Per queue with rate limits: each limiter and when it next lets a task run (taskq.ratelimit).
+    rate_limits: Mapping[str, tuple[LimiterState, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def queue(self, name: str) -> QueueSnapshot:
         """The snapshot of queue ``name`` (KeyError if it was not asked for)."""
@@ -222,6 +229,7 @@ class SnapshotHint:
 
     queues: list[str] | None = None
     workers: list[str] = field(default_factory=list)
+    limit_names: dict[str, list[str]] = field(default_factory=dict)  # per queue: task names with a rate limit
 
 
 def to_plain(value: Any) -> Any:
@@ -339,6 +347,7 @@ def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[
                 deadline,
                 None if started_ms is None else now_ms - started_ms,
                 deadline - now_ms,
+                json.loads(progress) if progress else None,
             )
         )
     depth = {int(p): int(n) for p, n in _pairs(reply[10] or ())}
@@ -347,7 +356,6 @@ def decode_queue_snapshot(queue: str, windows_s: Sequence[int], reply: Sequence[
         counters[name] = int(n)
     aging_us = _opt_int(reply[7])
     next_due_ms = int(reply[3])
-                json.loads(progress) if progress else None,
     return QueueSnapshot(
         queue=queue,
         taken_ms=now_ms,
