@@ -1,0 +1,140 @@
+"""mkdocs hooks (mkdocs.yml ``hooks:``): the pages and files generated when the site is built.
+
+* ``reference/cli.md``: the CLI reference, from the ``taskq`` command itself (gen_cli_ref.py);
+* ``reference/http-api.md`` and ``reference/openapi.json``: the HTTP API reference, from the app's
+  OpenAPI schema (gen_openapi.py), rendered by Swagger UI;
+* ``benchmarks.md`` and ``bench/*.png``: the benchmark results page, from the saved results
+  files by the harness's own report and plot code (gen_bench_page.py);
+* ``notebooks/*.ipynb``: the teaching notebooks, read where they live; mkdocs-jupyter executes
+  them while the site builds, on a private embedded server this hook starts (``TASKQ_REDIS_URL``
+  and ``PYTHONPATH`` set for the kernels and the worker processes they start, as
+  notebooks/conftest.py does for the tests) and stops when the build ends;
+* ``assets/js/``: mermaid and Swagger UI from npm (scripts/docs_js, ``npm ci`` when its
+  node_modules is missing), so no page loads a script from a CDN.
+
+Nothing is written into docs/: every generated page is an in-memory file of the build.
+``TASKQ_DOCS_EXECUTE=0`` renders the notebooks with their saved outputs instead of running them
+(a quick preview; the strict build of ``make docs`` and CI always runs them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # the generators beside this file
+
+import gen_bench_page  # noqa: E402
+import gen_cli_ref  # noqa: E402
+import gen_openapi  # noqa: E402
+
+from taskq import EmbeddedServer  # noqa: E402
+
+log = logging.getLogger("mkdocs.hooks.taskq")
+
+NOTEBOOKS = ROOT / "notebooks"
+JS_DIR = ROOT / "scripts" / "docs_js"
+#: Browser assets served by the site: its path -> the file in scripts/docs_js/node_modules.
+ASSETS = {
+    "assets/js/mermaid.min.js": "mermaid/dist/mermaid.min.js",
+    "assets/js/swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
+    "assets/js/swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+}
+ENV_KEYS = ("TASKQ_REDIS_URL", "PYTHONPATH")
+
+_server: EmbeddedServer | None = None
+_saved_env: dict[str, str | None] = {}
+
+
+def _npm_assets() -> None:
+    """``npm ci`` in scripts/docs_js when an asset is missing or the lock file is newer."""
+    lock = JS_DIR / "package-lock.json"
+    stamp = JS_DIR / "node_modules" / ".package-lock.json"
+    missing = [path for path in ASSETS.values() if not (JS_DIR / "node_modules" / path).is_file()]
+    if missing or not stamp.is_file() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        log.info("npm ci in %s (the site's mermaid and Swagger UI)", JS_DIR)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR, check=True, timeout=600
+        )
+
+
+def _jupyter_config(config: MkDocsConfig) -> Any:
+    return config.plugins["mkdocs-jupyter"].config
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    if os.environ.get("TASKQ_DOCS_EXECUTE", "1").lower() in ("0", "false", "no"):
+        _jupyter_config(config)["execute"] = False
+    _npm_assets()
+    return config
+
+
+def on_pre_build(config: MkDocsConfig) -> None:
+    """Start the notebooks' private server (only when they are executed)."""
+    global _server
+    if not _jupyter_config(config)["execute"] or _server is not None:
+        return
+    _server = EmbeddedServer().start()
+    log.info("notebooks run on a private %s at %s", _server.kind, _server.url)
+    for key in ENV_KEYS:
+        _saved_env[key] = os.environ.get(key)
+    os.environ["TASKQ_REDIS_URL"] = _server.url
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NOTEBOOKS), _saved_env["PYTHONPATH"]]))
+
+
+def _stop_server() -> None:
+    global _server
+    if _server is None:
+        return
+    _server.stop()
+    _server = None
+    for key, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _saved_env.clear()
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    _stop_server()
+
+
+def on_build_error(error: Exception) -> None:
+    _stop_server()
+
+
+def on_shutdown() -> None:
+    _stop_server()
+
+
+@event_priority(50)  # before mkdocs-jupyter's on_files, so that it takes the notebooks added here
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    def add(src_uri: str, content: str | bytes) -> None:
+        files.append(File.generated(config, src_uri, content=content))
+
+    add("reference/cli.md", gen_cli_ref.cli_reference())
+    schema = gen_openapi.openapi_schema()
+    add("reference/http-api.md", gen_openapi.http_api_page(schema))
+    add("reference/openapi.json", json.dumps(schema, indent=2))
+    page, images = gen_bench_page.bench_page()
+    add("benchmarks.md", page)
+    for name, png in images.items():
+        add(f"bench/{name}", png)
+    for notebook in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        # A plain File read from the repository root (mkdocs-jupyter's wrapper does not take
+        # generated files): the page is notebooks/NAME, the source the notebook where it lives.
+        files.append(File(f"notebooks/{notebook.name}", str(ROOT), config.site_dir, config.use_directory_urls))
+    for site_path, npm_path in ASSETS.items():
+        files.append(File.generated(config, site_path, abs_src_path=str(JS_DIR / "node_modules" / npm_path)))
+    return files
