@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -24,6 +24,16 @@ lint: venv
 
 demo:
 	bash scripts/demo.sh
+
+# make docs: the documentation site (mkdocs.yml) into site/, strictly: a warning, a broken link
+# or a notebook that fails fails the build. The notebooks are executed on an embedded server
+# while it builds. make docs-serve: the same on http://127.0.0.1:8000, rebuilt on every change
+# (TASKQ_DOCS_EXECUTE=0 shows the notebooks without running them, for a quick preview).
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 # make lab: JupyterLab on the quickstart notebook (the venv has the [notebooks] extra); as root and
 # on a machine with no display too (then it prints the URL to open). See scripts/lab.sh.

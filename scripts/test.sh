@@ -4,7 +4,8 @@
 #   scripts/test.sh [PYTEST ARGS...]   set up .venv if needed, then ruff check, mypy, pytest
 #   scripts/test.sh --setup            only set up .venv
 #
-# Checks: ruff check, ruff format --check, mypy, the widgets' front end (npm ci, eslint, tsc), pytest.
+# Checks: ruff check, ruff format --check, mypy, the widgets' front end (npm ci, eslint, tsc), the
+# documentation site's strict build (mkdocs.yml; it runs the notebooks), pytest.
 # Setup: creates .venv (python3 -m venv) if it is missing, installs the locked dev/CI environment
 # (requirements/dev.txt, every package pinned with hashes; `make lock` refreshes it) and then the
 # project itself with `pip install --no-deps -e .`, whenever the lock or pyproject.toml changed
@@ -80,6 +81,14 @@ say "widgets front end: npm ci, eslint, tsc --checkJs"
     failed+=("widgets front end")
 say "deployment files: dclint (docker-compose.yml), hadolint (Dockerfile), nginx -t (deploy/nginx.conf)"
 bash deploy/lint.sh || failed+=("deploy lint")
+say "docs: mkdocs build --strict into site/ (the notebooks are executed on an embedded server)"
+docs_start=$SECONDS
+if NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir site; then
+    echo "docs: the strict build took $((SECONDS - docs_start)) s"
+    export TASKQ_DOCS_SITE=site # tests/project/test_docs_site.py checks this build instead of making its own
+else
+    failed+=("docs build")
+fi
 say "pytest $*"
 rc=0
 python -m pytest "$@" || rc=$?
