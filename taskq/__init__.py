@@ -29,7 +29,9 @@ from taskq.errors import (
 from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import LimiterState, RateLimit, parse_rate
+from taskq.ratelimit import LimiterState, RateLimit, parse_rate
 from taskq.registry import RegisteredTask, TaskFunction
+from taskq.schedules import Schedule, ScheduleInfo
 from taskq.schedules import Schedule, ScheduleInfo
 from taskq.server import EmbeddedServer, ServerInfo, die_with_parent_hook
 from taskq.task import Task, TaskPage, TaskStatus
@@ -74,6 +76,11 @@ __all__ = [
     "GlobalKeys",
     "Event",
     "InvalidArguments",
+    "LimiterState",
+    "RateLimit",
+    "Schedule",
+    "ScheduleInfo",
+    "parse_rate",
     "LimiterState",
     "RateLimit",
     "Schedule",

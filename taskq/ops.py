@@ -13,8 +13,10 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from taskq import periodic_snapshot as periodic
 from taskq.backoff import Backoff
 from taskq.errors import InvalidOption, TaskNotFound, TaskqError
 from taskq.keys import queue_of_task_id
@@ -335,20 +337,30 @@ class Operations(WorkerPlans):
         head = len(first)
         first += [self._snapshot_call(q, windows, limit, lifetime) for q in guess_queues]
         first += [Command(("HGETALL", g.worker(w))) for w in guess_workers]
+        known = hint.limit_names if hint is not None else {}
+        extra_at = len(first)  # then the schedules and rate limits (taskq.periodic_snapshot)
+        first += periodic.schedule_commands(self)
+        extras = {q: periodic.queue_commands(self, q, known.get(q, ())) for q in guess_queues}
+        first += [c for cmds in extras.values() for c in cmds]
         replies: list[Any] = yield Plan(first, list)
+        extra_replies = periodic.split_replies(replies[extra_at + 1 :], extras)
+        schedules_raw = replies[extra_at]
         now_ms = time_ms(replies[0])
         names = given if given is not None else sorted(replies[2])
         registry = [(w, beat) for w, beat in score_pairs(replies[1]) if now_ms - beat <= FORGET_WORKERS_AFTER_MS]
         by_queue = dict(zip(guess_queues, replies[head : head + len(guess_queues)], strict=True))
-        by_worker = dict(zip(guess_workers, replies[head + len(guess_queues) :], strict=True))
+        by_worker = dict(zip(guess_workers, replies[head + len(guess_queues) : extra_at], strict=True))
         missed_queues = [q for q in names if q not in by_queue]
         missed_workers = [w for w, _ in registry if w not in by_worker]
         if missed_queues or missed_workers:
             cmds = [self._snapshot_call(q, windows, limit, lifetime) for q in missed_queues]
             cmds += [Command(("HGETALL", g.worker(w))) for w in missed_workers]
+            more = {q: periodic.queue_commands(self, q, known.get(q, ())) for q in missed_queues}
+            cmds += [c for extra in more.values() for c in extra]
             rs: list[Any] = yield Plan(cmds, list)
             by_queue.update(zip(missed_queues, rs, strict=False))
-            by_worker.update(zip(missed_workers, rs[len(missed_queues) :], strict=True))
+            by_worker.update(zip(missed_workers, rs[len(missed_queues) :], strict=False))
+            extra_replies.update(periodic.split_replies(rs[len(missed_queues) + len(missed_workers) :], more))
         if hint is not None:
             if given is None:
                 hint.queues = names
@@ -356,7 +368,19 @@ class Operations(WorkerPlans):
         queue_snaps = tuple(decode_queue_snapshot(q, windows, by_queue[q]) for q in names)
         taken_ms = queue_snaps[0].taken_ms if queue_snaps else now_ms
         workers = [decode_worker(w, beat, by_worker[w], taken_ms) for w, beat in registry]
-        return Snapshot(taken_ms, queue_snaps, tuple(sorted(workers, key=lambda ws: ws.id)))
+        limits, states = {}, {}
+        for q in names:
+            limits[q], q_states, names_seen = periodic.decode_queue(extra_replies[q], known.get(q, ()), taken_ms)
+            states.update(q_states)
+            if hint is not None:
+                hint.limit_names[q] = names_seen
+        return Snapshot(
+            taken_ms,
+            queue_snaps,
+            tuple(sorted(workers, key=lambda ws: ws.id)),
+            periodic.decode_schedules(schedules_raw, states, taken_ms),
+            MappingProxyType({q: v for q, v in limits.items() if v}),
+        )
 
     def event_stream_tails(self, queues: Sequence[str]) -> Plan[dict[str, str]]:
         """The id of the newest entry of each queue's events stream ('' when empty)."""

@@ -105,13 +105,13 @@ class LimiterState:
     """One limiter as the snapshot shows it: which, its limit, and when it may next let a
     task run (server-clock ms; at or before now means it is open)."""
 
-    limiter: str  # "queue", "task NAME" or "task NAME key KEY"
+    limiter: str  # "queue" or "task NAME"
     limit: RateLimit
-    next_allowed_ms: int
+    next_allowed_ms: int | None  # None: not read (a snapshot reads a new name's state next time)
     tokens: float | None = None  # token bucket only
 
     def open_at(self, now_ms: int) -> bool:
-        return self.next_allowed_ms <= now_ms
+        return self.next_allowed_ms is not None and self.next_allowed_ms <= now_ms
 
 
 def limiter_state(limiter: str, limit: RateLimit, raw: str | None, now_ms: int) -> LimiterState:

@@ -171,7 +171,7 @@ def build_schedule(
     )
 
 
-def _state(raw: str | None) -> tuple[int | None, str | None, int | None]:
+def parse_state(raw: str | None) -> tuple[int | None, str | None, int | None]:
     if not raw:
         return None, None, None
     last, task_id, enqueued = raw.split()
@@ -227,7 +227,7 @@ def pause_schedule_flow(settings: PlanSettings, name: str, paused: bool) -> Flow
     cmds = [Command(("HSET", g.schedules, name, replace(schedule, paused=paused).to_json()))]
     if not paused:
         old = yield Plan([Command(("HGET", k.schedules, name))], lambda rs: rs[0])
-        _, task_id, enqueued = _state(old)
+        _, task_id, enqueued = parse_state(old)
         cmds.append(Command(("HSET", k.schedules, name, f"{time_ms(now)} {task_id or '-'} {enqueued or 0}")))
     yield Plan(cmds, no_result)
 
@@ -238,7 +238,7 @@ def schedules_flow(settings: PlanSettings) -> Flow[list[ScheduleInfo]]:
     states = yield from _states(settings, schedules)
     out = []
     for s in schedules:
-        last, task_id, enqueued = _state(states.get(s.name))
+        last, task_id, enqueued = parse_state(states.get(s.name))
         next_fire = None if s.paused else s.rule.next_fire(max(last or now_ms, now_ms - 1))
         out.append(ScheduleInfo(s, last, task_id, enqueued, next_fire))
     return out
@@ -266,7 +266,7 @@ def tick_flow(settings: PlanSettings, queues: Sequence[str] | None = None) -> Fl
     next_fire: int | None = None
     for s in active:
         raw = states.get(s.name) or ""
-        last, _, _ = _state(raw)
+        last, _, _ = parse_state(raw)
         fires: list[int] = []
         if last is None:  # no state (a worker published it, or it was just added): start now
             new_last = now_ms
@@ -278,9 +278,13 @@ def tick_flow(settings: PlanSettings, queues: Sequence[str] | None = None) -> Fl
             cmds.append(_tick_call(settings, s, raw, new_last, fires))
         upcoming = s.rule.next_fire(max(new_last, now_ms))
         next_fire = upcoming if next_fire is None else min(next_fire, upcoming)
+    ticks = len(cmds)
+    queues_fired = sorted({s.queue for s in active})  # the queue registry lists them (a global key)
+    if cmds:
+        cmds.append(Command(("SADD", settings.keys.queues, *queues_fired)))
     replies = (yield Plan(cmds, lambda rs: rs, errors_inline=True)) if cmds else []
     enqueued = 0
-    for reply in replies:
+    for reply in replies[:ticks]:
         error = reply_error(reply)
         if error is not None:
             raise error

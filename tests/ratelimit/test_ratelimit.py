@@ -117,3 +117,20 @@ def test_four_workers_at_50_per_second_for_10_seconds(
     assert 475 <= len(in_window) <= 525, len(in_window)
     print(f"4 workers, rate 50/s: {len(in_window)} started in the first 10 s")
     assert tq.stats().queued > 0  # the limit, not the supply, set the pace
+
+
+def test_the_snapshot_shows_schedules_and_rate_limit_state(tq: taskq.TaskQueue) -> None:
+    tq.configure_queue("default", rate="1/m")
+    tq.enqueue("x", force=True)
+    tq.enqueue("x", force=True)
+    tq.schedule("x", every_s=60, force=True)
+    assert len(claim_ids(tq, "default", 5)[0]) == 1
+    snap = tq.snapshot()
+    (limiter,) = snap.rate_limits["default"]
+    assert limiter.limiter == "queue" and str(limiter.limit) == "1/60s burst 1 (gcra)"
+    assert limiter.next_allowed_ms is not None and limiter.next_allowed_ms > snap.taken_ms + 50_000
+    (info,) = snap.schedules
+    assert info.name == "x" and info.next_fire_ms is not None and info.next_fire_ms % 60_000 == 0
+    plain = snap.to_dict()
+    assert plain["schedules"][0]["schedule"]["every_s"] == 60
+    assert plain["rate_limits"]["default"][0]["limit"]["count"] == 1
