@@ -7,9 +7,9 @@ import threading
 
 import pytest
 import redis
+from helpers import wait_until
 
 import taskq
-from helpers import wait_until
 
 
 def test_progress_is_visible_and_rate_limited(tq: taskq.TaskQueue, rc: redis.Redis, workers: list) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import redis
+from helpers import claim, complete, expire_leases, fail
 
 import taskq
-from helpers import claim, complete, expire_leases, fail
 
 Q = "default"
 
@@ -168,7 +168,7 @@ def test_dag_diamond_with_results(tq: taskq.TaskQueue) -> None:
     dag.add("left", f["add"].s(b=1), after=["top"], results=True)
     dag.add("right", f["add"].s(5, b=2), after=["top"])
     dag.add("bottom", f["collect"].s(), after=["left", "right"], results=True)
-    wf = tq.submit(dag)
+    tq.submit(dag)
     (top,) = claim(tq)
     complete(tq, top, 1)
     left, right = claim(tq, n=2)
@@ -208,7 +208,7 @@ def test_cancelling_a_waiting_node_settles_it(tq: taskq.TaskQueue) -> None:
 
 def test_workflow_keys_expire_with_retention(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     f = _register(tq)
-    wf = tq.submit(taskq.chain(f["add"].s(1).set(result_ttl_s=0), f["add"].s().set(result_ttl_s=0)))
+    tq.submit(taskq.chain(f["add"].s(1).set(result_ttl_s=0), f["add"].s().set(result_ttl_s=0)))
     complete(tq, claim(tq)[0], 1)
     complete(tq, claim(tq)[0], 2)
     assert [k for k in rc.keys("*") if "{wf:" in k or ":t:" in k] == []
@@ -217,6 +217,8 @@ def test_workflow_keys_expire_with_retention(tq: taskq.TaskQueue, rc: redis.Redi
 def test_a_worker_runs_a_workflow_end_to_end(tq: taskq.TaskQueue, workers: list) -> None:
     f = _register(tq)
     workers.append(tq.start_worker(queues=[Q], concurrency=4))
-    wf = tq.submit(taskq.chain(taskq.group([f["add"].s(i, i) for i in range(5)], callback=f["collect"].s()), f["collect"].s()))
+    wf = tq.submit(
+        taskq.chain(taskq.group([f["add"].s(i, i) for i in range(5)], callback=f["collect"].s()), f["collect"].s())
+    )
     out = wf.result(timeout_s=20)
     assert out == {"results": {"results": [0, 2, 4, 6, 8], "tag": ""}, "tag": ""}
