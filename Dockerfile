@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The taskq images of the standard deployment (docker-compose.yml builds both targets):
 #   runtime (the default, last stage)  taskq with the HTTP API: `taskq serve` and `taskq worker`
-#   web                                Nginx with the dashboard and deploy/nginx.conf
+#   web                                Nginx with the dashboard's files and deploy/nginx.conf
 # The dashboard is built once, with Node, in the first stage; neither image needs Node to run.
 #   docker build -t taskq .            docker build --target web -t taskq-web .
 

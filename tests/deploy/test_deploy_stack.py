@@ -124,21 +124,30 @@ def test_the_token_from_the_environment_guards_writes(stack: LocalStack, http: h
     assert httpx.post(f"{base}/api/v1/tasks", json=body, headers=wrong, timeout=10).status_code == 403
 
 
-def test_dashboard_is_served_by_nginx(stack: LocalStack, http: httpx.Client) -> None:
+def test_dashboard_through_nginx(stack: LocalStack, http: httpx.Client) -> None:
+    """Nginx serves the hashed assets from the files; the page comes from the API, with its CSP."""
     if not DASHBOARD_DIST.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"{DASHBOARD_DIST} is missing: test.sh builds the dashboard before pytest under CI")
         pytest.skip(f"no dashboard build at {DASHBOARD_DIST} (scripts/build_dashboard.sh makes it)")
     index = (DASHBOARD_DIST / "index.html").read_bytes()
-    for path in ("/", "/queues/default"):  # the client-side routes fall back to index.html
+    for path in ("/", "/queues/default"):  # a client route reloaded in the browser gets the page
         reply = http.get(path)
         assert reply.status_code == 200 and reply.content == index, path
         assert reply.headers["cache-control"] == "no-cache"
+        assert "script-src 'self' 'sha256-" in reply.headers["content-security-policy"]
+        assert "x-request-id" in reply.headers  # the API answered
     asset = next(p for p in (DASHBOARD_DIST / "assets").iterdir() if p.suffix == ".js")
     reply = http.get(f"/assets/{asset.name}")
-    assert reply.content == asset.read_bytes()
+    assert reply.status_code == 200 and reply.content == asset.read_bytes()
     assert "javascript" in reply.headers["content-type"]
-    assert "immutable" in reply.headers["cache-control"]
+    assert reply.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "x-request-id" not in reply.headers  # nginx answered from the files
+    assert http.get("/assets/nothing-here.js").status_code == 404
+
+
+def test_metrics_stay_inside(http: httpx.Client) -> None:
+    assert http.get("/metrics").status_code == 403
 
 
 def test_submit_watch_on_the_websocket_and_get_results(http: httpx.Client, ws: ClientConnection) -> None:
