@@ -6,7 +6,7 @@
 #   docker build -t taskq .            docker build --target web -t taskq-web .
 
 ARG NODE_VERSION=22
-ARG PYTHON_VERSION=3.12
+ARG PYTHON_VERSION=3.11
 ARG NGINX_VERSION=1.27
 
 # ---- the dashboard: npm ci && npm run build (scripts/build_dashboard.sh does the same)

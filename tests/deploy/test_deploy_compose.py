@@ -4,6 +4,7 @@ hadolint's rules and `nginx -t`; tests/deploy/test_deploy_stack.py runs the stac
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import subprocess
 from typing import Any
@@ -192,3 +193,46 @@ def test_docs_name_the_way_to_deploy() -> None:
     section = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
     for needle in ("docker compose up", "--scale worker=", ".env.example", "not run"):
         assert needle in section, needle
+
+
+def docker_ignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves ``path`` out: .dockerignore's rules in order, the last
+    matching one wins, a pattern that matches a folder matches what is inside it."""
+    ignored = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for raw in patterns:
+        negated = raw.startswith("!")
+        pattern = raw.lstrip("!").rstrip("/")
+        if pattern.startswith("**/"):
+            hit = any(fnmatch.fnmatch(part, pattern[3:]) for part in parts)
+        else:
+            depth = pattern.count("/")
+            hit = any(fnmatch.fnmatch(prefix, pattern) and prefix.count("/") == depth for prefix in prefixes)
+        if hit:
+            ignored = not negated
+    return ignored
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies_and_no_more() -> None:
+    patterns = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()[:1] not in ("", "#")
+    ]
+    sources = [
+        word
+        for line in dockerfile_lines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for word in line.split()[1:-1]
+        if not word.startswith("--")
+    ]
+    assert "pyproject.toml" in sources and "taskq/" in sources
+    skip = {"node_modules", "__pycache__", "dashboard_dist"}
+    for source in sources:
+        path = ROOT / source
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not skip & set(p.parts)]
+        assert files, f"COPY {source}: nothing there"
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            assert not docker_ignored(relative, patterns), f"COPY {source} needs {relative}, which .dockerignore drops"
+    for private in (".env", ".venv/bin/python", "api/dashboard/node_modules/x/index.js", "tests/conftest.py"):
+        assert docker_ignored(private, patterns), private
