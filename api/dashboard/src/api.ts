@@ -85,12 +85,13 @@ export const useTask = (id: string, refetch: boolean) =>
   useQuery({
     queryKey: ["task", id],
     queryFn: () => api<Task>(`/tasks/${q(id)}`),
+    staleTime: 0, // events for it may have passed while another page was shown
     refetchInterval: (query) => (refetch && ["queued", "running", "scheduled"].includes(query.state.data?.status ?? "") ? 1000 : false),
     retry: (n, e) => !(e instanceof ApiError && e.status === 404) && n < 2,
   });
 
 export const useTaskEvents = (id: string) =>
-  useQuery({ queryKey: ["task-events", id], queryFn: () => api<TaskEvent[]>(`/tasks/${q(id)}/events`) });
+  useQuery({ queryKey: ["task-events", id], queryFn: () => api<TaskEvent[]>(`/tasks/${q(id)}/events`), staleTime: 0 });
 
 export const useTaskPage = (queue: string, state: ListState, cursor: string | null) =>
   useQuery({

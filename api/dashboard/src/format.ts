@@ -3,6 +3,7 @@ import type { DeadSummary, QueueSnap, Snapshot, Window } from "./types";
 
 export function fmtMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "–";
+  if (ms === 0) return "0 ms";
   if (Math.abs(ms) < 1) return `${ms.toFixed(2)} ms`;
   if (Math.abs(ms) < 1000) return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
   const s = ms / 1000;
