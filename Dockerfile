@@ -44,9 +44,10 @@ RUN sed -e '/^ *--hash/d' -e 's/ *\\$//' requirements/dev.txt > /tmp/constraints
 RUN groupadd --system --gid 10001 taskq \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --create-home --shell /usr/sbin/nologin taskq
 WORKDIR /app
-# The example task module, and the health checks; your own module goes in /app/tasks
-# (deploy/compose.tasks.yml mounts it), which comes first on the import path.
-COPY --chown=taskq:taskq deploy/example_tasks.py deploy/healthcheck.py ./
+# The example task module and the health checks (owned by root: the taskq user cannot change
+# them); your own module goes in /app/tasks (deploy/compose.tasks.yml mounts it), which comes
+# first on the import path.
+COPY deploy/example_tasks.py deploy/healthcheck.py ./
 ENV PYTHONPATH=/app/tasks:/app
 USER 10001:10001
 EXPOSE 8000
