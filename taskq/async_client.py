@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 
 from taskq.client_base import ClientBase, check_queue_settings, queue_list
+from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import connection_options
 from taskq.executor import AsyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
+from taskq.ratelimit import RateLimit, parse_rate
 from taskq.ratelimit import RateLimit, parse_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.task import (
@@ -92,7 +94,7 @@ class AsyncDeadLetters:
         return await self._tq._exec.drive(purge_flow(self._tq.ops, self.queue, ids, name, error_type, all))
 
 
-class AsyncTaskQueue(ClientBase):
+class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
     """A task queue on Redis, asyncio API; the same operations as :class:`TaskQueue`."""
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:

@@ -181,7 +181,7 @@ def parse_state(raw: str | None) -> tuple[int | None, str | None, int | None]:
 # -- plans and flows ----------------------------------------------------------------------
 
 
-def put_schedule_flow(settings: PlanSettings, schedule: Schedule, *, keep_paused: bool = False) -> Flow[None]:
+def put_schedule_flow(settings: PlanSettings, schedule: Schedule, *, keep_paused: bool = False) -> Flow[Schedule]:
     """Store ``schedule`` (replacing one of that name). A new schedule starts now: fire
     times before it was added are not missed ones. ``keep_paused``: an existing schedule
     keeps its paused flag (a worker re-publishing its ``@tq.task(schedule=...)``)."""
@@ -191,7 +191,7 @@ def put_schedule_flow(settings: PlanSettings, schedule: Schedule, *, keep_paused
     if old is not None and keep_paused:
         schedule = replace(schedule, paused=old.paused)
     if old is not None and old == schedule:
-        return
+        return schedule
     k = settings.queue_keys(schedule.queue)
     cmds = [Command(("HSET", g.schedules, schedule.name, schedule.to_json()))]
     if old is not None and old.queue != schedule.queue:
@@ -199,7 +199,9 @@ def put_schedule_flow(settings: PlanSettings, schedule: Schedule, *, keep_paused
     # Only a new schedule (or one moved to another queue) starts from now.
     if old is None or old.queue != schedule.queue:
         cmds.append(Command(("HSET", k.schedules, schedule.name, f"{time_ms(now)} - 0")))
+        cmds.append(Command(("SADD", g.queues, schedule.queue)))
     yield Plan(cmds, no_result)
+    return schedule
 
 
 def remove_schedule_flow(settings: PlanSettings, name: str) -> Flow[None]:

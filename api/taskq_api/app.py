@@ -40,6 +40,7 @@ from taskq import (
 from taskq_api import models as m
 from taskq_api.hub import Hub
 from taskq_api.routes_dashboard import add_dashboard_routes
+from taskq_api.routes_schedules import add_schedule_routes
 from taskq_api.settings import API, MAX_LIST_LIMIT, Settings
 from taskq_api.static import add_dashboard
 from taskq_api.websocket import WEBSOCKET_DOC, add_websocket
@@ -254,6 +255,7 @@ def create_app(tq_or_app_path: TaskQueue | AsyncTaskQueue | str, settings: Setti
     _add_health_routes(app, tq, read)
     add_websocket(app, tq, hub, settings)
     add_dashboard_routes(app, tq, settings, read)
+    add_schedule_routes(app, tq, write, read)
     app.state.dashboard = add_dashboard(app)
     if settings.cors_origins:
         app.add_middleware(
