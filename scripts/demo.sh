@@ -17,4 +17,7 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$STAMP" 2>/dev/null)" != "$want" ]]; th
     "${pip[@]}" --no-deps -e .
     echo "$want" >"$STAMP"
 fi
+if command -v npm >/dev/null; then # the dashboard `taskq serve` shows (pip install -e '.[api]')
+    bash scripts/build_dashboard.sh || echo "demo: the dashboard did not build; the demo goes on without it"
+fi
 exec "$VENV/bin/python" examples/demo.py "$@"

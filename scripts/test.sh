@@ -5,12 +5,14 @@
 #   scripts/test.sh --setup            only set up .venv
 #
 # Checks: ruff check, ruff format --check, mypy, the widgets' front end (npm ci, eslint, tsc), the
+# dashboard's (npm ci, eslint, tsc --noEmit, vitest, npm run build), the
 # documentation site's strict build (mkdocs.yml; it runs the notebooks), pytest.
 # Setup: creates .venv (python3 -m venv) if it is missing, installs the locked dev/CI environment
 # (requirements/dev.txt, every package pinned with hashes; `make lock` refreshes it) and then the
 # project itself with `pip install --no-deps -e .`, whenever the lock or pyproject.toml changed
 # since the last install (a stamp in .venv holds their hash) or the venv's taskq is not this
-# checkout's. A lock that no longer matches pyproject.toml's dependency ranges is an error.
+# checkout's; then it builds the dashboard (scripts/build_dashboard.sh; skipped when current, or
+# in one line when npm is missing). A lock that no longer matches pyproject.toml's dependency ranges is an error.
 # TASKQ_DEPS=latest installs `.[dev,embedded]` unlocked instead, at the newest allowed versions
 # (the CI workflow's early-warning job).
 # Every check runs even when an earlier one fails; the script fails if any did. pytest
@@ -62,6 +64,7 @@ PY
 }
 
 setup
+bash scripts/build_dashboard.sh || echo "test.sh: the dashboard did not build; its checks below say why" >&2
 if [[ "${1:-}" == "--setup" ]]; then
     exit 0
 fi
@@ -79,6 +82,10 @@ mypy || failed+=("mypy")
 say "widgets front end: npm ci, eslint, tsc --checkJs"
 (cd widgets && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint && npm run --silent typecheck) ||
     failed+=("widgets front end")
+say "dashboard front end: npm ci, eslint, tsc --noEmit, vitest, npm run build"
+(cd api/dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint &&
+    npm run --silent typecheck && npm run --silent test && npm run --silent build) ||
+    failed+=("dashboard front end")
 say "deployment files: dclint (docker-compose.yml), hadolint (Dockerfile), nginx -t (deploy/nginx.conf)"
 bash deploy/lint.sh || failed+=("deploy lint")
 say "docs: mkdocs build --strict into site/ (the notebooks are executed on an embedded server)"
