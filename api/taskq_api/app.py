@@ -41,6 +41,7 @@ from taskq_api import models as m
 from taskq_api.hub import Hub
 from taskq_api.routes_dashboard import add_dashboard_routes
 from taskq_api.routes_schedules import add_schedule_routes
+from taskq_api.routes_workflows import add_workflow_routes
 from taskq_api.settings import API, MAX_LIST_LIMIT, Settings
 from taskq_api.static import add_dashboard
 from taskq_api.websocket import WEBSOCKET_DOC, add_websocket
@@ -256,6 +257,7 @@ def create_app(tq_or_app_path: TaskQueue | AsyncTaskQueue | str, settings: Setti
     add_websocket(app, tq, hub, settings)
     add_dashboard_routes(app, tq, settings, read)
     add_schedule_routes(app, tq, write, read)
+    add_workflow_routes(app, tq, read, write)
     app.state.dashboard = add_dashboard(app)
     if settings.cors_origins:
         app.add_middleware(

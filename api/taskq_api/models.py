@@ -96,7 +96,7 @@ class TaskModel(BaseModel):
     id: str
     name: str
     queue: str
-    status: Literal["scheduled", "queued", "running", "succeeded", "dead", "cancelled"]
+    status: Literal["scheduled", "waiting", "queued", "running", "succeeded", "dead", "cancelled"]
     priority: int
     args: list[Any]
     kwargs: dict[str, Any]
@@ -116,6 +116,10 @@ class TaskModel(BaseModel):
     cancel_requested: bool = False
     meta: dict[str, str] = Field(default_factory=dict)
     """Labels given at enqueue; a task submitted over HTTP has its request's ``request_id``."""
+    progress: dict[str, Any] | None = None
+    """The task's last ``current_task().progress(done, total, message)``."""
+    workflow_id: str | None = None
+    """The workflow (chain, group, depends_on) this task is a node of: GET /workflows/{id}."""
 
     @classmethod
     def of(cls, task: Task) -> TaskModel:
@@ -142,6 +146,8 @@ class TaskModel(BaseModel):
             idempotency_key=task.idempotency_key,
             cancel_requested=task.cancel_requested,
             meta=task.meta,
+            progress=task.progress,
+            workflow_id=task.workflow_id,
         )
 
 
