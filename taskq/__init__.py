@@ -4,6 +4,7 @@ from taskq.async_client import AsyncDeadLetters, AsyncTaskHandle, AsyncTaskQueue
 from taskq.backoff import Backoff, backoff_delay_s
 from taskq.client import DeadLetters, TaskHandle, TaskQueue
 from taskq.errors import (
+    AccessDenied,
     InvalidArguments,
     InvalidDelay,
     InvalidOption,
@@ -15,6 +16,7 @@ from taskq.errors import (
     PayloadTooLarge,
     ResultTimeout,
     Retry,
+    ServerFull,
     ServerUnavailable,
     TaskCancelled,
     TaskFailed,
@@ -29,9 +31,7 @@ from taskq.errors import (
 from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import LimiterState, RateLimit, parse_rate
-from taskq.ratelimit import LimiterState, RateLimit, parse_rate
 from taskq.registry import RegisteredTask, TaskFunction
-from taskq.schedules import Schedule, ScheduleInfo
 from taskq.schedules import Schedule, ScheduleInfo
 from taskq.server import EmbeddedServer, ServerInfo, die_with_parent_hook
 from taskq.task import Task, TaskPage, TaskStatus
@@ -66,6 +66,7 @@ __version__ = "0.1.0"
 """The version of this taskq package."""
 
 __all__ = [
+    "AccessDenied",
     "AsyncDeadLetters",
     "AsyncTaskHandle",
     "AsyncTaskQueue",
@@ -76,11 +77,6 @@ __all__ = [
     "GlobalKeys",
     "Event",
     "InvalidArguments",
-    "LimiterState",
-    "RateLimit",
-    "Schedule",
-    "ScheduleInfo",
-    "parse_rate",
     "LimiterState",
     "RateLimit",
     "Schedule",
@@ -103,6 +99,7 @@ __all__ = [
     "Retry",
     "RunningTask",
     "ServerInfo",
+    "ServerFull",
     "ServerUnavailable",
     "Snapshot",
     "Task",

@@ -31,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.backoff import exponential_s
+from taskq.errors import AccessDenied
 from taskq.server import redact_url
 
 #: Socket timeout of the producers' clients (TaskQueue, AsyncTaskQueue).
@@ -105,8 +106,8 @@ async def wait_for_server(url: str, stopping: Callable[[], bool], log: logging.L
         while not stopping():
             try:
                 await client.ping()
-            except AuthenticationError:
-                raise
+            except AuthenticationError as exc:  # the server is there, and no wait will change its mind
+                raise AccessDenied(f"Redis at {redact_url(url)} refused the credentials: {exc}") from None
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 delay_s = exponential_s(attempt + 1, WAIT_FIRST_S, WAIT_MAX_S)
                 if attempt == 0:

@@ -103,6 +103,16 @@ class ServerUnavailable(TaskqError, ConnectionError):
     """No Redis could be reached or started (see the discovery order in :func:`taskq.server.find_server`)."""
 
 
+class AccessDenied(TaskqError, PermissionError):
+    """Redis refused this client's credentials, or a command or key to its ACL user (``NOPERM``):
+    give the user the rules in docs/RELIABILITY.md ("ACL users")."""
+
+
+class ServerFull(TaskqError):
+    """Redis is at its ``maxmemory`` and evicts nothing (``OOM``): the call wrote nothing.
+    Free memory (finished records expire) or raise the limit, then try again."""
+
+
 class ScriptError(TaskqError):
     """A Lua script returned an error code this version of taskq does not know."""
 

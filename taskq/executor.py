@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq import speedups
-from taskq.errors import ServerUnavailable
+from taskq.errors import AccessDenied, ServerUnavailable
 from taskq.ops_base import reply_error
 from taskq.plan import Command, Emit, Flow, Plan, Stream
 from taskq.scripts import Script
@@ -63,7 +63,9 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _LOST = (RedisConnectionError, RedisTimeoutError)
 
 
-def _unavailable(url: str, exc: Exception) -> ServerUnavailable:
+def _unavailable(url: str, exc: Exception) -> ServerUnavailable | AccessDenied:
+    if isinstance(exc, AuthenticationError):  # a ConnectionError to redis-py, but no retry will help
+        return AccessDenied(f"Redis at {redact_url(url)} refused the credentials: {exc}")
     return ServerUnavailable(f"cannot reach Redis at {redact_url(url)}: {exc}")  # never the password
 
 

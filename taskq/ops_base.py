@@ -8,7 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from taskq.errors import TaskqError
+from redis.exceptions import NoPermissionError, OutOfMemoryError
+
+from taskq.errors import AccessDenied, ServerFull, TaskqError
 from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys
 from taskq.plan import Command
 from taskq.scripts import error_from_reply, load_script
@@ -32,6 +34,10 @@ def reply_error(reply: object) -> Exception | None:
     """The taskq exception a reply stands for (script errors mapped), or None for a value."""
     if isinstance(reply, TaskqError):
         return reply
+    if isinstance(reply, NoPermissionError):  # ACL: raised by redis-py, or by redis.call in a script
+        return AccessDenied(f"Redis refused it to this user: {reply}; see docs/RELIABILITY.md, 'ACL users'")
+    if isinstance(reply, OutOfMemoryError):  # maxmemory with noeviction: the write was refused whole
+        return ServerFull(f"Redis is full, nothing was written: {reply}")
     if isinstance(reply, Exception):
         return error_from_reply(str(reply)) or reply
     return None
