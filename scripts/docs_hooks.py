@@ -10,7 +10,9 @@
   and ``PYTHONPATH`` set for the kernels and the worker processes they start, as
   notebooks/conftest.py does for the tests) and stops when the build ends;
 * ``assets/js/``: mermaid and Swagger UI from npm (scripts/docs_js, ``npm ci`` when its
-  node_modules is missing), so no page loads a script from a CDN.
+  node_modules is missing), so no page loads a script from a CDN;
+* the nav: a page of docs/ that mkdocs.yml does not list yet is listed under "More guides"
+  rather than left out (which the strict build refuses): a new guide shows up at once.
 
 Nothing is written into docs/: every generated page is an in-memory file of the build.
 ``TASKQ_DOCS_EXECUTE=0`` renders the notebooks with their saved outputs instead of running them
@@ -24,6 +26,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +75,38 @@ def _jupyter_config(config: MkDocsConfig) -> Any:
     return config.plugins["mkdocs-jupyter"].config
 
 
+def _nav_paths(nav: Any) -> Iterator[str]:
+    if isinstance(nav, str):
+        yield nav
+    elif isinstance(nav, dict):
+        for value in nav.values():
+            yield from _nav_paths(value)
+    elif isinstance(nav, list):
+        for item in nav:
+            yield from _nav_paths(item)
+
+
+def _add_new_guides(config: MkDocsConfig) -> None:
+    """A Markdown page in docs/ that the nav does not list yet (a guide another change just
+    added) goes under "More guides" instead of failing the strict build as an omitted page;
+    move it to its place in mkdocs.yml's nav."""
+    docs_dir = Path(config.docs_dir)
+    listed = set(_nav_paths(config.nav))
+    new = sorted(
+        path.relative_to(docs_dir).as_posix()
+        for path in docs_dir.rglob("*.md")
+        if path.relative_to(docs_dir).as_posix() not in listed
+    )
+    if new and config.nav is not None:
+        log.info("pages not in mkdocs.yml's nav yet, listed under More guides: %s", ", ".join(new))
+        titles = [{Path(page).stem.replace("_", " ").replace("-", " ").capitalize(): page} for page in new]
+        config.nav.append({"More guides": titles})
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if os.environ.get("TASKQ_DOCS_EXECUTE", "1").lower() in ("0", "false", "no"):
         _jupyter_config(config)["execute"] = False
+    _add_new_guides(config)
     _npm_assets()
     return config
 
