@@ -15,7 +15,8 @@ echo "deploy: dclint docker-compose.yml deploy/compose.tasks.yml"
     npx --no-install dclint --max-warnings 0 ../docker-compose.yml compose.tasks.yml) || failed+=("dclint")
 
 echo "deploy: hadolint Dockerfile"
-"$VENV/bin/hadolint" Dockerfile || failed+=("hadolint")
+HADOLINT=$(command -v hadolint || echo "$VENV/bin/hadolint") # the venv's, from the lock
+"$HADOLINT" Dockerfile || failed+=("hadolint")
 
 echo "deploy: nginx -t deploy/nginx.conf"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
