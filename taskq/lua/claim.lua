@@ -9,10 +9,11 @@ ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
 KEYS[14] limits (HASH: task name, or '' for the whole queue -> rate spec, lib/ratelimit.lua)
 ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake channel
 ARGV[7] rate-limit state key prefix (the limiters' keys, lib/ratelimit.lua)
-Rate limits: with no limit set the script pops the queue's head (ZPOPMIN). With limits it
-  reads the queue in order (up to max tasks + SCAN_LIMIT candidates) and takes each task
-  whose limiters allow it; a limited task stays where it is, never claimed and handed back,
-  and tasks behind it that may run are taken (priority order holds among those).
+Rate limits: with no limit set the script pops the queue's head (ZPOPMIN); with only a
+  queue-wide limit it pops as many as the limit allows now. With task-name limits it reads
+  the queue in order (up to max tasks + SCAN_LIMIT candidates) and takes each task whose
+  limiters allow it; a limited task stays where it is, never claimed and handed back, and
+  tasks behind it that may run are taken (priority order holds among those).
 Returns: a flat array: first the due time (ms) of the earliest task still scheduled, or the
   time (ms) a rate limit that held a task back next allows one if sooner, or -1 when there
   is neither; then 14 fields per claimed task:
@@ -39,14 +40,33 @@ if #limits == 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], max_n)
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 else
-  local specs, cache, gone = {}, {}, {}
-  for i = 1, #limits, 2 do specs[limits[i]] = limits[i + 1] end
+  local specs, cache, gone, named = {}, {}, {}, false
+  for i = 1, #limits, 2 do
+    specs[limits[i]] = limits[i + 1]
+    if limits[i] ~= '' then named = true end
+  end
   local rl_prefix = ARGV[7]
   local queue_limiter = specs[''] and rl_get(cache, rl_prefix .. 'q', specs[''], now_us)
   local function held_back(at_us)
     if not next_allowed_us or at_us < next_allowed_us then next_allowed_us = at_us end
   end
-  local offset, chunk, scanned, stop = 0, math.max(max_n, 100), 0, false
+  local offset, chunk, scanned, stop = 0, math.max(2 * max_n, 16), 0, false
+  if queue_limiter and not named then
+    -- Only the queue is limited: pop as many as it allows now, with no scan.
+    local allowed = rl_allowance(queue_limiter, max_n, now_us)
+    if allowed > 0 then
+      local popped = redis.call('ZPOPMIN', KEYS[1], allowed)
+      for i = 1, #popped, 2 do
+        ids[#ids + 1] = popped[i]
+        rl_take(queue_limiter, now_us)
+      end
+    end
+    if allowed < max_n and #ids == allowed then
+      local ok, at_us = rl_check(queue_limiter, now_us)
+      if not ok then held_back(at_us) end
+    end
+    stop = true
+  end
   while not stop and #ids < max_n and scanned < max_n + SCAN_LIMIT do
     local batch = redis.call('ZRANGE', KEYS[1], offset, offset + chunk - 1)
     if #batch == 0 then break end
@@ -88,7 +108,7 @@ else
   end
   rl_save_all(cache, now_us)
   if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
-  if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
+  if #ids > 0 and named then redis.call('ZREM', KEYS[1], unpack(ids)) end
 end
 local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local out = {-1}

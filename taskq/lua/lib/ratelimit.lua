@@ -52,6 +52,17 @@ local function rl_take(L, now_us)
   L.dirty = true
 end
 
+-- How many of `n` tasks may run now (without taking them).
+local function rl_allowance(L, n, now_us)
+  if L.algo == 'gcra' then
+    local tau = (L.burst - 1) * L.interval
+    local tat = math.max(L.tat, now_us)
+    local k = math.floor((now_us + tau - tat) / L.interval) + 1
+    return math.max(0, math.min(n, k))
+  end
+  return math.max(0, math.min(n, math.floor(L.tokens)))
+end
+
 local function rl_save_all(cache, now_us)
   for _, L in ipairs(cache) do
     if L.dirty then
