@@ -5,7 +5,8 @@ service's own command with its own environment, translated to this machine: the 
 hostnames (``redis``, ``api``) become 127.0.0.1, each container port a free local port, the
 image's ``/app`` (where the Dockerfile copies ``deploy/example_tasks.py`` and
 ``deploy/healthcheck.py``) this checkout's ``deploy/`` folder, a named volume a temporary
-folder, and ``python`` / ``taskq`` the test environment's. Services start in ``depends_on``
+folder, a bind mount on the image's PYTHONPATH its source folder, and ``python`` / ``taskq``
+the test environment's. Override files merge in as with ``docker compose -f ... -f ...``. Services start in ``depends_on``
 order, and a ``service_healthy`` condition waits for the dependency's own healthcheck
 command to pass. Nginx runs ``deploy/nginx.conf`` with the same translations.
 """
@@ -42,9 +43,29 @@ STOP_TIMEOUT_S = 15.0
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
-def load_compose() -> dict[str, Any]:
+def load_compose(*overrides: Path) -> dict[str, Any]:
+    """docker-compose.yml, with override files merged in as ``docker compose -f ... -f ...``
+    does for what this stack uses (mappings merge, lists of mounts add up)."""
     data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    for path in overrides:
+        data = _merge(data, yaml.safe_load(path.read_text(encoding="utf-8")))
     return data
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base[k], v) if k in base else v for k, v in over.items()}}
+    if isinstance(base, list) and isinstance(over, list):
+        return [*base, *(v for v in over if v not in base)]
+    return over
+
+
+def image_pythonpath() -> list[str]:
+    """The runtime image's ``ENV PYTHONPATH`` (the Dockerfile's), as a list."""
+    for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("ENV PYTHONPATH="):
+            return line.partition("=")[2].split(":")
+    raise AssertionError("the Dockerfile sets no PYTHONPATH")
 
 
 def compose_variables() -> set[str]:
@@ -143,13 +164,14 @@ class LocalStack:
 
     workdir: Path
     env: dict[str, str]  # what `docker compose` would interpolate from (.env and the shell)
+    overrides: tuple[Path, ...] = ()  # more compose files, as `-f`
     compose: dict[str, Any] = field(default_factory=dict)
     tr: Translation = field(init=False)
     processes: list[Process] = field(default_factory=list)
     nginx_root: Path | None = None
 
     def __post_init__(self) -> None:
-        self.compose = interpolate(load_compose(), self.env)
+        self.compose = interpolate(load_compose(*self.overrides), self.env)
         ports: dict[str, tuple[int, int]] = {}
         for name, service in self.compose["services"].items():
             inner = container_port(service)
@@ -185,23 +207,43 @@ class LocalStack:
             visit(name)
         return done
 
-    def start(self) -> None:
-        for name in self.order():
+    def start(self, only: tuple[str, ...] = ()) -> None:
+        """Start every service (or ``only`` these and what they depend on) and wait until healthy."""
+        wanted = self.order()
+        if only:
+            needed = set(only)
+            for name in reversed(wanted):
+                if name in needed:
+                    needed |= set(self.services[name].get("depends_on", {}))
+            wanted = [name for name in wanted if name in needed]
+        for name in wanted:
             for dep, condition in self.services[name].get("depends_on", {}).items():
                 if condition.get("condition") == "service_healthy":
                     self.wait_healthy(dep)
             replicas = int(self.services[name].get("deploy", {}).get("replicas", 1))
             for replica in range(1, replicas + 1):
                 self._start(name, replica)
-        for name in self.services:
+        for name in wanted:
             self.wait_healthy(name)
+
+    def environment(self, name: str) -> dict[str, str]:
+        """A service's environment: this one's (less any Redis URL of its own), the service's
+        ``environment`` translated, and the image's PYTHONPATH with /app and mounts translated."""
+        env = {k: v for k, v in os.environ.items() if k not in ("TASKQ_REDIS_URL", "REDIS_URL")}
+        env.update({k: self.tr.text(str(v)) for k, v in self.services[name].get("environment", {}).items()})
+        mounts = {}
+        for mount in self.services[name].get("volumes", []):
+            source, _, rest = str(mount).partition(":")
+            if source.startswith((".", "/")):  # a bind mount, relative to the project directory
+                mounts[rest.partition(":")[0]] = str((ROOT / source).resolve())
+        env["PYTHONPATH"] = ":".join(
+            mounts.get(entry) or self.tr.text(entry + "/").rstrip("/") for entry in image_pythonpath()
+        )
+        return env
 
     def _start(self, name: str, replica: int) -> None:
         service = self.services[name]
-        env = {k: v for k, v in os.environ.items() if k not in ("TASKQ_REDIS_URL", "REDIS_URL")}
-        env.update({k: self.tr.text(str(v)) for k, v in service.get("environment", {}).items()})
-        # The image's ENV PYTHONPATH=/app/tasks:/app, translated (no /app/tasks mounted here).
-        env["PYTHONPATH"] = str(self.tr.app_dir)
+        env = self.environment(name)
         cwd = self.tr.app_dir
         argv = self._nginx_argv() if name == "nginx" else self.tr.argv(name, service["command"])
         if name == "redis":
@@ -242,10 +284,7 @@ class LocalStack:
         test = self.services[name]["healthcheck"]["test"]
         assert test[0] == "CMD", test
         argv = self.tr.argv(name, test[1:])
-        env = {k: v for k, v in os.environ.items() if k not in ("TASKQ_REDIS_URL", "REDIS_URL")}
-        env.update({k: self.tr.text(str(v)) for k, v in self.services[name].get("environment", {}).items()})
-        env["PYTHONPATH"] = str(self.tr.app_dir)
-        done = subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False)
+        done = subprocess.run(argv, env=self.environment(name), capture_output=True, timeout=30, check=False)
         return done.returncode == 0
 
     def wait_healthy(self, name: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from deploystack import DASHBOARD_DIST, LocalStack, Process, seconds
+from deploystack import DASHBOARD_DIST, ROOT, LocalStack, Process, seconds
 from websockets.sync.client import ClientConnection, connect
 
 #: How the test's compose environment differs from .env.example: a token, and a short grace
@@ -206,3 +206,22 @@ def test_sigterm_hands_running_tasks_back_to_the_other_workers(
 def test_redis_wrote_its_append_only_file_to_the_volume(stack: LocalStack) -> None:
     volume: Path = stack.tr.volumes["redis-data"]
     assert any(p.name.startswith("appendonly") for p in volume.iterdir()), list(volume.iterdir())
+
+
+def test_the_override_runs_your_own_task_module(tmp_path: Path) -> None:
+    """deploy/compose.tasks.yml: your folder mounted at /app/tasks, your APP named in .env."""
+    tasks = tmp_path / "mytasks"
+    tasks.mkdir()
+    (tasks / "shop_tasks.py").write_text(
+        "import taskq\n\ntq = taskq.TaskQueue()\n\n\n@tq.task()\ndef total(prices: list[float]) -> float:\n"
+        "    return sum(prices)\n"
+    )
+    env = {"TASKQ_API_TOKEN": "t", "TASKQ_APP": "shop_tasks:tq", "TASKQ_TASKS_DIR": str(tasks)}
+    local = LocalStack(workdir=tmp_path, env=env, overrides=(ROOT / "deploy" / "compose.tasks.yml",))
+    try:
+        local.start(only=("api",))
+        assert sorted(p.service for p in local.processes) == ["api", "redis"]
+        reply = httpx.get(f"http://127.0.0.1:{local.port('api')}/api/v1/registered-tasks", timeout=10)
+        assert [t["name"] for t in reply.json()] == ["shop_tasks.total"]
+    finally:
+        local.stop()
