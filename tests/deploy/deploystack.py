@@ -6,9 +6,9 @@ hostnames (``redis``, ``api``) become 127.0.0.1, each container port a free loca
 image's ``/app`` (where the Dockerfile copies ``deploy/example_tasks.py`` and
 ``deploy/healthcheck.py``) this checkout's ``deploy/`` folder, a named volume a temporary
 folder, a bind mount on the image's PYTHONPATH its source folder, and ``python`` / ``taskq``
-the test environment's. Override files merge in as with ``docker compose -f ... -f ...``. Services start in ``depends_on``
-order, and a ``service_healthy`` condition waits for the dependency's own healthcheck
-command to pass. Nginx runs ``deploy/nginx.conf`` with the same translations.
+the test environment's. Override files merge in as with ``docker compose -f ... -f ...``.
+Services start in ``depends_on`` order, and a ``service_healthy`` condition waits for the
+dependency's own healthcheck command to pass. Nginx runs ``deploy/nginx.conf`` with the same translations.
 """
 
 from __future__ import annotations
