@@ -43,7 +43,7 @@ def test_each_service_has_a_healthcheck_and_restarts(compose: dict[str, Any]) ->
         assert seconds(check["interval"]) > 0 and check["retries"] >= 1, name
         assert service["restart"] == "unless-stopped", name
     services = compose["services"]
-    assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "-p", "6379", "ping"]
+    assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "-e", "-p", "6379", "ping"]
     assert services["api"]["healthcheck"]["test"][-1].endswith(":8000/readyz")
     assert services["worker"]["healthcheck"]["test"][-1] == "worker"
     assert services["nginx"]["healthcheck"]["test"][-1].endswith("/healthz")
