@@ -108,7 +108,9 @@ class TaskExecution:
                 value, held.progress = held.progress, None
                 task = held.task
                 try:
-                    await self._exec.run(progress_plan(self.ops, task.queue, task.id, task.token, value))
+                    await self._exec.run(
+                        progress_plan(self.ops, task.queue, task.id, task.token, value, self.id, task.attempts)
+                    )
                 except Exception:  # progress is best effort; the task goes on
                     log.debug("progress of task %s not written", task.id, exc_info=True)
                 await asyncio.sleep(PROGRESS_INTERVAL_S)

@@ -31,10 +31,11 @@ def progress_json(done: float, total: float | None, message: str) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
-def progress_plan(settings: PlanSettings, queue: str, task_id: str, token: str, value_json: str) -> Plan[None]:
-    """Write a running task's progress, fenced by its lease token (a lost lease writes nothing)."""
+def progress_plan(
+    settings: PlanSettings, queue: str, task_id: str, token: str, value_json: str, worker_id: str, attempt: int
+) -> Plan[None]:
+    """Write a running task's progress, fenced by its lease token (a lost lease writes nothing;
+    the final value of an attempt that just ended is still written, see progress.lua)."""
     k = settings.queue_keys(queue)
-    return Plan(
-        [script_call("progress", [k.task(task_id), k.events], [task_id, token, value_json, settings.events_maxlen])],
-        no_result,
-    )
+    argv = [task_id, token, value_json, settings.events_maxlen, worker_id, attempt]
+    return Plan([script_call("progress", [k.task(task_id), k.events], argv)], no_result)

@@ -45,3 +45,19 @@ def test_progress_refuses_bad_values() -> None:
     for bad in (-1, float("nan"), "3", True):
         with pytest.raises(taskq.InvalidOption):
             ctx.progress(bad)  # type: ignore[arg-type]
+
+
+def test_the_last_value_is_written_even_when_the_task_ends_at_once(tq: taskq.TaskQueue, workers: list) -> None:
+    @tq.task
+    def quick(n: int) -> int:
+        ctx = taskq.current_task()
+        assert ctx is not None
+        for i in range(n):
+            ctx.progress(i + 1, n)
+        return n
+
+    workers.append(tq.start_worker(queues=["default"]))
+    handles = [quick.enqueue(50) for _ in range(5)]
+    assert [h.result(timeout_s=10) for h in handles] == [50] * 5
+    for h in handles:  # written after the completion, by the same worker for the same attempt
+        wait_until(lambda h=h: (tq.get(h.id).progress or {}).get("done") == 50, 10, "the final progress")
