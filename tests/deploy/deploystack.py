@@ -299,6 +299,15 @@ class LocalStack:
     def of(self, name: str) -> list[Process]:
         return [p for p in self.processes if p.service == name]
 
+    def restart(self, name: str) -> None:
+        """``docker compose restart NAME``: SIGTERM, wait, the same command again (same volumes)."""
+        for process in self.of(name):
+            process.popen.send_signal(signal.SIGTERM)
+            assert process.popen.wait(timeout=STOP_TIMEOUT_S) == 0, process.output()[-2000:]
+            self.processes.remove(process)
+            self._start(name, process.replica)
+        self.wait_healthy(name)
+
     def stop(self) -> None:
         """SIGTERM (every service's stop_signal), the dependents first; SIGKILL what outlives the bound."""
         for process in reversed(self.processes):

@@ -203,9 +203,22 @@ def test_sigterm_hands_running_tasks_back_to_the_other_workers(
     assert all(p.popen.poll() is None for p in survivors)
 
 
-def test_redis_wrote_its_append_only_file_to_the_volume(stack: LocalStack) -> None:
+def test_tasks_survive_a_redis_restart_on_the_volume(stack: LocalStack, http: httpx.Client) -> None:
     volume: Path = stack.tr.volumes["redis-data"]
     assert any(p.name.startswith("appendonly") for p in volume.iterdir()), list(volume.iterdir())
+    (task_id,) = submit(http, "example_tasks.add", [[7, 8]])
+    deadline = time.monotonic() + WAIT_S
+    while http.get(f"/api/v1/tasks/{task_id}").json()["status"] != "succeeded":
+        assert time.monotonic() < deadline, "the task did not finish"
+        time.sleep(0.1)
+
+    stack.restart("redis")  # the append-only file is all it starts from (no RDB snapshots)
+    deadline = time.monotonic() + WAIT_S
+    while (reply := http.get(f"/api/v1/tasks/{task_id}")).status_code != 200:
+        assert reply.status_code == 503 and time.monotonic() < deadline, reply.text  # until the API reconnects
+        time.sleep(0.1)
+    assert (reply.json()["status"], reply.json()["result"]) == ("succeeded", 15)
+    assert http.get("/readyz").json()["status"] == "ok"
 
 
 def test_the_override_runs_your_own_task_module(tmp_path: Path) -> None:
