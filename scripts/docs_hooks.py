@@ -103,10 +103,37 @@ def _add_new_guides(config: MkDocsConfig) -> None:
         config.nav.append({"More guides": titles})
 
 
+def _notebook_title(path: Path) -> str:
+    """The first Markdown heading of a notebook, else its file name."""
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
+
+
+def _add_new_notebooks(config: MkDocsConfig) -> None:
+    """Every numbered notebook is a page: one that the nav's Notebooks section does not list yet
+    (just added) is appended to it, titled by its first heading."""
+    listed = set(_nav_paths(config.nav))
+    section = next(
+        (item["Notebooks"] for item in config.nav or [] if isinstance(item, dict) and "Notebooks" in item), None
+    )
+    if section is None:
+        return
+    for notebook in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        page = f"notebooks/{notebook.name}"
+        if page not in listed:
+            log.info("notebook not in mkdocs.yml's nav yet, appended: %s", page)
+            section.append({f"{int(notebook.name[:2])} {_notebook_title(notebook)}": page})
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if os.environ.get("TASKQ_DOCS_EXECUTE", "1").lower() in ("0", "false", "no"):
         _jupyter_config(config)["execute"] = False
     _add_new_guides(config)
+    _add_new_notebooks(config)
     _npm_assets()
     return config
 
