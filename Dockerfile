@@ -21,7 +21,8 @@ RUN npm run build
 # ---- Nginx in front: the dashboard's files and the proxy to the API
 FROM nginx:${NGINX_VERSION}-alpine AS web
 COPY deploy/nginx.conf /etc/nginx/nginx.conf
-COPY --from=dashboard /src/api/taskq_api/dashboard_dist/ /usr/share/nginx/html/
+# Nginx serves the hashed assets; the page comes from the API, with its Content-Security-Policy.
+COPY --from=dashboard /src/api/taskq_api/dashboard_dist/assets/ /usr/share/nginx/html/assets/
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1/healthz"]
 

@@ -151,6 +151,8 @@ def test_dockerfile_builds_the_dashboard_then_a_slim_non_root_runtime() -> None:
     assert "RUN npm run build" in built["dashboard"]
     assert built["web"][0].startswith("FROM nginx:")
     assert "COPY deploy/nginx.conf /etc/nginx/nginx.conf" in built["web"]
+    assert any(line.endswith("dashboard_dist/assets/ /usr/share/nginx/html/assets/") for line in built["web"])
+    assert "root /usr/share/nginx/html;" in (ROOT / "deploy" / "nginx.conf").read_text()
     runtime = built["runtime"]
     assert runtime[0].startswith("FROM python:") and runtime[0].split()[1].endswith("-slim")
     copy_dist = next(i for i, line in enumerate(runtime) if "--from=dashboard" in line)
