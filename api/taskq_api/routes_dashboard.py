@@ -7,9 +7,10 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from taskq import AsyncTaskQueue
+from taskq_api import models as m
 from taskq_api.settings import API, Settings
 
 TIMELINE_LIMIT = 500
@@ -17,6 +18,8 @@ TIMELINE_LIMIT = 500
 
 class AuthInfo(BaseModel):
     """What the server asks of a client: a token for changes, and for reads too."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token_required": True, "reads_need_token": False}]})
 
     token_required: bool
     reads_need_token: bool
@@ -29,7 +32,9 @@ def add_dashboard_routes(app: FastAPI, tq: AsyncTaskQueue, settings: Settings, r
         required = settings.token is not None
         return AuthInfo(token_required=required, reads_need_token=required and settings.auth_reads)
 
-    @app.get(f"{API}/tasks/{{task_id}}/events", dependencies=read, tags=["tasks"])
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": m.Problem, "description": "Unknown task id"}}
+
+    @app.get(f"{API}/tasks/{{task_id}}/events", dependencies=read, responses=not_found, tags=["tasks"])
     async def task_events(
         task_id: Annotated[str, Path(min_length=1, max_length=200)],
         limit: Annotated[int, Query(ge=1, le=TIMELINE_LIMIT)] = 200,

@@ -60,9 +60,10 @@ def add_dashboard(app: FastAPI, dist: Path | None = None) -> bool:
     dist = dist or DIST
     if not built(dist):
 
-        @app.get("/", include_in_schema=False)
-        async def not_built() -> PlainTextResponse:
+        async def not_built(_: Request) -> PlainTextResponse:
             return PlainTextResponse(f"taskq API is up at /api/v1 (docs at /docs); {BUILD_HINT}\n", status_code=404)
+
+        app.add_route("/", not_built, methods=["GET"], include_in_schema=False)  # a page, not an API route
 
         return False
 
@@ -77,9 +78,10 @@ def add_dashboard(app: FastAPI, dist: Path | None = None) -> bool:
     def page() -> HTMLResponse:
         return HTMLResponse(index, headers=headers)
 
-    @app.get("/", include_in_schema=False)
-    async def dashboard() -> HTMLResponse:
+    async def dashboard(_: Request) -> HTMLResponse:
         return page()
+
+    app.add_route("/", dashboard, methods=["GET"], include_in_schema=False)  # a page, not an API route
 
     if (dist / "assets").is_dir():
         app.mount("/assets", ImmutableAssets(directory=dist / "assets"), name="dashboard-assets")

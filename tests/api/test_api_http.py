@@ -18,7 +18,7 @@ from taskq_api import Settings, create_app
 
 API = "/api/v1"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/api/v1/auth"}
 
 
 def wait_for_task(client: httpx.Client, task_id: str, status: str, timeout_s: float = 30) -> dict[str, Any]:
