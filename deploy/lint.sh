@@ -12,7 +12,7 @@ VENV=${VENV:-.venv}
 failed=()
 echo "deploy: dclint docker-compose.yml deploy/compose.tasks.yml"
 (cd deploy && npm ci --no-audit --no-fund --loglevel=error &&
-    npx --no-install dclint --max-warnings 0 ../docker-compose.yml compose.tasks.yml) || failed+=("dclint")
+    npm run --silent lint) || failed+=("dclint")
 
 echo "deploy: hadolint Dockerfile"
 HADOLINT=$(command -v hadolint || echo "$VENV/bin/hadolint") # the venv's, from the lock
