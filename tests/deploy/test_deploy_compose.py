@@ -238,3 +238,14 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_no_more() -> Non
             assert not docker_ignored(relative, patterns), f"COPY {source} needs {relative}, which .dockerignore drops"
     for private in (".env", ".venv/bin/python", "api/dashboard/node_modules/x/index.js", "tests/conftest.py"):
         assert docker_ignored(private, patterns), private
+
+
+def test_nginx_keeps_websockets_open_and_forwards_the_request_id() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    ws_block = conf.split("location = /api/v1/ws {", 1)[1].split("}", 1)[0]
+    assert "proxy_read_timeout 1h;" in ws_block and "proxy_buffering off;" in ws_block
+    assert "proxy_set_header" not in ws_block, "a location that sets a header inherits none of the server's"
+    server = conf.split("server {", 1)[1]
+    for header in ("Upgrade $http_upgrade", "Connection $connection_upgrade", "X-Request-ID $taskq_request_id"):
+        assert f"proxy_set_header {header};" in server
+    assert "set $taskq_api http://api:8000;" in conf  # the API's service name and port in the compose file
