@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, defaultsOf, depthSegments, fmtMs, groupByError, parseField, pushHistory, rate, show, wsUrl, type Point } from "./format";
+import { argsText, backoffMs, defaultsOf, depthSegments, fmtMs, groupByError, parseField, pushHistory, rate, show, wsUrl, type Point } from "./format";
 import type { QueueSnap, Snapshot } from "./types";
 
 const queue = (name: string, succeeded: number, queued = 0): QueueSnap => ({
@@ -30,6 +30,11 @@ describe("format", () => {
   it("shows strings as themselves and other values as JSON text", () => {
     expect(show("<script>alert(1)</script>")).toBe("<script>alert(1)</script>");
     expect(show([1, "a"])).toBe('[\n  1,\n  "a"\n]');
+  });
+
+  it("writes arguments on one line as a call would", () => {
+    expect(argsText([1, "a"], { k: [2], s: "<b>" })).toBe('1, "a", k=[2], s="<b>"');
+    expect(argsText([], {})).toBe("");
   });
 
   it("computes a window's rate over its span", () => {

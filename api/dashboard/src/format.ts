@@ -31,6 +31,12 @@ export function show(value: unknown): string {
   return JSON.stringify(value, null, 2) ?? String(value);
 }
 
+/** A task's arguments on one line, as a call would read: `1, "a", key=2`. */
+export function argsText(args: unknown[], kwargs: Record<string, unknown>): string {
+  const one = (v: unknown) => JSON.stringify(v) ?? String(v);
+  return [...args.map(one), ...Object.entries(kwargs).map(([k, v]) => `${k}=${one(v)}`)].join(", ");
+}
+
 export function windowOf(q: QueueSnap, length_s: number): Window | undefined {
   return q.windows.find((w) => w.length_s === length_s);
 }

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useLocation, useParams } from "wouter";
 import { useTaskPage } from "../api";
-import { fmtMs, fmtTime, show } from "../format";
+import { argsText, fmtMs, fmtTime } from "../format";
 import { useLive } from "../live";
 import type { ListState, Task } from "../types";
 import { Badge, Button, Card, ErrorLine, Stat, TaskLink, TD, TH } from "../ui";
@@ -103,7 +103,9 @@ export function QueuePage() {
                   <td className={TD}>
                     <Badge>{t.priority}</Badge>
                   </td>
-                  <td className={`${TD} mono max-w-xs truncate`}>{show(t.args)}</td>
+                  <td className={`${TD} mono max-w-xs truncate`} title={argsText(t.args, t.kwargs)}>
+                    {argsText(t.args, t.kwargs)}
+                  </td>
                   <td className={`${TD} tabular-nums`}>{t.attempts}</td>
                   <td className={`${TD} text-slate-500`}>{extra(state, t, now)}</td>
                 </tr>
