@@ -3,6 +3,7 @@ included) and POST .../cancel, with the real app on the test server."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 import uvicorn
 from helpers import claim, complete
 from taskq_api import Settings, create_app
+from websockets.sync.client import connect
 
 import taskq
 
@@ -59,3 +61,31 @@ def test_get_and_cancel_a_workflow(tq: taskq.TaskQueue, client: httpx.Client) ->
     assert client.get("/api/v1/workflows/nope").status_code == 404
     assert client.post("/api/v1/workflows/nope/cancel").status_code == 404
     assert client.post(f"/api/v1/workflows/{wf.id}/cancel", headers={"Authorization": ""}).status_code == 401
+
+
+def test_progress_reaches_websocket_clients_as_events(tq: taskq.TaskQueue, client: httpx.Client, workers: list) -> None:
+    release = threading.Event()
+
+    @tq.task(name="slow")
+    def slow() -> str:
+        ctx = taskq.current_task()
+        assert ctx is not None
+        ctx.progress(1, 4, "a quarter")
+        release.wait(10)
+        return "done"
+
+    ws_url = str(client.base_url).replace("http://", "ws://") + f"/api/v1/ws?token={TOKEN}"
+    with connect(ws_url, open_timeout=30) as ws:
+        ws.send(json.dumps({"queues": ["default"], "hz": 4}))
+        assert json.loads(ws.recv(30))["type"] == "subscribed"
+        workers.append(tq.start_worker(queues=["default"]))
+        handle = slow.enqueue()
+        deadline = time.monotonic() + 30
+        while True:
+            message = json.loads(ws.recv(max(0.1, deadline - time.monotonic())))
+            event = message.get("event") or {}
+            if message["type"] == "event" and event.get("task_id") == handle.id and event["type"] == "progress":
+                break
+        assert event["progress"] == {"done": 1, "total": 4, "message": "a quarter"}
+        release.set()
+        assert handle.result(timeout_s=10) == "done"
