@@ -298,6 +298,17 @@ def test_dead_task_redriven_from_the_page_succeeds(stack: Stack, tab: Tab, tmp_p
     timeline = page.get_by_test_id("timeline")
     for kind in ("enqueued", "dead", "redriven", "succeeded"):
         expect(timeline).to_contain_text(kind)
+
+    doomed = stack.submit("needs_fix", marker=str(tmp_path / "never"))  # purged, after a confirmation
+    wait_for(lambda: stack.tq.get(doomed).status == taskq.TaskStatus.DEAD, "the second task to die")
+    page.get_by_role("link", name="Dead letters", exact=True).click()
+    expect(page.get_by_test_id("dead-table")).to_contain_text(doomed)
+    page.get_by_test_id("purge-all").click()
+    expect(page.get_by_role("alertdialog")).to_contain_text("Delete all 1 dead task(s)")
+    page.get_by_test_id("purge-confirm").click()
+    expect(page.get_by_role("status")).to_have_text("Purged 1 task.")
+    expect(page.get_by_test_id("dead-table")).not_to_contain_text(doomed)
+    assert stack.tq.stats(QUEUE).dead == 0
     tab.assert_no_console_errors()
 
 

@@ -22,6 +22,7 @@ export function WorkersPage() {
               <th className={TH}>PID</th>
               <th className={TH}>Queues</th>
               <th className={TH}>Slots</th>
+              <th className={TH}>Done / failed</th>
               <th className={TH}>Heartbeat age</th>
               <th className={TH}>Started</th>
               <th className={TH}>Running now</th>
@@ -41,6 +42,9 @@ export function WorkersPage() {
                 <td className={TD}>{w.queues.join(", ")}</td>
                 <td className={`${TD} tabular-nums`}>
                   {w.current.length} / {w.concurrency ?? "?"}
+                </td>
+                <td className={`${TD} tabular-nums`}>
+                  {w.processed ?? "–"} / {w.failed ?? "–"}
                 </td>
                 <td className={`${TD} tabular-nums`}>{fmtMs(w.heartbeat_age_ms)}</td>
                 <td className={TD}>{fmtTime(w.started_ms)}</td>
