@@ -131,8 +131,31 @@ async def wait_for_server(url: str, stopping: Callable[[], bool], log: logging.L
         await client.aclose()
 
 
+#: maxmemory policies that never drop a key taskq needs: none (writes fail instead).
+SAFE_MEMORY_POLICIES = frozenset({"noeviction"})
+
+
+async def warn_if_evicting(client: aioredis.Redis, log: logging.Logger) -> str | None:
+    """Log a warning if the server's ``maxmemory-policy`` may evict keys (and so lose queued
+    tasks, leases or results); the policy, or None where it cannot be read (a managed
+    Redis, or an ACL user without ``CONFIG GET``: nothing to say then)."""
+    try:
+        reply = await client.config_get("maxmemory-policy")
+    except Exception:  # noqa: BLE001 - only a warning; a refusal is not an error
+        return None
+    policy = str(reply.get("maxmemory-policy", "")) if isinstance(reply, dict) else ""
+    if policy and policy not in SAFE_MEMORY_POLICIES:
+        log.warning(
+            "Redis maxmemory-policy is %s: when it reaches maxmemory it evicts keys and can lose tasks; "
+            "set maxmemory-policy noeviction (writes are refused instead, as taskq.ServerFull)",
+            policy,
+        )
+    return policy or None
+
+
 __all__ = [
     "CLIENT_SOCKET_TIMEOUT_S",
+    "warn_if_evicting",
     "wait_for_server",
     "connection_options",
     "keepalive_options",

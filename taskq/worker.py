@@ -47,10 +47,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from taskq.connection import connection_options, wait_for_server, worker_socket_timeout_s
+from taskq.connection import connection_options, wait_for_server, warn_if_evicting, worker_socket_timeout_s
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
+    ServerFull,
     ServerUnavailable,
 )
 from taskq.execution import TaskExecution, _Held
@@ -165,6 +166,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         helpers: list[asyncio.Task[None]] = []
         try:
             await self._subscribe(pubsub)
+            await warn_if_evicting(self._redis, log)
             await self._heartbeat()
             await self._publish_task_settings()  # rate limits in place before the first claim
             helpers = [
@@ -319,7 +321,10 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                     if self._stop_event.is_set() and self._grace_override == 0.0:
                         return
                     continue
+                full = [item for item, reply in zip(batch, replies, strict=True) if isinstance(reply, ServerFull)]
                 for (command, held), reply in zip(batch, replies, strict=True):
+                    if isinstance(reply, ServerFull):
+                        continue  # kept, lease and all, and written again below
                     if self._held.get(held.task.id) is held:
                         del self._held[held.task.id]
                     if isinstance(reply, LeaseLost):
@@ -328,6 +333,12 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                         log.error("task %s: recording its outcome failed: %s", held.task.id, reply)
                     elif isinstance(command, Failure):
                         self._log_failure(command, held, reply)
+                if full:
+                    log.warning("Redis is full: %d outcomes wait, with their leases, to be written again", len(full))
+                    self._pending[:0] = full
+                    await self._sleep(0.5)
+                    if self._stop_event.is_set() and self._grace_override == 0.0:
+                        return
 
     # -- shutdown --------------------------------------------------------------------
 
