@@ -59,14 +59,16 @@ for i = 7, #ARGV, FIELDS do
 end
 
 local now_ms, now_us = server_time()
-local ctx = wf_open(W, now_ms, now_us, ARGV[3])
-local K = ctx.K
+local fresh = redis.call('HEXISTS', W .. 'meta', 'id') == 0
 
 -- 2. The workflow itself (a finished one that gets new nodes runs again).
-if redis.call('EXISTS', K.meta) == 0 then
-  redis.call('HSET', K.meta, 'id', wf_id, 'state', 'running', 'total', 0, 'created_ms', now_ms,
+if fresh then
+  redis.call('HSET', W .. 'meta', 'id', wf_id, 'state', 'running', 'total', 0, 'created_ms', now_ms,
     'retention_s', retention)
-else
+end
+local ctx = wf_open(W, now_ms, now_us, ARGV[3])
+local K = ctx.K
+if not fresh then
   for _, key in pairs(K) do redis.call('PERSIST', key) end
   local m = redis.call('HMGET', K.meta, 'state', 'retention_s')
   if tonumber(m[2] or '0') < retention then redis.call('HSET', K.meta, 'retention_s', retention) end
@@ -90,6 +92,7 @@ end
 
 -- 4. The new nodes: records (waiting), edges, pending counts.
 local new = {}
+local kids_of, kid_parents = {}, {}
 for i = 7, #ARGV, FIELDS do
   local id, queue, feed, policy, parents = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local q = wf_queue(ctx, queue)
@@ -114,15 +117,23 @@ for i = 7, #ARGV, FIELDS do
   local count = 0
   for p in string.gmatch(parents, '%S+') do
     count = count + 1
-    local kids = redis.call('HGET', K.children, p)
-    if kids then kids = kids .. ' ' .. id else kids = id end
-    redis.call('HSET', K.children, p, kids)
+    if not kids_of[p] then
+      kids_of[p] = {}
+      kid_parents[#kid_parents + 1] = p
+    end
+    table.insert(kids_of[p], id)
   end
   if count > 0 then redis.call('HSET', K.parents, id, parents) end
   redis.call('HSET', K.pending, id, count)
-  redis.call('HINCRBY', K.meta, 'total', 1)
   new[#new + 1] = {id, parents}
 end
+for _, p in ipairs(kid_parents) do  -- one write per parent, however many children it got
+  local kids = table.concat(kids_of[p], ' ')
+  local before = redis.call('HGET', K.children, p)
+  if before then kids = before .. ' ' .. kids end
+  redis.call('HSET', K.children, p, kids)
+end
+redis.call('HINCRBY', K.meta, 'total', #new)
 
 -- 5. Edges from parents that had already ended, then the nodes nobody holds back.
 for _, pid in ipairs(adopted_ended) do

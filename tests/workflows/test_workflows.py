@@ -222,3 +222,17 @@ def test_a_worker_runs_a_workflow_end_to_end(tq: taskq.TaskQueue, workers: list)
     )
     out = wf.result(timeout_s=20)
     assert out == {"results": {"results": [0, 2, 4, 6, 8], "tag": ""}, "tag": ""}
+
+
+def test_a_group_larger_than_luas_unpack_limit_releases_its_callback(tq: taskq.TaskQueue) -> None:
+    f = _register(tq)
+    n = 9000  # Lua's unpack() stops near 8000 values: the callback's parents are read in chunks
+    wf = tq.submit(taskq.group([f["add"].s(i) for i in range(n)], callback=f["collect"].s()))
+    done = 0
+    while done < n:
+        batch = claim(tq, n=1000)
+        assert wf.sinks[0] not in [t.id for t in batch]  # the callback waits for the last member
+        tq._exec.run(tq.ops.finish([tq.ops.complete_command(t, str(t.args[0])) for t in batch]))
+        done += len(batch)
+    (cb,) = claim(tq)
+    assert cb.id == wf.sinks[0] and cb.args == [list(range(n))]

@@ -29,12 +29,15 @@ end
 
 -- One context per workflow per script call: caches each queue's keys, telemetry context and
 -- ready batch; wf_close writes them.
+-- Returns nil when the workflow's keys are gone (its retention passed).
 local function wf_open(W, now_ms, now_us, tel_settings)
   local K = {}
   for _, s in ipairs(WF_SUFFIXES) do K[s] = W .. s end
+  local m = redis.call('HMGET', K.meta, 'id', 'cancel')
+  if not m[1] then return nil end
   local nowin = string.gsub(tel_settings, '%d$', '0')
   return {W = W, K = K, now_ms = now_ms, now_us = now_us, tel = nowin, queues = {}, order = {},
-    cancelled = redis.call('HGET', K.meta, 'cancel') == '1', touched = false}
+    cancelled = m[2] == '1', touched = false}
 end
 
 local function wf_queue(ctx, queue)
@@ -67,8 +70,11 @@ local function wf_release(ctx, id, node)
     for p in string.gmatch(redis.call('HGET', ctx.K.parents, id) or '', '%S+') do parents[#parents + 1] = p end
     local lead = 'null'
     if #parents > 0 then
-      local results = redis.call('HMGET', ctx.K.results, unpack(parents))
-      for i = 1, #parents do results[i] = results[i] or 'null' end
+      local results = {}
+      for first = 1, #parents, 1000 do  -- unpack() is limited to a few thousand values
+        local got = redis.call('HMGET', ctx.K.results, unpack(parents, first, math.min(#parents, first + 999)))
+        for j = 1, #got do results[#results + 1] = got[j] or 'null' end
+      end
       if node.feed == 'prev' then lead = results[1] else lead = '[' .. table.concat(results, ',') .. ']' end
     elseif node.feed == 'all' then
       lead = '[]'
@@ -82,6 +88,10 @@ local function wf_release(ctx, id, node)
   local score = ready_add(q.batch, id, tonumber(f[3]))
   redis.call('HSET', key, 'status', 'queued', 'score', score, 'ready_ms', ctx.now_ms)
   tel_event(q.T, 'queued', id, f[3], 0, nil)
+  if #q.batch.members >= 2000 then  -- one ZADD of at most 1000 tasks (unpack() has a limit)
+    ready_commit(q.batch, q.wake)
+    q.batch = nil
+  end
 end
 
 -- Cancel a node that has not run (waiting, queued or scheduled), with its cause. Returns
@@ -166,8 +176,8 @@ local function wf_settle_task(W, id, outcome, payload, now_ms, now_us, tel_setti
   if not W or W == '' then return end
   local ctx = WF_CTX[W]
   if not ctx then
-    if redis.call('EXISTS', W .. 'meta') == 0 then return end  -- retention passed
     ctx = wf_open(W, now_ms, now_us, tel_settings)
+    if not ctx then return end  -- retention passed
     WF_CTX[W] = ctx
     WF_CTX_ORDER[#WF_CTX_ORDER + 1] = ctx
   end
