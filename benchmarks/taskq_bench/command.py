@@ -31,7 +31,15 @@ def bench_command(
         str,
         typer.Option("--experiments", help="Subset of enqueue,drain,workload,latency,scaling (scaling: full suite)."),
     ] = "enqueue,drain,workload,latency,scaling",
-    rounds: Annotated[int, typer.Option("--rounds", help="Repeat every system this often, interleaved.")] = 1,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds",
+            help="Repeat every system this often, order rotated each round (default: the "
+            "suite's: 3 for short and full).",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         str, typer.Option("--out", help="Directory for the JSON, CSV and Markdown results.")
     ] = "bench-results",
@@ -61,7 +69,7 @@ def bench_command(
 
     explicit_url = url or settings_of(ctx).url  # only a URL typed on the command line, never one from the env
     command = ["taskq", "bench", "--suite", suite, "--systems", systems, "--experiments", experiments,
-               "--rounds", str(rounds), "--out", out]  # fmt: skip
+               *(["--rounds", str(rounds)] if rounds is not None else []), "--out", out]  # fmt: skip
     if explicit_url:
         command += ["--url", redact_url(explicit_url)]
     with reported_errors():

@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--system", required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--mode", required=True, choices=["single", "bulk", "prefill", "openloop"])
-    parser.add_argument("--kind", default="noop", choices=["noop", "cpu", "sleep", "mix"])
+    parser.add_argument("--kind", default="noop", choices=["noop", "io", "cpu", "sleep", "mix"])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=0.0)

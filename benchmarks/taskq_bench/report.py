@@ -27,14 +27,29 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+#: Marks a figure some measurement of which started above 1.0 load per core.
+LOADED = "⚠"
+DASH = "\N{EN DASH}"
+
+
+def _spread(row: Row, digits: int = 0) -> str:
+    """`` (min-max)`` of the rounds (or repetitions) behind a figure, when there are several."""
+    if len(row.runs) < 2:
+        return ""
+    return f" ({_fmt(min(row.runs), digits)}{DASH}{_fmt(max(row.runs), digits)})"
+
+
 def _cell(row: Row | None, digits: int = 0, with_setting: bool = False) -> str:
+    """The median, its spread, the setting, the reason when missing, and the load flag."""
     if row is None:
         return ""
-    text = _fmt(row.value, digits)
+    text = _fmt(row.value, digits) + _spread(row, digits)
     if row.value is None and row.note:
-        text += f" ({row.note[:60]})"
+        text += f" ({row.note[:80]})"
     if with_setting and row.setting:
-        text += f" ({row.setting})"
+        text += f" [{row.setting}]"
+    if row.loaded:
+        text += f" {LOADED}"
     return text
 
 
@@ -65,6 +80,59 @@ def drain_table(rows: Sequence[Row]) -> str:
             *(_cell(_find(rows, s, "workload", w, "tasks_per_s")) for w in ("cpu", "sleep", "mix")),
         ])  # fmt: skip
     return _table(header, lines)
+
+
+#: The drain workloads, in the order the report shows them (the I/O task is the headline).
+DRAIN_TITLES = {
+    "io": "Drain, I/O task (one Redis round trip per task), tasks/s",
+    "noop": "Drain, no-op task, tasks/s",
+}
+
+
+def grid_table(rows: Sequence[Row], workload: str) -> str:
+    """Per system, the documented defaults and the best of the grid side by side (one process,
+    and on two cores), each the median over rounds with its spread and its setting."""
+    cases = ["default 1 process", "best 1 process", "default 2-core", "best 2-core"]
+    present = [s for s in systems_of(rows) if _find(rows, s, "drain", f"{workload}: {cases[0]}", "tasks_per_s")]
+    lines = [[s, *(_cell(_find(rows, s, "drain", f"{workload}: {c}", "tasks_per_s"), with_setting=True)
+                   for c in cases)] for s in present]  # fmt: skip
+    title = DRAIN_TITLES.get(workload, f"Drain, {workload} task, tasks/s")
+    return _table([title, "default, 1 process", "best of grid, 1 process", "default, 2 cores", "best of grid, 2 cores"],
+                  lines)  # fmt: skip
+
+
+def settings_table(rows: Sequence[Row], workload: str) -> str:
+    """Every setting of the grid for one workload, settings a system cannot run included."""
+    lines = [[r.system, r.setting, _cell(r), r.note[:100] if r.value is not None else ""]
+             for r in rows if (r.experiment, r.case, r.metric) == ("drain", workload, "tasks_per_s")]  # fmt: skip
+    return _table([f"drain {workload}: every setting", "setting", "tasks/s (spread)", "note"], lines)
+
+
+def drain_workloads(rows: Sequence[Row]) -> list[str]:
+    """The workloads with grid rows, the I/O task first."""
+    found = {
+        r.case.split(":", 1)[0] for r in rows if r.experiment == "drain" and r.case.endswith(": default 1 process")
+    }
+    return sorted(found, key=lambda w: (list(DRAIN_TITLES).index(w) if w in DRAIN_TITLES else len(DRAIN_TITLES), w))
+
+
+def fairness_text(document: dict[str, Any], rows: Sequence[Row]) -> str:
+    """How the figures came about: rounds, each round's order, and the measurements flagged as loaded."""
+    settings = document.get("settings", {})
+    rounds = settings.get("rounds", 1)
+    orders = settings.get("orders") or []
+    how = f"shuffled (seed {settings.get('seed')})" if settings.get("order") == "shuffled" else "rotated"
+    text = [f"Rounds: {rounds}; system order {how} each round: " + "; ".join(" → ".join(o) for o in orders) + "."
+            if orders else f"Rounds: {rounds}."]  # fmt: skip
+    text.append(f"Each figure is the median over the rounds, (min{DASH}max) the spread of the rounds (of the "
+                "repetitions in a single round); [setting]: the worker setting, processes x concurrency.")  # fmt: skip
+    loaded = [r for r in rows if r.loaded]
+    if loaded:
+        text.append(f"{LOADED} {len(loaded)} figures include a measurement that started with the 1-minute load "
+                    "average above 1.0 per core: another workload shared the machine.")  # fmt: skip
+    if rounds < 3:
+        text.append("Fewer than 3 rounds: not for publication.")
+    return " ".join(text)
 
 
 def latency_table(rows: Sequence[Row], measure: str = "to_start") -> str:
@@ -113,6 +181,16 @@ def knee_table(rows: Sequence[Row]) -> str:
                    "first rate not sustained /s"], lines)  # fmt: skip
 
 
+def producers_table(systems: dict[str, dict[str, Any]]) -> str:
+    """What each system's producer does per call, and its documented default worker settings."""
+    lines = []
+    for name, entry in systems.items():
+        ok = [info for info in entry.get("rounds", [entry]) if "error" not in info]
+        if ok and ok[0].get("producer"):
+            lines.append([name, ok[0]["producer"], " / ".join(ok[0].get("defaults", []))])
+    return _table(["system", "producer (per enqueue call)", "defaults: 1 process / 2 cores"], lines) if lines else ""
+
+
 def systems_table(systems: dict[str, dict[str, Any]]) -> str:
     """Per system: version, and per round the load average around it and Redis's CPU time."""
     lines = []
@@ -134,19 +212,25 @@ def systems_table(systems: dict[str, dict[str, Any]]) -> str:
 def render(document: dict[str, Any]) -> str:
     rows = rows_from_dicts(document["rows"])
     machine = document["machine"]
+    workloads = drain_workloads(rows)
     parts = [
         f"Machine: {machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}), Python {machine.get('python')}, "
         f"redis-server {machine.get('redis_server', {}).get('redis_version')} "
         f"({machine.get('redis_server', {}).get('used', 'a private redis-server per system')}); load average before "
         f"{machine.get('loadavg_before')}, after {machine.get('loadavg_after')}.",
         f"Command: `{document['settings'].get('command', '')}`",
+        fairness_text(document, rows),
         systems_table(document.get("systems", {})),
+        producers_table(document.get("systems", {})),
+        *(grid_table(rows, w) for w in workloads),
         enqueue_table(rows),
         drain_table(rows),
         latency_table(rows, "to_start"),
         latency_table(rows, "to_finish"),
         knee_table(rows),
+        *(settings_table(rows, w) for w in workloads),
     ]
+    parts = [part for part in parts if part]
     if document.get("errors"):
         parts.append("Errors:\n" + "\n".join(f"- {e['system']} {e['experiment']} {e['case']}: {e['error'][:300]}"
                                              for e in document["errors"]))  # fmt: skip

@@ -24,7 +24,8 @@ from typing import Any
 
 import redis
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: rows carry load_before, load_after and loaded; drain has per-workload grid rows."""
 #: How the harness knows a run is over, for the record (the same for every system).
 COMPLETION_METHOD = (
     "each task calls taskq_bench.recorder.task_done as its last step; per worker process the count, "
@@ -46,6 +47,11 @@ class Row:
     setting: str = ""
     runs: list[float] = field(default_factory=list)
     note: str = ""
+    load_before: float | None = None
+    """The highest 1-minute load average at the start of the measurements behind this figure."""
+    load_after: float | None = None
+    loaded: bool = False
+    """Some measurement behind this figure started above 1.0 load per core (``taskq_bench.fairness``)."""
 
     @classmethod
     def columns(cls) -> list[str]:
@@ -132,8 +138,14 @@ def rows_from_dicts(items: list[dict[str, Any]]) -> list[Row]:
     return [Row(**item) for item in items]
 
 
+#: Drain rows that summarize a group of settings (the per-setting rows are merged per setting).
+SUMMARY_CASES = ("1 process", "best 2-core")
+
+
 def _merge_key(row: Row) -> tuple[str, ...]:
-    per_setting = (row.experiment, row.case) == ("drain", "noop") or row.experiment == "scaling"
+    per_setting = (row.experiment == "drain" and ":" not in row.case and row.case not in SUMMARY_CASES) or (
+        row.experiment == "scaling"
+    )
     return (row.system, row.experiment, row.case, row.metric, row.setting if per_setting else "")
 
 
@@ -160,8 +172,11 @@ def merge_rounds(rounds: list[list[Row]]) -> list[Row]:
         settings = " / ".join(dict.fromkeys(r.setting for r in same if r.setting))
         notes = "; ".join(dict.fromkeys(r.note for r in same if r.note))
         runs = [v for v in values if v is not None]
+        befores = [r.load_before for r in same if r.load_before is not None]
+        afters = [r.load_after for r in same if r.load_after is not None]
         merged.append(Row(first.system, first.experiment, first.case, first.metric, _median_value(values, first.unit),
-                          first.unit, settings, runs, notes))  # fmt: skip
+                          first.unit, settings, runs, notes, max(befores, default=None), max(afters, default=None),
+                          any(r.loaded for r in same)))  # fmt: skip
     return merged
 
 

@@ -9,9 +9,12 @@ private ``redis-server`` (no persistence) and FLUSHALL before each measurement; 
 ``--url`` every system uses that server instead, and it is FLUSHALLed just the same (all its
 data is lost: never point it at a Redis that holds anything). A system that cannot run is
 reported with its error, never dropped. ``--rounds N`` repeats everything N
-times, systems interleaved, and reports medians. Writes ``bench-<suite>-<time>.json``
-(machine, versions, settings, rows, errors, latency CDFs), the rows as ``.csv``, and
-``.md`` tables.
+times (default: the suite's, 3 for ``short`` and ``full``), the systems' order rotated
+each round (``--seed S``: shuffled instead, reproducibly), and reports the median and
+the spread of the rounds; the load average around every measurement is recorded and a
+measurement that started above 1.0 per core is flagged (:mod:`taskq_bench.fairness`).
+Writes ``bench-<suite>-<time>.json`` (machine, versions, settings, rows, errors, latency
+CDFs), the rows as ``.csv``, and ``.md`` tables.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import redis
 from taskq.cli import url_problem
 from taskq.errors import TaskqError
 from taskq.server import EmbeddedServer, redact_url
+from taskq_bench.fairness import round_order
 from taskq_bench.report import render
 from taskq_bench.results import (
     COMPLETION_METHOD,
@@ -152,7 +156,7 @@ def run_showing_progress(argv: Sequence[str], env: dict[str, str], timeout_s: fl
 
 
 def run_one(
-    system: str, suite: Suite, experiments: Sequence[str], out_dir: Path, url: str | None = None
+    system: str, suite: Suite, experiments: Sequence[str], out_dir: Path, url: str | None = None, round_number: int = 1
 ) -> dict[str, Any]:
     """One system's document from ``taskq_bench.system_run`` (or one saying why it could not run),
     on ``url`` or, by default, on a private redis-server of its own."""
@@ -165,7 +169,7 @@ def run_one(
     with server_for_run(url) as server_url:
         argv = [python, "-m", "taskq_bench.system_run", "--system", system, "--url", server_url,
                 "--suite", suite.name, "--experiments", ",".join(experiments), "--out", str(fragment),
-                "--logs", str(out_dir / "logs")]  # fmt: skip
+                "--logs", str(out_dir / "logs"), "--round", str(round_number)]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=HARNESS_PATH)
         if not sys.stdout.isatty():  # a log file, a notebook: no progress bars (every frame would stay)
             env[PROGRESS_ENV] = "0"
@@ -193,7 +197,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ",".join(SYSTEMS))
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help="subset of " + ",".join(EXPERIMENTS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat every system this often, interleaved")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="repeat every system this often, order rotated each round (default: the suite's)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="shuffle the order each round with this seed")
     parser.add_argument("--venv-dir", help="where setup_peers.sh built the peers' virtualenvs (default: the repo)")
     parser.add_argument("--url", help="run on this Redis instead of a private redis-server per system; "
                         "it is FLUSHALLed before each measurement (all its data is lost)")  # fmt: skip
@@ -201,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         command = "python -m taskq_bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
         bench(args.suite, split_list(args.systems), split_list(args.experiments), args.out, rounds=args.rounds,
-              url=args.url, venv_dir=args.venv_dir, command=command)  # fmt: skip
+              url=args.url, venv_dir=args.venv_dir, command=command, seed=args.seed)  # fmt: skip
     except BenchmarkOptionError as exc:
         parser.error(str(exc))
     except BenchmarkUnavailable as exc:
@@ -215,15 +225,19 @@ def bench(
     experiments: Sequence[str],
     out: Path,
     *,
-    rounds: int = 1,
+    rounds: int | None = None,
     url: str | None = None,
     venv_dir: str | None = None,
     command: str = "",
     echo: bool = True,
+    seed: int | None = None,
 ) -> Path:
     """Check the options, run every system, write the JSON, CSV and Markdown files into ``out``
     and print the tables (``echo``); the JSON file's path. ``python -m taskq_bench.run`` and
-    ``taskq bench`` both come here; ``command`` is recorded as the one that reproduces the run."""
+    ``taskq bench`` both come here; ``command`` is recorded as the one that reproduces the run.
+    ``rounds`` None: the suite's."""
+    if rounds is None:
+        rounds = SUITES[suite_name].rounds if suite_name in SUITES else 1
     check_options(suite_name, systems, experiments, rounds, url)
     check_installed(url)
     if venv_dir:
@@ -231,7 +245,7 @@ def bench(
     if url is not None:
         print(flush_warning(url), file=sys.stderr, flush=True)
     suite = SUITES[suite_name]
-    results = run_all(systems, suite, experiments, out, command, rounds, url)
+    results = run_all(systems, suite, experiments, out, command, rounds, url, seed)
     stem = f"bench-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     json_path, csv_path = results.write(out, stem)
     tables = render(results.as_dict())
@@ -250,24 +264,30 @@ def run_all(
     command: str,
     rounds: int = 1,
     url: str | None = None,
+    seed: int | None = None,
 ) -> Results:
-    """Run every system ``rounds`` times, interleaved (a shared machine's load drifts: each
-    round sees it at a different moment); each figure is the median over rounds. On ``url``
-    if given (FLUSHALLed), else on a private redis-server per system."""
+    """Run every system ``rounds`` times, interleaved and in an order rotated each round (or
+    shuffled with ``seed``): a shared machine's load drifts, and no system always goes first;
+    each figure is the median over rounds, its ``runs`` every round's value. On ``url`` if
+    given (FLUSHALLed), else on a private redis-server per system."""
     machine = machine_info() | {"loadavg_before": loadavg()}
     with server_for_run(url) as probe_url:
         machine["redis_server"] = redis_server_info(probe_url)
     machine["redis_server"]["used"] = PRIVATE_SERVER if url is None else redact_url(url)
     machine["pythons"] = {s: python_version(python_for(s)) for s in systems}
-    settings = {"suite": suite.as_dict(), "systems": list(systems), "experiments": list(experiments),
-                "rounds": rounds, "command": command, "completion": COMPLETION_METHOD}  # fmt: skip
+    settings: dict[str, Any] = {"suite": suite.as_dict(), "systems": list(systems), "experiments": list(experiments),
+                "rounds": rounds, "command": command, "completion": COMPLETION_METHOD,
+                "order": "rotated" if seed is None else "shuffled", "seed": seed, "orders": []}  # fmt: skip
     results = Results(machine, settings)
+    orders: list[list[str]] = settings["orders"]
     per_round: list[list[Row]] = []
     for number in range(1, rounds + 1):
         rows: list[Row] = []
-        for system in systems:
+        order = round_order(systems, number, seed)
+        orders.append(order)
+        for system in order:
             print(f"== round {number}/{rounds}: {system}", file=sys.stderr, flush=True)
-            document = run_one(system, suite, experiments, out, url)
+            document = run_one(system, suite, experiments, out, url, number)
             results.systems.setdefault(system, {"rounds": []})["rounds"].append(document["info"])
             rows += [Row(**row) for row in document["rows"]]
             results.errors += [e | {"round": str(number)} for e in document["errors"]]

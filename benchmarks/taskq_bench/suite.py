@@ -43,6 +43,16 @@ class Suite:
     """Upper bound on one system's whole run."""
     max_settings: int | None = None
     """Try only this many of an adapter's worker settings (smoke runs)."""
+    drain_workloads: tuple[Workload, ...] = ("io", "noop")
+    """What the drain experiment measures at every setting: the I/O task (the headline) and the no-op."""
+    grid: tuple[int, ...] = ()
+    """Concurrency per process tried besides each system's defaults, with 1 and with 2 processes."""
+    rounds: int = 1
+    """Rounds (systems rotated each round) when ``--rounds`` is not given; published figures need 3 or more."""
+
+    def grid_processes(self) -> tuple[int, ...]:
+        """Process counts of the drain settings: one process, and two (the 2-core settings)."""
+        return (1,) if self.max_settings == 1 else (1, 2)
 
     def latency_count(self, rate_per_s: float) -> int:
         return max(int(rate_per_s * self.latency_s), min(self.latency_min_samples, int(rate_per_s * 30)))
@@ -50,6 +60,9 @@ class Suite:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+#: The concurrency grid of the short and full suites (a system that cannot run a point reports why).
+GRID = (1, 10, 50, 100, 200)
 
 SUITES: dict[str, Suite] = {
     "tiny": Suite(
@@ -61,6 +74,7 @@ SUITES: dict[str, Suite] = {
         name="smoke", enqueue_count=50, bulk_count=100, bulk_batch=50, producers=(1,), enqueue_reps=1,
         drain_count=50, drain_reps=1, drain_timeout_s=20, workloads=(), workload_count=0,
         rates=(50.0,), latency_s=0.5, latency_min_samples=25, latency_grace_s=5, system_timeout_s=90, max_settings=1,
+        drain_workloads=("io",),
     ),
     "notebook": Suite(
         name="notebook", enqueue_count=200, bulk_count=1000, bulk_batch=250, producers=(1,), enqueue_reps=1,
@@ -70,15 +84,15 @@ SUITES: dict[str, Suite] = {
     ),
     "short": Suite(
         name="short", enqueue_count=5000, bulk_count=20_000, bulk_batch=1000, producers=(1, 4), enqueue_reps=3,
-        drain_count=20_000, drain_reps=3, drain_timeout_s=8, workloads=("cpu", "sleep", "mix"),
+        drain_count=20_000, drain_reps=1, drain_timeout_s=8, workloads=("cpu", "sleep", "mix"),
         workload_count=3000, rates=(200.0, 1000.0, 2000.0, 5000.0), latency_s=3.0, latency_min_samples=1000,
-        latency_grace_s=5, system_timeout_s=1200,
+        latency_grace_s=5, system_timeout_s=3600, grid=GRID, rounds=3,
     ),
     "full": Suite(
         name="full", enqueue_count=20_000, bulk_count=200_000, bulk_batch=1000, producers=(1, 2, 4),
-        enqueue_reps=5, drain_count=100_000, drain_reps=5, drain_timeout_s=60, workloads=("cpu", "sleep", "mix"),
+        enqueue_reps=5, drain_count=100_000, drain_reps=1, drain_timeout_s=60, workloads=("cpu", "sleep", "mix"),
         workload_count=20_000, rates=(100.0, 200.0, 500.0, 1000.0, 2000.0, 3000.0, 5000.0, 7500.0, 10_000.0),
         latency_s=15.0, latency_min_samples=5000, latency_grace_s=20, scaling_processes=(1, 2, 3, 4),
-        scaling_concurrency=(1, 4, 16, 64, 256), system_timeout_s=5400,
+        scaling_concurrency=(1, 4, 16, 64, 256), system_timeout_s=14_400, grid=GRID, rounds=3,
     ),
 }  # fmt: skip

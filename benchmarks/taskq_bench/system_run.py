@@ -26,7 +26,8 @@ from typing import Any
 import redis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from taskq_bench import procs, recorder
+from taskq_bench import grid, procs, recorder
+from taskq_bench.fairness import Load, load_fields, measured_load
 from taskq_bench.producer import Job, Mode, run_producers
 from taskq_bench.results import Row
 from taskq_bench.stats import LogHistogram, median, summarize_ms
@@ -59,6 +60,8 @@ class Context:
     rows: list[Row] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    round_number: int = 1
+    """Which round of the run this is (the order of the drain settings rotates with it)."""
 
     @property
     def python(self) -> str:
@@ -125,11 +128,13 @@ def prefill(ctx: Context, workload: Workload, count: int) -> None:
 # Enqueue
 
 
-def enqueue_rate(ctx: Context, mode: Mode, producers: int) -> float:
+def enqueue_rate(ctx: Context, mode: Mode, producers: int, loads: list[Load]) -> float:
     ctx.client.flushall()
     count = ctx.suite.enqueue_count if mode == "single" else ctx.suite.bulk_count
     jobs = [Job(mode, "noop", count, ctx.suite.bulk_batch) for _ in range(producers)]
-    t0, reports = run_producers(ctx.python, ctx.system, ctx.url, jobs, timeout_s=300)
+    with measured_load() as load:
+        t0, reports = run_producers(ctx.python, ctx.system, ctx.url, jobs, timeout_s=300)
+    loads.append(load)
     return float(sum(r["sent"] for r in reports) / (max(r["ended"] for r in reports) - t0))
 
 
@@ -140,13 +145,14 @@ def bench_enqueue(ctx: Context) -> None:
     for mode, producers in cases:
         case = f"{mode}, {producers} producer{'s' if producers > 1 else ''}"
         with guarded(ctx, "enqueue", case, "tasks_per_s", "tasks/s"):
-            runs = []
+            runs: list[float] = []
+            loads: list[Load] = []
             for _ in range(ctx.suite.enqueue_reps):
-                runs.append(enqueue_rate(ctx, mode, producers))
+                runs.append(enqueue_rate(ctx, mode, producers, loads))
                 ctx.progress.advance(task)
             note = f"bulk API: {ctx.adapter.bulk_api}" if mode == "bulk" else ""
             ctx.add("enqueue", case, "tasks_per_s", round(median(runs)), "tasks/s",
-                    runs=[round(r) for r in runs], note=note)  # fmt: skip
+                    runs=[round(r) for r in runs], note=note, **load_fields(loads))  # fmt: skip
     if not ctx.adapter.bulk_api:
         ctx.add("enqueue", "bulk, 1 producer", "tasks_per_s", None, "tasks/s", note="no bulk enqueue API")
 
@@ -161,6 +167,7 @@ class Drain:
     done: int
     count: int
     busy_s: float
+    load: Load | None = None
 
     @property
     def partial(self) -> bool:
@@ -170,14 +177,15 @@ class Drain:
 def drain_once(ctx: Context, setting: WorkerSetting, workload: Workload, count: int) -> Drain:
     """Pre-fill ``count`` tasks, start the workers, time first start → last finish."""
     ctx.client.flushall()
-    prefill(ctx, workload, count)
-    with running_workers(ctx, setting, f"drain-{workload}") as workers:
-        wait_until_drained(ctx, count, workers)
-        done, window = recorder.progress(ctx.client)
+    with measured_load() as load:
+        prefill(ctx, workload, count)
+        with running_workers(ctx, setting, f"drain-{workload}") as workers:
+            wait_until_drained(ctx, count, workers)
+            done, window = recorder.progress(ctx.client)
     if window is None or done == 0:
         raise RunFailed(f"no task of {count} ran (see {workers[0].log})")
     busy = max(window[1] - window[0], 1e-6)
-    return Drain(done / busy, done, count, busy)
+    return Drain(done / busy, done, count, busy, load)
 
 
 def wait_until_drained(ctx: Context, count: int, workers: Sequence[procs.Launched]) -> None:
@@ -201,35 +209,43 @@ def drain_runs(
     return runs
 
 
-def drain_row(ctx: Context, experiment: str, case: str, setting: WorkerSetting, runs: list[Drain]) -> float:
-    value = median([r.tasks_per_s for r in runs])
+def measured_drain(runs: list[Drain]) -> grid.Measured:
     partial = [r for r in runs if r.partial]
     note = f"partial: {partial[0].done} of {partial[0].count} tasks done in {partial[0].busy_s:.1f}s" if partial else ""
-    ctx.add(experiment, case, "tasks_per_s", round(value), "tasks/s", setting=setting.label,
-            runs=[round(r.tasks_per_s) for r in runs], note=note)  # fmt: skip
-    return value
+    loads = [r.load for r in runs if r.load is not None]
+    return grid.Measured(
+        round(median([r.tasks_per_s for r in runs])), [round(r.tasks_per_s) for r in runs], note, loads
+    )
+
+
+def drain_row(ctx: Context, experiment: str, case: str, setting: WorkerSetting, runs: list[Drain]) -> float:
+    measured = measured_drain(runs)
+    ctx.add(experiment, case, "tasks_per_s", measured.value, "tasks/s", setting=setting.label, runs=measured.runs,
+            note=measured.note, **load_fields(measured.loads))  # fmt: skip
+    return measured.value or 0.0
 
 
 def bench_drain(ctx: Context) -> WorkerSetting:
-    """Drain no-op tasks with every candidate setting; returns the best one."""
+    """Drain each of the suite's drain workloads (the I/O task first) at every setting of
+    :func:`taskq_bench.grid.plan`; returns the best setting for the first workload."""
     adapter, suite = ctx.adapter, ctx.suite
-    candidates = list(dict.fromkeys([*adapter.one_process, *adapter.two_core]))[: suite.max_settings]
-    task = ctx.progress.add_task(f"{ctx.system} drain", total=len(candidates) * suite.drain_reps)
-    measured: dict[WorkerSetting, float] = {}
-    for setting in candidates:
-        with guarded(ctx, "drain", "noop", "tasks_per_s", "tasks/s"):
-            runs = drain_runs(ctx, setting, "noop", suite.drain_count, suite.drain_reps, task)
-            measured[setting] = drain_row(ctx, "drain", "noop", setting, runs)
-    for case, group in (("1 process", adapter.one_process), ("best 2-core", candidates)):
-        tried = {s: v for s, v in measured.items() if s in group}
-        if tried:
-            best = max(tried, key=lambda s: tried[s])
-            ctx.add("drain", case, "tasks_per_s", round(tried[best]), "tasks/s", setting=best.label)
-        else:
-            ctx.add("drain", case, "tasks_per_s", None, "tasks/s", note="every setting failed")
-    if not measured:
-        return default_setting(adapter)
-    return max(measured, key=lambda s: measured[s])
+    points = grid.plan(adapter, suite.grid, suite.grid_processes(), suite.max_settings)
+    runnable = sum(p.setting is not None for p in points)
+    best: WorkerSetting | None = None
+    for workload in suite.drain_workloads:
+        task = ctx.progress.add_task(f"{ctx.system} drain {workload}", total=runnable * suite.drain_reps)
+
+        def measure(setting: WorkerSetting, workload: Workload = workload, task: Any = task) -> grid.Measured:
+            return measured_drain(drain_runs(ctx, setting, workload, suite.drain_count, suite.drain_reps, task))
+
+        def on_error(label: str, exc: BaseException, workload: Workload = workload) -> None:
+            message = f"{label}: {type(exc).__name__}: {exc}"
+            ctx.errors.append({"system": ctx.system, "experiment": "drain", "case": workload, "error": message})
+
+        rows, best_here = grid.drain_grid(ctx.system, workload, points, measure, ctx.round_number, on_error)
+        ctx.rows += rows
+        best = best or best_here
+    return best or default_setting(adapter)
 
 
 def drain_point(
@@ -314,7 +330,7 @@ def settle(ctx: Context, expected: int, workers: Sequence[procs.Launched]) -> No
 def latency_once(ctx: Context, setting: WorkerSetting, rate: float) -> dict[str, Any]:
     ctx.client.flushall()
     count = ctx.suite.latency_count(rate)
-    with running_workers(ctx, setting, "latency") as workers:
+    with measured_load() as load, running_workers(ctx, setting, "latency") as workers:
         jobs = producer_jobs(rate, count)
         warmup = sum(job.warmup for job in jobs)
         t0, reports = run_producers(ctx.python, ctx.system, ctx.url, jobs, timeout_s=300,
@@ -332,6 +348,7 @@ def latency_once(ctx: Context, setting: WorkerSetting, rate: float) -> dict[str,
         "sender_lateness_p99_ms": max(lateness) if lateness else None,
         "to_start_ms": summarize_ms([s.to_start_ms for s in samples], unfinished),
         "to_finish_ms": summarize_ms([s.to_finish_ms for s in samples], unfinished),
+        "load": [load.before, load.after, load.cores],
         "to_start_cdf": LogHistogram.of([s.to_start_ms for s in samples], lowest=0.01, precision=0.02).cdf(),
     }
 
@@ -340,13 +357,15 @@ def latency_rows(ctx: Context, setting: WorkerSetting, result: dict[str, Any]) -
     case = f"{result['rate_per_s']:g}/s"
     unfinished = result["to_start_ms"]["unfinished"]
     note = f"{unfinished} of {result['count']} unfinished" if unfinished else ""
+    loads = load_fields([Load(*result["load"])]) if "load" in result else {}
     if result["send_errors"]:
         note += f"; {result['send_errors']} send errors ({result['first_send_error'][:200]})"
     for measure in ("to_start_ms", "to_finish_ms"):
         for q in ("p50", "p90", "p99", "p999", "max"):
             metric = f"{measure.removesuffix('_ms')}_{q}"
-            ctx.add("latency", case, metric, result[measure][q], "ms", setting=setting.label, note=note)
-    ctx.add("latency", case, "sender_lateness_p99", result["sender_lateness_p99_ms"], "ms", setting=setting.label)
+            ctx.add("latency", case, metric, result[measure][q], "ms", setting=setting.label, note=note, **loads)
+    ctx.add("latency", case, "sender_lateness_p99", result["sender_lateness_p99_ms"], "ms", setting=setting.label,
+            **loads)  # fmt: skip
 
 
 def bench_latency(ctx: Context, setting: WorkerSetting) -> None:
@@ -391,7 +410,13 @@ def system_info(ctx: Context) -> dict[str, Any]:
         "bulk_api": adapter.bulk_api,
         "producer_api": "sync" if adapter.sync_api else "async",
         "open_loop_api": "async" if adapter.async_api else "sync (thread pool)",
-        "settings_tried": [s.label for s in dict.fromkeys([*adapter.one_process, *adapter.two_core])],
+        "settings_tried": [
+            p.label
+            for p in grid.plan(adapter, ctx.suite.grid, ctx.suite.grid_processes(), ctx.suite.max_settings)
+            if p.setting is not None
+        ],
+        "defaults": [adapter.default_one.label, adapter.default_two.label],
+        "producer": adapter.producer_note,
         "worker_command_example": " ".join(adapter.worker_commands(default_setting(adapter), sys.executable)[0]),
         "adapter_doc": (getattr(sys.modules.get(type(adapter).__module__), "__doc__", None) or "").strip(),
     }
@@ -405,12 +430,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS))
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--logs", type=Path, default=None)
+    parser.add_argument("--round", type=int, default=1, help="the round of the run (rotates the settings' order)")
     args = parser.parse_args(argv)
     os.environ[recorder.URL_ENV] = args.url
     from taskq_bench.systems import load_adapter
 
     document = run_to_document(args.system, args.url, SUITES[args.suite], args.experiments.split(","),
-                               args.logs or args.out.parent / "logs", load_adapter)  # fmt: skip
+                               args.logs or args.out.parent / "logs", load_adapter, args.round)  # fmt: skip
     args.out.write_text(json.dumps(document, default=str))
 
 
@@ -421,12 +447,13 @@ def run_to_document(
     experiments: Sequence[str],
     logs: Path,
     load: Callable[[str, str], Adapter],
+    round_number: int = 1,
 ) -> dict[str, Any]:
     adapter = load(system, url)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     quiet = os.environ.get(PROGRESS_ENV) == "0"
     with Progress(*columns, transient=False, disable=quiet) as progress, redis.Redis.from_url(url) as client:
-        ctx = Context(system, url, adapter, suite, logs, client, progress)
+        ctx = Context(system, url, adapter, suite, logs, client, progress, round_number=round_number)
         info = system_info(ctx)
         run_system(ctx, experiments)
     rows = [asdict(row) for row in ctx.rows]

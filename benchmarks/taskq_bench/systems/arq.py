@@ -23,7 +23,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
 from taskq_bench.recorder import task_done
-from taskq_bench.systems.base import SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.systems.base import SLEEP_S, Adapter, Kind, WorkerSetting, aio_round_trip, cpu_work, redis_url, script
 
 CONCURRENCY_ENV = "BENCH_CONCURRENCY"
 POLL_DELAY_S = 0.01
@@ -31,6 +31,12 @@ POLL_DELAY_S = 0.01
 
 async def noop(ctx: dict[str, Any], intended: float = 0.0) -> None:
     task_done(time.time(), intended)
+
+
+async def io(ctx: dict[str, Any], intended: float = 0.0) -> None:
+    started = time.time()
+    await aio_round_trip()
+    task_done(started, intended)
 
 
 async def cpu(ctx: dict[str, Any], intended: float = 0.0) -> None:
@@ -48,7 +54,7 @@ async def sleep(ctx: dict[str, Any], intended: float = 0.0) -> None:
 class WorkerSettings:
     """What ``arq taskq_bench.systems.arq.WorkerSettings`` runs."""
 
-    functions: ClassVar[list[Any]] = [noop, cpu, sleep]
+    functions: ClassVar[list[Any]] = [noop, io, cpu, sleep]
     redis_settings = RedisSettings.from_dsn(redis_url())
     max_jobs = int(os.environ.get(CONCURRENCY_ENV, "100"))
     poll_delay = POLL_DELAY_S
@@ -70,6 +76,10 @@ class ArqAdapter(Adapter):
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 100),)
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 100), WorkerSetting(2, 20))
     default_concurrency = 100
+    # arq's Worker: max_jobs=10, one process per `arq` command
+    default_one = WorkerSetting(1, 10)
+    default_two = WorkerSetting(2, 10)
+    producer_note = "enqueue_job: one MULTI/EXEC transaction per task (job key and queue ZADD)"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

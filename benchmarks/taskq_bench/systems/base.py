@@ -1,7 +1,7 @@
 """What every system adapter provides, and the task bodies they share.
 
 An adapter module (``taskq_bench.systems.<name>``) defines, at module level, its system's
-app and three tasks (``noop``, ``cpu``, ``sleep``), each taking the intended send time
+app and four tasks (``noop``, ``io``, ``cpu``, ``sleep``), each taking the intended send time
 (0.0 for drain runs) and ending with :func:`taskq_bench.recorder.task_done`; and an
 ``ADAPTER`` class, a subclass of :class:`Adapter`, that enqueues through the system's
 public API and says how to start the system's own worker command. Adapter modules import
@@ -12,17 +12,22 @@ their peer library at the top, so they are only imported in a Python that has it
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
+
+import redis
 
 from taskq_bench.recorder import URL_ENV
 
-Kind = Literal["noop", "cpu", "sleep"]
+Kind = Literal["noop", "io", "cpu", "sleep"]
 #: What a drain queues: one kind of task, or ``mix`` (cpu and sleep alternating).
-Workload = Literal["noop", "cpu", "sleep", "mix"]
+Workload = Literal["noop", "io", "cpu", "sleep", "mix"]
+#: The key the I/O task's one Redis round trip touches (``INCR``): apart from every system's keys.
+IO_KEY = "bench:io"
 #: The queue every adapter uses (systems that need a name).
 QUEUE = "bench"
 #: CPU-bound task: this many loop iterations (1-2 ms of pure Python on the reference machine).
@@ -42,6 +47,32 @@ def cpu_work(iterations: int = CPU_ITERATIONS) -> int:
     for i in range(iterations):
         total += i * i % 7
     return total
+
+
+_io_sync: tuple[int, redis.Redis] | None = None
+_io_async: dict[int, Any] = {}
+
+
+def io_round_trip() -> None:
+    """The I/O task's work for threaded and forking systems: one ``INCR`` on a blocking
+    redis-py client of this process (one per process; its pool is thread-safe)."""
+    global _io_sync
+    if _io_sync is None or _io_sync[0] != os.getpid():
+        _io_sync = (os.getpid(), redis.Redis.from_url(redis_url()))
+    _io_sync[1].incr(IO_KEY)
+
+
+async def aio_round_trip() -> None:
+    """The I/O task's work for asyncio systems: one ``INCR`` on a ``redis.asyncio`` client of
+    this process and event loop (its pool opens a connection per concurrent task, as needed)."""
+    import redis.asyncio
+
+    key = id(asyncio.get_running_loop())
+    client = _io_async.get(key)
+    if client is None:
+        _io_async.clear()  # an earlier loop's client is never used again
+        client = _io_async[key] = redis.asyncio.Redis.from_url(redis_url())
+    await client.incr(IO_KEY)
 
 
 def redis_url() -> str:
@@ -82,6 +113,17 @@ class Adapter:
     two_core: ClassVar[tuple[WorkerSetting, ...]]
     #: The concurrency a process gets in the scaling-vs-processes runs.
     default_concurrency: ClassVar[int] = 1
+    #: The system's documented defaults: one worker process, and the same on two cores (its
+    #: default process count where that is the CPU count, else two processes of the default).
+    default_one: ClassVar[WorkerSetting]
+    default_two: ClassVar[WorkerSetting]
+    #: What the producer does per call, stated in the report (batching is a feature: labelled).
+    producer_note: ClassVar[str] = ""
+
+    def grid_setting(self, processes: int, concurrency: int) -> WorkerSetting | str:
+        """The setting for one grid point (``processes`` x ``concurrency`` tasks at once per
+        process), or why the system cannot run it (the point is then reported, not dropped)."""
+        return WorkerSetting(processes, concurrency)
 
     def __init__(self, url: str) -> None:
         self.url = url

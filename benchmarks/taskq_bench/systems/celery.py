@@ -18,7 +18,17 @@ from typing import Any, ClassVar
 from celery import Celery, group
 
 from taskq_bench.recorder import task_done
-from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.systems.base import (
+    QUEUE,
+    SLEEP_S,
+    Adapter,
+    Kind,
+    WorkerSetting,
+    cpu_work,
+    io_round_trip,
+    redis_url,
+    script,
+)
 
 PREFETCH_MULTIPLIER = 64
 
@@ -36,6 +46,13 @@ def noop(intended: float = 0.0) -> None:
     task_done(time.time(), intended)
 
 
+@app.task(name="io")
+def io(intended: float = 0.0) -> None:
+    started = time.time()
+    io_round_trip()
+    task_done(started, intended)
+
+
 @app.task(name="cpu")
 def cpu(intended: float = 0.0) -> None:
     started = time.time()
@@ -50,7 +67,7 @@ def sleep(intended: float = 0.0) -> None:
     task_done(started, intended)
 
 
-TASKS: dict[str, Any] = {"noop": noop, "cpu": cpu, "sleep": sleep}
+TASKS: dict[str, Any] = {"noop": noop, "io": io, "cpu": cpu, "sleep": sleep}
 
 
 class CeleryAdapter(Adapter):
@@ -59,6 +76,14 @@ class CeleryAdapter(Adapter):
     bulk_api = "group(...).apply_async()"
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 1, "solo"), WorkerSetting(1, 8, "threads"))
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 1, "prefork"), WorkerSetting(2, 1, "solo"))
+    # `celery worker`: the prefork pool with -c = the CPU count (one child per core)
+    default_one = WorkerSetting(1, 1, "prefork")
+    default_two = WorkerSetting(2, 1, "prefork")
+    producer_note = "delay: one kombu publish (LPUSH) per task"
+
+    def grid_setting(self, processes: int, concurrency: int) -> WorkerSetting | str:
+        """``processes`` workers, each ``-P threads -c concurrency``."""
+        return WorkerSetting(processes, concurrency, "threads")
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
         base = [script(python, "celery"), "-A", "taskq_bench.systems.celery", "worker", "-Q", QUEUE,

@@ -23,7 +23,17 @@ from dramatiq import group
 from dramatiq.brokers.redis import RedisBroker
 
 from taskq_bench.recorder import task_done
-from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.systems.base import (
+    QUEUE,
+    SLEEP_S,
+    Adapter,
+    Kind,
+    WorkerSetting,
+    cpu_work,
+    io_round_trip,
+    redis_url,
+    script,
+)
 
 WORKER_TIMEOUT_MS = 100
 
@@ -34,6 +44,13 @@ dramatiq.set_broker(broker)
 @dramatiq.actor(queue_name=QUEUE, max_retries=0)
 def noop(intended: float = 0.0) -> None:
     task_done(time.time(), intended)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0)
+def io(intended: float = 0.0) -> None:
+    started = time.time()
+    io_round_trip()
+    task_done(started, intended)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0)
@@ -50,7 +67,7 @@ def sleep(intended: float = 0.0) -> None:
     task_done(started, intended)
 
 
-TASKS: dict[str, Any] = {"noop": noop, "cpu": cpu, "sleep": sleep}
+TASKS: dict[str, Any] = {"noop": noop, "io": io, "cpu": cpu, "sleep": sleep}
 
 
 class DramatiqAdapter(Adapter):
@@ -60,6 +77,10 @@ class DramatiqAdapter(Adapter):
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 8), WorkerSetting(1, 1))
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 8), WorkerSetting(2, 1))
     default_concurrency = 8
+    # `dramatiq`: --processes = the CPU count, --threads 8
+    default_one = WorkerSetting(1, 8)
+    default_two = WorkerSetting(2, 8)
+    producer_note = "send: one Lua script call per task (the broker's dispatch script)"
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
         return [

@@ -20,7 +20,7 @@ import redis
 from rq import Queue
 
 from taskq_bench.recorder import MODE_ENV, task_done
-from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, script
+from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, io_round_trip, script
 
 SIMPLE = "SimpleWorker"
 FORKING = "Worker"
@@ -28,6 +28,12 @@ FORKING = "Worker"
 
 def noop(intended: float = 0.0) -> None:
     task_done(time.time(), intended)
+
+
+def io(intended: float = 0.0) -> None:
+    started = time.time()
+    io_round_trip()
+    task_done(started, intended)
 
 
 def cpu(intended: float = 0.0) -> None:
@@ -42,7 +48,7 @@ def sleep(intended: float = 0.0) -> None:
     task_done(started, intended)
 
 
-TASKS = {"noop": noop, "cpu": cpu, "sleep": sleep}
+TASKS = {"noop": noop, "io": io, "cpu": cpu, "sleep": sleep}
 
 
 class RQAdapter(Adapter):
@@ -51,6 +57,15 @@ class RQAdapter(Adapter):
     bulk_api = "Queue.enqueue_many"
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 1, FORKING), WorkerSetting(1, 1, SIMPLE))
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 1, FORKING), WorkerSetting(2, 1, SIMPLE))
+    # `rq worker`: the forking Worker, one job at a time
+    default_one = WorkerSetting(1, 1, FORKING)
+    default_two = WorkerSetting(2, 1, FORKING)
+    producer_note = "Queue.enqueue: one Redis pipeline per task (job hash and queue RPUSH)"
+
+    def grid_setting(self, processes: int, concurrency: int) -> WorkerSetting | str:
+        if concurrency != 1:
+            return "RQ runs one job at a time per worker process"
+        return WorkerSetting(processes, 1, SIMPLE)
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

@@ -18,13 +18,29 @@ from typing import Any, ClassVar
 from saq import Queue
 
 from taskq_bench.recorder import task_done
-from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.systems.base import (
+    QUEUE,
+    SLEEP_S,
+    Adapter,
+    Kind,
+    WorkerSetting,
+    aio_round_trip,
+    cpu_work,
+    redis_url,
+    script,
+)
 
 CONCURRENCY_ENV = "BENCH_CONCURRENCY"
 
 
 async def noop(ctx: dict[str, Any], *, intended: float = 0.0) -> None:
     task_done(time.time(), intended)
+
+
+async def io(ctx: dict[str, Any], *, intended: float = 0.0) -> None:
+    started = time.time()
+    await aio_round_trip()
+    task_done(started, intended)
 
 
 async def cpu(ctx: dict[str, Any], *, intended: float = 0.0) -> None:
@@ -41,7 +57,7 @@ async def sleep(ctx: dict[str, Any], *, intended: float = 0.0) -> None:
 
 settings: dict[str, Any] = {
     "queue": Queue.from_url(redis_url(), name=QUEUE),
-    "functions": [noop, cpu, sleep],
+    "functions": [noop, io, cpu, sleep],
     "concurrency": int(os.environ.get(CONCURRENCY_ENV, "50")),
 }
 
@@ -54,6 +70,10 @@ class SaqAdapter(Adapter):
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 50),)
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 50), WorkerSetting(2, 10))
     default_concurrency = 50
+    # saq's Worker: concurrency=10; `saq … --workers 1`
+    default_one = WorkerSetting(1, 10)
+    default_two = WorkerSetting(2, 10)
+    producer_note = "Queue.enqueue: one Lua script call per task"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

@@ -17,7 +17,17 @@ from typing import Any, ClassVar
 from taskiq_redis import ListQueueBroker
 
 from taskq_bench.recorder import task_done
-from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.systems.base import (
+    QUEUE,
+    SLEEP_S,
+    Adapter,
+    Kind,
+    WorkerSetting,
+    aio_round_trip,
+    cpu_work,
+    redis_url,
+    script,
+)
 
 broker = ListQueueBroker(url=redis_url(), queue_name=QUEUE)
 
@@ -25,6 +35,13 @@ broker = ListQueueBroker(url=redis_url(), queue_name=QUEUE)
 @broker.task(task_name="noop")
 async def noop(intended: float = 0.0) -> None:
     task_done(time.time(), intended)
+
+
+@broker.task(task_name="io")
+async def io(intended: float = 0.0) -> None:
+    started = time.time()
+    await aio_round_trip()
+    task_done(started, intended)
 
 
 @broker.task(task_name="cpu")
@@ -41,7 +58,7 @@ async def sleep(intended: float = 0.0) -> None:
     task_done(started, intended)
 
 
-TASKS: dict[str, Any] = {"noop": noop, "cpu": cpu, "sleep": sleep}
+TASKS: dict[str, Any] = {"noop": noop, "io": io, "cpu": cpu, "sleep": sleep}
 
 
 class TaskiqAdapter(Adapter):
@@ -52,6 +69,10 @@ class TaskiqAdapter(Adapter):
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 100),)
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 100), WorkerSetting(2, 20))
     default_concurrency = 100
+    # `taskiq worker`: --workers 2, --max-async-tasks 100 (one process: --workers 1)
+    default_one = WorkerSetting(1, 100)
+    default_two = WorkerSetting(2, 100)
+    producer_note = "kiq: one LPUSH per task"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

@@ -6,7 +6,10 @@
 * worker: ``taskq worker taskq_bench.systems.taskq:tq --queues bench --concurrency C
   --processes P --log-level warning`` (``--processes 2`` is taskq's supervised pool);
 * defaults kept: at-least-once leases (30 s), retries, the event stream and telemetry on;
-* tasks are ``async def`` (awaited on the worker's loop; sync tasks would go to threads).
+* tasks are ``async def`` (awaited on the worker's loop; sync tasks would go to threads); the
+  I/O task makes its Redis round trip through ``redis.asyncio``;
+* defaults: ``taskq worker``'s own (``--concurrency 10``, one process); the grid varies
+  ``--concurrency`` with ``--processes`` 1 and 2.
 """
 
 from __future__ import annotations
@@ -18,7 +21,17 @@ from typing import ClassVar
 
 import taskq
 from taskq_bench.recorder import task_done
-from taskq_bench.systems.base import QUEUE, SLEEP_S, Adapter, Kind, WorkerSetting, cpu_work, redis_url, script
+from taskq_bench.systems.base import (
+    QUEUE,
+    SLEEP_S,
+    Adapter,
+    Kind,
+    WorkerSetting,
+    aio_round_trip,
+    cpu_work,
+    redis_url,
+    script,
+)
 
 tq = taskq.TaskQueue(redis_url())
 
@@ -26,6 +39,13 @@ tq = taskq.TaskQueue(redis_url())
 @tq.task(queue=QUEUE)
 async def noop(intended: float = 0.0) -> None:
     task_done(time.time(), intended)
+
+
+@tq.task(queue=QUEUE)
+async def io(intended: float = 0.0) -> None:
+    started = time.time()
+    await aio_round_trip()
+    task_done(started, intended)
 
 
 @tq.task(queue=QUEUE)
@@ -42,7 +62,7 @@ async def sleep(intended: float = 0.0) -> None:
     task_done(started, intended)
 
 
-TASKS = {"noop": noop, "cpu": cpu, "sleep": sleep}
+TASKS = {"noop": noop, "io": io, "cpu": cpu, "sleep": sleep}
 
 
 class TaskqAdapter(Adapter):
@@ -54,6 +74,11 @@ class TaskqAdapter(Adapter):
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 200),)
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 200), WorkerSetting(2, 50))
     default_concurrency = 200
+    # `taskq worker`: --concurrency 10, --processes 1 (taskq/cli/worker.py)
+    default_one = WorkerSetting(1, 10)
+    default_two = WorkerSetting(2, 10)
+    producer_note = ("blocking client: one enqueue script call per task; async client (open loop): concurrent "
+                     "sends are batched into one script call (a feature of taskq's async client)")  # fmt: skip
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
