@@ -41,11 +41,11 @@ function ThemeToggle() {
 }
 
 function ConnectionBadge() {
-  const { connection, redisDown } = useLive();
-  const label = redisDown ? "Redis unavailable" : connection;
+  const { connection, outage, downDetail } = useLive();
+  const label = outage === "redis" ? "Redis unavailable" : outage === "server" ? "server unreachable" : connection;
   return (
-    <span title="Live data connection">
-      <Badge tone={redisDown ? "red" : STATUS_TONE[connection]} testid="connection">
+    <span title={outage ? downDetail : "Live data: the WebSocket, or REST polling while it is down"}>
+      <Badge tone={outage ? "red" : STATUS_TONE[connection]} testid="connection">
         ● {label}
       </Badge>
     </span>

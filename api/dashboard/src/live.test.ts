@@ -91,7 +91,10 @@ describe("LiveClient", () => {
     expect(seen).toEqual(["q:1"]);
     expect(live.state.events[0]?.task_id).toBe("q:1");
     ws.receive({ type: "unavailable", detail: "down" });
-    expect(live.state.redisDown).toBe(true);
+    expect(live.state.outage).toBe("redis");
+    expect(live.state.downDetail).toBe("down");
+    ws.receive({ type: "snapshot", snapshot: snapshot(2000, 4) });
+    expect(live.state.outage).toBe("");
     live.stop();
   });
 

@@ -1,7 +1,7 @@
 // Live data: the API's WebSocket (snapshots at 4 Hz and every task event), reconnecting with
 // backoff and resuming from the last event cursor; while it is down, REST polling stands in.
 import { useSyncExternalStore } from "react";
-import { api } from "./api";
+import { api, ApiError } from "./api";
 import { getToken } from "./auth";
 import { backoffMs, pushHistory, wsUrl, type Point } from "./format";
 import type { QueueSnap, ServerMessage, Snapshot, TaskEvent, WorkerSnap } from "./types";
@@ -13,7 +13,10 @@ export interface LiveState {
   snapshot: Snapshot | null;
   history: Map<string, Point[]>;
   events: TaskEvent[];
-  redisDown: boolean;
+  /** "redis": the server says Redis is down; "server": the server does not answer. */
+  outage: "" | "redis" | "server";
+  /** The one line that said so, for the badge's tooltip. */
+  downDetail: string;
   version: number;
 }
 
@@ -25,7 +28,7 @@ const HZ = 4;
 type EventListener = (e: TaskEvent) => void;
 
 export class LiveClient {
-  state: LiveState = { connection: "connecting", snapshot: null, history: new Map(), events: [], redisDown: false, version: 0 };
+  state: LiveState = { connection: "connecting", snapshot: null, history: new Map(), events: [], outage: "", downDetail: "", version: 0 };
   private ws: WebSocket | null = null;
   private failures = 0;
   private since: Record<string, string> = {};
@@ -104,7 +107,7 @@ export class LiveClient {
         this.applySnapshot(msg.snapshot);
         break;
       case "unavailable":
-        this.set({ redisDown: true });
+        this.set({ outage: "redis", downDetail: msg.detail });
         break;
       case "event": {
         const e = msg.event;
@@ -121,7 +124,7 @@ export class LiveClient {
 
   applySnapshot(snapshot: Snapshot): void {
     pushHistory(this.state.history, snapshot);
-    this.set({ snapshot, redisDown: false, history: this.state.history });
+    this.set({ snapshot, outage: "", history: this.state.history });
   }
 
   private startPolling(): void {
@@ -132,8 +135,10 @@ export class LiveClient {
         const [queues, workers] = await Promise.all([api<QueueSnap[]>("/queues"), api<WorkerSnap[]>("/workers")]);
         const taken = Math.max(Date.now(), ...queues.map((q) => q.taken_ms));
         if (this.state.connection === "polling") this.applySnapshot({ taken_ms: taken, queues, workers });
-      } catch {
-        this.set({ redisDown: true });
+      } catch (e) {
+        if (e instanceof ApiError && e.status < 500) return; // a token problem: the prompt handles it
+        const outage = e instanceof ApiError && e.status === 503 ? "redis" : "server";
+        this.set({ outage, downDetail: e instanceof Error ? e.message : String(e) });
       }
     };
     void poll();
