@@ -79,6 +79,8 @@ def drain_table(rows: Sequence[Row]) -> str:
             _cell(_find(rows, s, "drain", "best 2-core", "tasks_per_s"), with_setting=True),
             *(_cell(_find(rows, s, "workload", w, "tasks_per_s")) for w in ("cpu", "sleep", "mix")),
         ])  # fmt: skip
+    if not any(any(cell for cell in line[1:]) for line in lines):
+        return ""  # no no-op drain and no workloads in this run
     return _table(header, lines)
 
 
@@ -146,12 +148,14 @@ def latency_table(rows: Sequence[Row], measure: str = "to_start") -> str:
             if p50 is None or p99 is None:
                 line.append("")
                 continue
-            text = f"{_fmt(p50.value, 2)} / {_fmt(p99.value, 2)}"
+            text = f"{_fmt(p50.value, 2)} / {_fmt(p99.value, 2)}{_spread(p99, 2)}"
             if p99.note:
                 text += f" ({p99.note[:60]})"
+            if p99.loaded:
+                text += f" {LOADED}"
             line.append(text)
         lines.append(line)
-    return _table([f"enqueue→{measure.removeprefix('to_')} ms P50 / P99", *cases], lines)
+    return _table([f"enqueue→{measure.removeprefix('to_')} ms P50 / P99 (P99 spread)", *cases], lines)
 
 
 #: A rate is "sustained" when every task finished and P99 enqueue→start stayed under this.
