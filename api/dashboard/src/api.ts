@@ -125,4 +125,6 @@ export interface SubmitBody {
 
 export const useSubmit = () => useMutation({ mutationFn: (body: SubmitBody) => post<{ id: string }>("/tasks", body) });
 
+export const redriveTask = (queue: string, id: string) => post<{ count: number }>(`/queues/${q(queue)}/dead/redrive`, { ids: [id] });
+
 export const cancelTask = (id: string) => post<{ outcome: string }>(`/tasks/${q(id)}/cancel`, {});

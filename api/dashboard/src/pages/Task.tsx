@@ -1,7 +1,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "wouter";
-import { cancelTask, useTask, useTaskEvents } from "../api";
+import { cancelTask, redriveTask, useTask, useTaskEvents } from "../api";
 import { fmtMs, fmtTime, show } from "../format";
 import { live } from "../live";
 import { Badge, Button, Card, ErrorLine, Pre, STATUS_TONE, TD, TH } from "../ui";
@@ -35,7 +35,7 @@ export function TaskPage() {
       <Card
         title={<span className="mono break-all" data-testid="task-id">{t.id}</span>}
         actions={
-          ["queued", "scheduled", "running"].includes(t.status) && (
+          ["queued", "scheduled", "running"].includes(t.status) ? (
             <Button
               kind="danger"
               onClick={() => {
@@ -47,7 +47,19 @@ export function TaskPage() {
             >
               Cancel
             </Button>
-          )
+          ) : t.status === "dead" ? (
+            <Button
+              testid="task-redrive"
+              onClick={() => {
+                setCancelError(null);
+                redriveTask(t.queue, t.id)
+                  .then(() => client.invalidateQueries({ queryKey: ["task", id] }))
+                  .catch(setCancelError);
+              }}
+            >
+              Re-drive
+            </Button>
+          ) : null
         }
       >
         <ErrorLine error={cancelError} />
