@@ -90,17 +90,42 @@ for _, pid in ipairs(outside) do
   end
 end
 
--- 4. The new nodes: records (waiting), edges, pending counts.
+-- 4. The new nodes: records, edges, pending counts, written in bulk. A node with no parent and
+-- nothing to be fed goes straight into its queue; every other one waits (status waiting).
+local function hset_chunks(key, flat)
+  for first = 1, #flat, 1000 do redis.call('HSET', key, unpack(flat, first, math.min(#flat, first + 999))) end
+end
 local new = {}
+local in_call = {}
 local kids_of, kid_parents = {}, {}
+local node_pairs, parent_pairs, pending_pairs = {}, {}, {}
+local queued = 0
 for i = 7, #ARGV, FIELDS do
   local id, queue, feed, policy, parents = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local q = wf_queue(ctx, queue)
-  local priority = tonumber(ARGV[i + 8]) or tonumber(redis.call('HGET', q.config, 'default_priority') or '5')
+  if q.default_priority == nil then
+    q.default_priority = tonumber(redis.call('HGET', q.config, 'default_priority') or '5')
+  end
+  local priority = tonumber(ARGV[i + 8]) or q.default_priority
+  local count = 0
+  for p in string.gmatch(parents, '%S+') do
+    count = count + 1
+    if not kids_of[p] then
+      kids_of[p] = {}
+      kid_parents[#kid_parents + 1] = p
+    end
+    table.insert(kids_of[p], id)
+  end
   local rec = {'name', ARGV[i + 5], 'args', ARGV[i + 6], 'priority', priority,
     'attempts', 0, 'max_retries', ARGV[i + 9], 'result_ttl_s', ARGV[i + 11], 'enqueued_ms', now_ms,
     'ready_ms', now_ms, 'status', 'waiting', 'wf', W}
   local n = #rec
+  local at_once = count == 0 and feed == 'none'
+  if at_once then
+    if not q.batch then q.batch = ready_batch(q.queued, q.config, q.T, now_us) end
+    rec[n - 2] = 'queued'
+    rec[n + 1], rec[n + 2], n = 'score', ready_add(q.batch, id, priority), n + 2
+  end
   local kwargs, timeout = ARGV[i + 7], ARGV[i + 10]
   if kwargs ~= '' and kwargs ~= '{}' then rec[n + 1], rec[n + 2], n = 'kwargs', kwargs, n + 2 end
   if timeout ~= '' and timeout ~= '0' then rec[n + 1], rec[n + 2], n = 'timeout_ms', timeout, n + 2 end
@@ -112,27 +137,34 @@ for i = 7, #ARGV, FIELDS do
   if ARGV[i + 16] ~= '' then rec[n + 1], rec[n + 2] = 'meta', ARGV[i + 16] end
   redis.call('HSET', q.t .. id, unpack(rec))
   tel_count(q.T, 'enqueued', 1)
-  tel_event(q.T, 'enqueued', id, rec[6], 0, nil)
-  redis.call('HSET', K.nodes, id, queue .. ' ' .. feed .. ' ' .. policy)
-  local count = 0
-  for p in string.gmatch(parents, '%S+') do
-    count = count + 1
-    if not kids_of[p] then
-      kids_of[p] = {}
-      kid_parents[#kid_parents + 1] = p
+  tel_event(q.T, 'enqueued', id, priority, 0, nil)
+  if at_once then
+    tel_event(q.T, 'queued', id, priority, 0, nil)
+    queued = queued + 1
+    if #q.batch.members >= 2000 then  -- one ZADD of at most 1000 tasks (unpack() has a limit)
+      ready_commit(q.batch, q.wake)
+      q.batch = nil
     end
-    table.insert(kids_of[p], id)
   end
-  if count > 0 then redis.call('HSET', K.parents, id, parents) end
-  redis.call('HSET', K.pending, id, count)
-  new[#new + 1] = {id, parents}
+  node_pairs[#node_pairs + 1], node_pairs[#node_pairs + 2] = id, queue .. ' ' .. feed .. ' ' .. policy
+  if count > 0 then parent_pairs[#parent_pairs + 1], parent_pairs[#parent_pairs + 2] = id, parents end
+  pending_pairs[#pending_pairs + 1], pending_pairs[#pending_pairs + 2] = id, count
+  new[#new + 1] = {id, parents, count, at_once}
+  in_call[id] = true
 end
+hset_chunks(K.nodes, node_pairs)
+hset_chunks(K.parents, parent_pairs)
+hset_chunks(K.pending, pending_pairs)
+local child_pairs = {}
 for _, p in ipairs(kid_parents) do  -- one write per parent, however many children it got
   local kids = table.concat(kids_of[p], ' ')
-  local before = redis.call('HGET', K.children, p)
-  if before then kids = before .. ' ' .. kids end
-  redis.call('HSET', K.children, p, kids)
+  if not in_call[p] then
+    local before = redis.call('HGET', K.children, p)
+    if before then kids = before .. ' ' .. kids end
+  end
+  child_pairs[#child_pairs + 1], child_pairs[#child_pairs + 2] = p, kids
 end
+hset_chunks(K.children, child_pairs)
 redis.call('HINCRBY', K.meta, 'total', #new)
 
 -- 5. Edges from parents that had already ended, then the nodes nobody holds back.
@@ -153,14 +185,10 @@ for _, item in ipairs(new) do
     end
   end
 end
-local queued = 0
-for _, item in ipairs(new) do
-  if redis.call('HGET', K.pending, item[1]) == '0' then
-    local node = wf_node(ctx, item[1])
-    if redis.call('HGET', queues[node.queue].t .. item[1], 'status') == 'waiting' then
-      wf_release(ctx, item[1], node)
-      queued = queued + 1
-    end
+for _, item in ipairs(new) do  -- a root fed by nobody still needs its (empty) list
+  if item[3] == 0 and not item[4] then
+    wf_release(ctx, item[1], wf_node(ctx, item[1]))
+    queued = queued + 1
   end
 end
 ctx.touched = true

@@ -4,7 +4,7 @@
 --
 -- A workflow's keys share the hash tag {wf:<id>} (keys.py, WorkflowKeys); W is their prefix,
 -- stored in each member's task record as the field `wf`:
---   W..meta      HASH  id, state, total, n_<outcome> counters, created_ms, finished_ms,
+--   W..meta      HASH  id, state, total, n_failed (nodes that ended other than succeeded), created_ms, finished_ms,
 --                      retention_s, cancel ('1' once the workflow was cancelled)
 --   W..nodes     HASH  task id -> "<queue> <feed> <policy>": feed none | prev (the single
 --                      parent's result goes first in the args) | all (the list of the parents'
@@ -114,9 +114,13 @@ end
 -- One edge parent -> child after the parent settled with `outcome`. Returns a work item when
 -- the child was cancelled (its own children must hear of it).
 local function wf_edge(ctx, parent, outcome, child)
+  if not ctx.cancelled and outcome == 'succeeded' then  -- the common case: one write per edge
+    if redis.call('HINCRBY', ctx.K.pending, child, -1) <= 0 then wf_release(ctx, child, wf_node(ctx, child)) end
+    return nil
+  end
   local node = wf_node(ctx, child)
   if not node then return nil end
-  if not ctx.cancelled and (outcome == 'succeeded' or node.policy == 'pass') then
+  if not ctx.cancelled and node.policy == 'pass' then
     if redis.call('HINCRBY', ctx.K.pending, child, -1) <= 0 then wf_release(ctx, child, node) end
     return nil
   end
@@ -139,7 +143,7 @@ local function wf_settle(ctx, id, outcome, payload)
     if redis.call('HSETNX', ctx.K.settled, nid, out) == 1 then
       ctx.touched = true
       redis.call('HSET', ctx.K.results, nid, data)
-      redis.call('HINCRBY', ctx.K.meta, 'n_' .. out, 1)
+      if out ~= 'succeeded' then redis.call('HINCRBY', ctx.K.meta, 'n_failed', 1) end
       for child in string.gmatch(redis.call('HGET', ctx.K.children, nid) or '', '%S+') do
         local item = wf_edge(ctx, nid, out, child)
         if item then work[#work + 1] = item end
@@ -156,11 +160,11 @@ local function wf_close(ctx)
     tel_flush(q.T)
   end
   if not ctx.touched then return end
-  local m = redis.call('HMGET', ctx.K.meta, 'total', 'n_succeeded', 'retention_s', 'state')
+  local m = redis.call('HMGET', ctx.K.meta, 'total', 'n_failed', 'retention_s', 'state')
   local total = tonumber(m[1] or '0')
   if m[4] == 'running' and redis.call('HLEN', ctx.K.settled) >= total then
     local state = 'failed'
-    if tonumber(m[2] or '0') == total then state = 'succeeded' elseif ctx.cancelled then state = 'cancelled' end
+    if tonumber(m[2] or '0') == 0 then state = 'succeeded' elseif ctx.cancelled then state = 'cancelled' end
     redis.call('HSET', ctx.K.meta, 'state', state, 'finished_ms', ctx.now_ms)
     local ttl = tonumber(m[3] or '86400')
     for _, key in pairs(ctx.K) do
