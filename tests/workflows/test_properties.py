@@ -129,6 +129,45 @@ def test_random_dags_with_random_failures(redis_url: str, rc: redis.Redis, spec:
         tq.close()
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=dags(), steps=st.integers(0, 6), finish_running=st.booleans())
+def test_cancelling_a_workflow_mid_run_releases_nothing_more(
+    redis_url: str, spec: list[dict[str, Any]], steps: int, finish_running: bool
+) -> None:
+    tq = taskq.TaskQueue(redis_url, prefix=f"prop{next(_prefixes)}")
+    try:
+
+        @tq.task(name="node", max_retries=0)
+        def node(*args: Any, i: int) -> str:
+            return f"r{i}"
+
+        dag = taskq.DAG()
+        for i, n in enumerate(spec):
+            dag.add(
+                str(i), node.s(i=i), after=[str(p) for p in n["parents"]], results=n["results"], on_error=n["on_error"]
+            )
+        wf = tq.submit(dag)
+        for _ in range(steps):  # run a few steps first
+            for t in claim(tq, Q, n=1):
+                complete(tq, t, "ok")
+        running = claim(tq, Q, n=2)  # these are running when the workflow is cancelled
+        counts = tq.cancel_workflow(wf.id)
+        assert counts["cancelling"] == len(running)
+        assert claim(tq, Q, n=50) == []  # nothing was released, and nothing that waited is queued
+        for t in running:
+            if finish_running:
+                complete(tq, t, "late")  # it ended anyway: still nothing is released
+            else:
+                expire_leases(tq, redis.Redis.from_url(redis_url, decode_responses=True), Q, [t.id])
+        assert claim(tq, Q, n=50) == []
+        info = tq.workflow(wf.id)
+        assert all(n.settled for n in info.nodes), [(n.id, n.status) for n in info.nodes]
+        assert info.state in ("cancelled", "succeeded")  # succeeded: every node had ended before
+        assert not any(n.status in ("waiting", "queued", "scheduled", "running") for n in info.nodes)
+    finally:
+        tq.close()
+
+
 # ---------------------------------------------------------------------------
 # kill -9 of real worker processes while a workflow runs
 
