@@ -9,10 +9,10 @@ which is a list of past readings of these same figures).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from taskq import Latency, QueueSnapshot, Snapshot, WorkerSnapshot
+from taskq import Latency, LimiterState, QueueSnapshot, ScheduleInfo, Snapshot, WorkerSnapshot
 
 #: Priorities in display order, most urgent first.
 PRIORITIES = tuple(range(10, 0, -1))
@@ -48,6 +48,10 @@ class Figures:
     per_queue: list[dict[str, Any]]
     running_tasks: list[dict[str, Any]]
     workers: list[dict[str, Any]]
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    """The schedules of the watched queues: last and next fire time (taskq.schedules)."""
+    rate_limits: list[dict[str, Any]] = field(default_factory=list)
+    """The rate limiters of the watched queues and when each next lets a task run."""
 
     def point(self) -> dict[str, Any]:
         """One sparkline point: the time and the figures the history keeps."""
@@ -124,6 +128,26 @@ def worker_row(w: WorkerSnapshot) -> dict[str, Any]:
     }
 
 
+def schedule_row(info: ScheduleInfo, taken_ms: int) -> dict[str, Any]:
+    """A schedule: what it runs, when, and its last and next fire times."""
+    s = info.schedule
+    return {
+        "name": s.name,
+        "task": s.task,
+        "queue": s.queue,
+        "every": s.every,
+        "paused": s.paused,
+        "last_fire_ms": info.last_fire_ms,
+        "next_fire_in_ms": None if info.next_fire_ms is None else info.next_fire_ms - taken_ms,
+    }
+
+
+def limiter_row(queue: str, state: LimiterState, taken_ms: int) -> dict[str, Any]:
+    """A rate limiter: its limit, and how long until it next lets a task run (0: open)."""
+    wait = None if state.next_allowed_ms is None else max(0, state.next_allowed_ms - taken_ms)
+    return {"queue": queue, "limiter": state.limiter, "limit": str(state.limit), "open_in_ms": wait}
+
+
 def _serves(w: WorkerSnapshot, queues: Sequence[str]) -> bool:
     return not w.queues or any(q in queues for q in w.queues)
 
@@ -173,6 +197,13 @@ def figures_of(
         per_queue=[queue_row(q, window_s, metric) for q in qs],
         running_tasks=running,
         workers=workers,
+        schedules=[schedule_row(i, snapshot.taken_ms) for i in snapshot.schedules if i.schedule.queue in watched],
+        rate_limits=[
+            limiter_row(q, state, snapshot.taken_ms)
+            for q, states in snapshot.rate_limits.items()
+            if q in watched
+            for state in states
+        ],
     )
 
 

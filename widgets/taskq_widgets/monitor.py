@@ -53,6 +53,8 @@ _COPIED = (
     "per_queue",
     "running_tasks",
     "workers",
+    "schedules",
+    "rate_limits",
 )
 
 
@@ -119,6 +121,8 @@ class QueueMonitor(anywidget.AnyWidget):
     per_queue: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     running_tasks: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     workers: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    schedules: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    rate_limits: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     history: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     queue_names: traitlets.List[str] = traitlets.List().tag(sync=True)
     taken_ms = traitlets.Int(0).tag(sync=True)

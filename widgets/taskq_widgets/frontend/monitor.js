@@ -5,8 +5,9 @@
 // The DOM it draws, for tests and styling: a root div.taskq-monitor; headline figures as
 // [data-field=<name>] elements whose text is the number (an en dash for no data); the depth bars
 // in .taskq-depth; sparklines as svg.taskq-spark[data-series=<name>]; running tasks in
-// table.taskq-running; workers in table.taskq-workers with one tr[data-worker=<id>] each; errors
-// in .taskq-error.
+// table.taskq-running; workers in table.taskq-workers with one tr[data-worker=<id>] each;
+// schedules in table.taskq-schedules (tr[data-schedule=<name>]) and rate limits in
+// table.taskq-limits; errors in .taskq-error.
 
 /**
  * @typedef {{t_ms: number, throughput: number, p50_ms: number | null, p99_ms: number | null,
@@ -16,6 +17,9 @@
  * @typedef {{id: string, health: string, host: string, pid: number | null, queues: string[],
  *   concurrency: number | null, processed: number | null, failed: number | null,
  *   current: string[], heartbeat_age_ms: number | null}} WorkerRow
+ * @typedef {{name: string, task: string, queue: string, every: string, paused: boolean,
+ *   last_fire_ms: number | null, next_fire_in_ms: number | null}} ScheduleRow
+ * @typedef {{queue: string, limiter: string, limit: string, open_in_ms: number | null}} LimiterRow
  * @typedef {"pending" | "queued" | "running" | "scheduled" | "dead" | "succeeded" | "failed"
  *   | "throughput" | "p50_ms" | "p99_ms"} Headline
  * @typedef {"throughput" | "p50_ms" | "p99_ms" | "pending"} Series
@@ -24,6 +28,7 @@
  *   succeeded: number, failed: number, throughput: number, p50_ms: number | null,
  *   p99_ms: number | null, depth_by_priority: Record<string, number>,
  *   running_tasks: RunningRow[], workers: WorkerRow[], history: Point[], error: string,
+ *   schedules: ScheduleRow[], rate_limits: LimiterRow[],
  *   polling: boolean, queue_names: string[], updates: number, window_s: number, metric: string,
  * }} Model
  */
@@ -53,7 +58,7 @@ const SERIES = [["throughput", "throughput /s"], ["p50_ms", "P50 ms"], ["p99_ms"
 /** @type {(keyof Model)[]} */
 const WATCHED = ["pending", "queued", "running", "scheduled", "dead", "succeeded", "failed", "throughput",
   "p50_ms", "p99_ms", "depth_by_priority", "running_tasks", "workers", "history", "error", "polling",
-  "queue_names", "updates", "window_s", "metric"];
+  "queue_names", "updates", "window_s", "metric", "schedules", "rate_limits"];
 const DASH = "\u2013";
 
 /**
@@ -178,7 +183,8 @@ function render({ model, el: host }) {
   middle.appendChild(sparks);
   const running = el("div", "taskq-running-box");
   const workers = el("div", "taskq-workers-box");
-  [title, error, tiles, middle, running, workers].forEach((n) => root.appendChild(n));
+  const periodic = el("div", "taskq-schedules-box");
+  [title, error, tiles, middle, running, workers, periodic].forEach((n) => root.appendChild(n));
   host.appendChild(root);
 
   function update() {
@@ -236,6 +242,22 @@ function render({ model, el: host }) {
         tr.setAttribute("data-worker", w.id);
         tr.classList.add("health-" + w.health);
       }));
+    }
+    const ss = model.get("schedules") || [];
+    const ls = model.get("rate_limits") || [];
+    periodic.replaceChildren();
+    if (ss.length) {
+      periodic.appendChild(el("div", "taskq-caption", `schedules (${ss.length})`));
+      const cells = (/** @type {ScheduleRow} */ s) =>
+        [s.paused ? `${s.name} (paused)` : s.name, s.task, s.queue, s.every,
+          s.last_fire_ms === null ? DASH : new Date(s.last_fire_ms).toLocaleTimeString(), ms(s.next_fire_in_ms)];
+      periodic.appendChild(table("taskq-schedules", ["schedule", "task", "queue", "when", "last fire", "next in"],
+        ss, cells, (tr, s) => tr.setAttribute("data-schedule", s.name)));
+    }
+    if (ls.length) {
+      periodic.appendChild(el("div", "taskq-caption", `rate limits (${ls.length})`));
+      const cells = (/** @type {LimiterRow} */ r) => [r.queue, r.limiter, r.limit, ms(r.open_in_ms)];
+      periodic.appendChild(table("taskq-limits", ["queue", "limiter", "limit", "opens in"], ls, cells));
     }
   }
 
