@@ -172,3 +172,20 @@ def wait_first_fire(rc: redis.Redis) -> int:
 
     wait_until(fired, 30, "the first fire")
     return found[0]
+
+
+async def test_the_async_client_has_the_same_schedule_methods(redis_url: str, rc: redis.Redis) -> None:
+    aq = taskq.AsyncTaskQueue(redis_url)
+    try:
+        s = await aq.schedule("t", every_s=1, force=True, misfire="all", grace_s=0, max_missed=3)
+        set_last_fire(aq, rc, "default", "t", server_ms(rc) - 10_000)  # type: ignore[arg-type]
+        assert (await aq.tick_schedules()).enqueued == 3
+        (info,) = await aq.schedules()
+        assert info.schedule == s and info.last_task_id is not None
+        await aq.pause_schedule("t")
+        await aq.configure_queue("default", rate="3/s")
+        assert [str(x.limit) for x in await aq.rate_limits("default")] == ["3/1s burst 1 (gcra)"]
+        await aq.unschedule("t")
+        assert await aq.schedules() == []
+    finally:
+        await aq.aclose()
