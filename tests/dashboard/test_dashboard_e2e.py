@@ -56,6 +56,16 @@ QUEUE = "dash"
 STEP_MS = 30_000
 JS_GZIP_BUDGET = 200 * 1024
 expect.set_options(timeout=STEP_MS)
+# When the first number from the WebSocket's first snapshot is on screen, timed in the page
+# (from navigation start), so the test's own round trips are not counted.
+FIRST_NUMBER_PROBE = """
+new MutationObserver((_, observer) => {
+  if (document.querySelector("[data-testid=total-queued]")) {
+    window.__firstNumberMs = performance.now();
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
 
 _CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 for _missing, _why in (
@@ -227,9 +237,11 @@ def test_token_prompt_and_kept_for_the_session_only(stack: Stack, browser: Brows
 
 def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Tab) -> None:
     page = tab.page
+    page.add_init_script(FIRST_NUMBER_PROBE)
     page.goto(f"{stack.url}/")
     expect(page.get_by_test_id("total-queued")).to_be_visible()
-    first_live_ms = page.evaluate("performance.now()")
+    first_live_ms = page.evaluate("window.__firstNumberMs")
+    loaded_ms = page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
     expect(page.get_by_test_id("connection")).to_contain_text("live")
     page.evaluate("window.__sameDocument = true")
 
@@ -260,7 +272,7 @@ def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Ta
     page.wait_for_timeout(300)  # the charts redraw in the dark palette
     shot(page, "dashboard-overview-dark.png")
     tab.assert_no_console_errors()
-    _record_budget(first_live_ms)
+    _record_budget(first_live_ms, loaded_ms)
 
 
 def test_killed_worker_goes_stale(stack: Stack, tab: Tab) -> None:
@@ -344,11 +356,16 @@ def test_phone_width_has_no_sideways_scroll(stack: Stack, browser: Browser) -> N
         page.context.close()
 
 
-def _record_budget(first_live_ms: float) -> None:
+def _record_budget(first_live_ms: float, loaded_ms: float) -> None:
     """The budget the issue asks to report: built JS gzipped, time to the first live number."""
     js = sorted((DIST / "assets").glob("*.js"))
     gzipped = sum(len(gzip.compress(p.read_bytes(), compresslevel=9)) for p in js)
     ARTIFACTS.mkdir(exist_ok=True)
-    budget = {"js_files": len(js), "js_gzip_bytes": gzipped, "first_live_number_ms": round(first_live_ms)}
+    budget = {
+        "js_files": len(js),
+        "js_gzip_bytes": gzipped,
+        "dom_content_loaded_ms": round(loaded_ms),
+        "first_live_number_ms": round(first_live_ms),  # from navigation start, measured in the page
+    }
     (ARTIFACTS / "dashboard-budget.json").write_text(json.dumps(budget, indent=1) + "\n")
     assert gzipped <= JS_GZIP_BUDGET, budget
