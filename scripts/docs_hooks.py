@@ -33,6 +33,7 @@ from typing import Any
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # the generators beside this file
@@ -163,6 +164,14 @@ def _stop_server() -> None:
         else:
             os.environ[key] = value
     _saved_env.clear()
+
+
+def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """README.md is written for the repository's root: on its page (readme/, one level down
+    from the site's root, which is docs/) a raw ``<img src="docs/...">`` points at ``../``."""
+    if page.file.src_uri == "readme.md":
+        return html.replace('src="docs/', 'src="../')
+    return html
 
 
 def on_post_build(config: MkDocsConfig) -> None:

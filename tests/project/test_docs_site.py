@@ -210,6 +210,17 @@ def test_the_site_loads_no_script_from_elsewhere(site: Path) -> None:
     assert not offenders, offenders[:10]
 
 
+def test_every_image_of_every_page_exists(site: Path) -> None:
+    broken = []
+    for page in site.rglob("*.html"):
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', page.read_text("utf-8")):
+            if src.startswith(("data:", "http:", "https:", "//")):
+                continue
+            if not (page.parent / src.split("#")[0].split("?")[0]).resolve().is_file():
+                broken.append(f"{page.relative_to(site)}: {src}")
+    assert not broken, broken[:10]
+
+
 # ---------------------------------------------------------------------------
 # The site's own examples
 
