@@ -14,6 +14,13 @@ export default tseslint.config(
     rules: {
       ...reactHooks.configs.recommended.rules,
       "no-console": ["error", { allow: ["warn", "error"] }],
+      // Task data is always rendered as text: no HTML from strings, anywhere.
+      "no-restricted-syntax": [
+        "error",
+        { selector: "JSXAttribute[name.name='dangerouslySetInnerHTML']", message: "render task data as text" },
+        { selector: "MemberExpression[property.name=/^(innerHTML|outerHTML)$/]", message: "render task data as text" },
+        { selector: "CallExpression[callee.property.name='insertAdjacentHTML']", message: "render task data as text" },
+      ],
     },
   },
 );
