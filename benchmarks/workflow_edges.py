@@ -11,7 +11,8 @@ is counted):
   before (the client needs no round trip between steps); compared with ``serial``.
 
 Redis CPU is the sum of ``usec`` over every command in ``INFO commandstats`` (reset before
-each run); round trips are the calls the client made. Usage::
+each run); Redis commands count the scripts' own calls (steady whatever the machine's load, when
+CPU time is not); round trips are the calls the client made. Usage::
 
     python benchmarks/workflow_edges.py [--url redis://...] [--n 2000] [--rounds 3]
 """
@@ -32,6 +33,14 @@ from taskq.server import EmbeddedServer
 def redis_usec(r: redis.Redis) -> int:
     stats = r.info("commandstats")
     return sum(int(v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_") and k != "cmdstat_info")
+
+
+def redis_commands(r: redis.Redis) -> int:
+    """Commands run, the scripts' own calls included (they count in commandstats); scripts
+    themselves (EVALSHA) and INFO left out. Unlike CPU time, this does not move with the load."""
+    stats = r.info("commandstats")
+    skip = {"cmdstat_info", "cmdstat_evalsha", "cmdstat_eval", "cmdstat_config"}
+    return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_") and k not in skip)
 
 
 class Counting:
@@ -82,10 +91,10 @@ def run_once(url: str, shape: str, n: int) -> dict[str, float]:
         tq.submit(taskq.chain(step.s(0), *[step.s() for _ in range(n - 1)]))
         edges = n - 1
     assert drain(tq, 1 if shape in ("serial", "chain") else 100) == n
-    usec = redis_usec(r)
+    usec, commands = redis_usec(r), redis_commands(r)
     tq.close()
     r.close()
-    return {"redis_usec": usec, "round_trips": counter.calls, "edges": edges}
+    return {"redis_usec": usec, "redis_commands": commands, "round_trips": counter.calls, "edges": edges}
 
 
 def main() -> None:
@@ -101,10 +110,15 @@ def main() -> None:
         url = server.url
     try:
         results: dict[str, dict[str, float]] = {}
-        for shape in ("independent", "serial", "group", "chain"):
-            runs = [run_once(url, shape, opts.n) for _ in range(opts.rounds)]
+        shapes = ("independent", "serial", "group", "chain")
+        by_shape: dict[str, list[dict[str, float]]] = {shape: [] for shape in shapes}
+        for _ in range(opts.rounds):  # rounds rotate through the shapes, so a load change hits all
+            for shape in shapes:
+                by_shape[shape].append(run_once(url, shape, opts.n))
+        for shape, runs in by_shape.items():
             results[shape] = {
                 "redis_usec": statistics.median(x["redis_usec"] for x in runs),
+                "redis_commands": statistics.median(x["redis_commands"] for x in runs),
                 "round_trips": statistics.median(x["round_trips"] for x in runs),
                 "edges": runs[0]["edges"],
             }
@@ -112,8 +126,10 @@ def main() -> None:
             res, base = results[shape], results[baseline]
             res["redis_usec_per_edge"] = round((res["redis_usec"] - base["redis_usec"]) / res["edges"], 2)
             res["round_trips_per_edge"] = round((res["round_trips"] - base["round_trips"]) / res["edges"], 3)
+            res["redis_commands_per_edge"] = round((res["redis_commands"] - base["redis_commands"]) / res["edges"], 2)
         for baseline in ("independent", "serial"):
             results[baseline]["redis_usec_per_task"] = round(results[baseline]["redis_usec"] / opts.n, 2)
+            results[baseline]["redis_commands_per_task"] = round(results[baseline]["redis_commands"] / opts.n, 2)
         print(json.dumps({"n": opts.n, "rounds": opts.rounds, "results": results}, indent=2))
     finally:
         if server is not None:

@@ -65,6 +65,7 @@ local function wf_release(ctx, id, node)
   local key = q.t .. id
   local f = redis.call('HMGET', key, 'status', 'args', 'priority')
   if f[1] ~= 'waiting' then return end
+  local args = nil
   if node.feed ~= 'none' then
     local parents = {}
     for p in string.gmatch(redis.call('HGET', ctx.K.parents, id) or '', '%S+') do parents[#parents + 1] = p end
@@ -80,13 +81,16 @@ local function wf_release(ctx, id, node)
       lead = '[]'
     end
     local inner = string.match(f[2] or '[]', '^%s*%[(.*)%]%s*$') or ''
-    local args = '[' .. lead .. ']'
+    args = '[' .. lead .. ']'
     if string.find(inner, '%S') then args = '[' .. lead .. ',' .. inner .. ']' end
-    redis.call('HSET', key, 'args', args)
   end
   if not q.batch then q.batch = ready_batch(q.queued, q.config, q.T, ctx.now_us) end
   local score = ready_add(q.batch, id, tonumber(f[3]))
-  redis.call('HSET', key, 'status', 'queued', 'score', score, 'ready_ms', ctx.now_ms)
+  if args then
+    redis.call('HSET', key, 'status', 'queued', 'score', score, 'ready_ms', ctx.now_ms, 'args', args)
+  else
+    redis.call('HSET', key, 'status', 'queued', 'score', score, 'ready_ms', ctx.now_ms)
+  end
   tel_event(q.T, 'queued', id, f[3], 0, nil)
   if #q.batch.members >= 2000 then  -- one ZADD of at most 1000 tasks (unpack() has a limit)
     ready_commit(q.batch, q.wake)
