@@ -246,7 +246,8 @@ def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Ta
     page.evaluate("window.__sameDocument = true")
 
     page.get_by_role("link", name="Submit", exact=True).click()  # client-side navigation
-    blocker = submit_from_form(page, "work", 3000, "blocker", 5)
+    # The blocker holds the one slot long enough to submit two more on a loaded machine.
+    blocker = submit_from_form(page, "work", 6000, "blocker", 5)
     wait_for(lambda: stack.tq.get(blocker).status == taskq.TaskStatus.RUNNING, "the blocker to run")
     low = submit_from_form(page, "work", 200, "low", 1)
     high = submit_from_form(page, "work", 200, "high", 10)
@@ -276,7 +277,9 @@ def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Ta
 
 
 def test_killed_worker_goes_stale(stack: Stack, tab: Tab) -> None:
-    spare = stack.worker("spare", "--concurrency", "1", "--lease-s", "2", "--heartbeat-s", "0.5")
+    # Stale after two missed beats (4 s), gone when its registration expires (3 beats, 6 s):
+    # a 2 s window to see "stale" in, at the page's 4 snapshots a second.
+    spare = stack.worker("spare", "--concurrency", "1", "--lease-s", "6", "--heartbeat-s", "2")
     page = tab.page
     page.goto(f"{stack.url}/workers")
     health = page.get_by_test_id(f"worker-{spare.pid}").get_by_test_id("worker-health")
