@@ -71,8 +71,8 @@ class HueyAdapter(Adapter):
     producer_note = "calling the task: one Redis LPUSH per task"
 
     def grid_setting(self, processes: int, concurrency: int) -> WorkerSetting | str:
-        """``processes`` consumers, each ``-k thread -w concurrency``."""
-        return WorkerSetting(processes, concurrency, "threads")
+        """``processes`` consumers, each ``-k thread -w concurrency`` (one: the plain thread setting)."""
+        return WorkerSetting(processes, concurrency, "thread" if processes == 1 else "threads")
 
     def worker_commands(self, setting: WorkerSetting, python: str) -> list[list[str]]:
         """``-k thread -w C`` runs C threads in one process; ``-k process -w P`` runs P processes."""
