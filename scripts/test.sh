@@ -95,6 +95,7 @@ if NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir site; then
     export TASKQ_DOCS_SITE=site # tests/project/test_docs_site.py checks this build instead of making its own
 else
     failed+=("docs build")
+    export TASKQ_DOCS_BUILD_FAILED=1 # the site's tests then fail at once instead of building it again
 fi
 say "pytest $*"
 rc=0

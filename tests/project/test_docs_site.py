@@ -3,7 +3,8 @@ a reader sees it.
 
 * The site builds with ``mkdocs build --strict`` (any warning fails), the notebooks executed on
   an embedded server. ``scripts/test.sh`` builds it before pytest and passes it on in
-  ``TASKQ_DOCS_SITE``; without that variable the tests build it themselves, once.
+  ``TASKQ_DOCS_SITE`` (or, when it failed, ``TASKQ_DOCS_BUILD_FAILED``: these tests then fail at
+  once); without either variable the tests build it themselves, once.
 * Strict mode really is on: a page with a broken link fails the build.
 * Every name in ``taskq.__all__`` has a reference entry (the site's ``objects.inv``) and a
   docstring; every command of the CLI, plug-ins (``serve``, ``bench``) included, is in the CLI
@@ -86,6 +87,8 @@ def _mkdocs_build(
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("TASKQ_DOCS_BUILD_FAILED"):
+        pytest.fail("the strict build in scripts/test.sh failed (its output is above pytest's)", pytrace=False)
     given = os.environ.get(SITE_ENV)
     if given:
         path = (ROOT / given).resolve()
