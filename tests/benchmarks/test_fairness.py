@@ -121,6 +121,10 @@ def test_a_setting_the_system_cannot_run_is_reported_not_dropped() -> None:
         "io: best 2-core": (200.0, "2p x 1"),
     }
     assert "not run: one task at a time per process" in settings_table(rows, "io")
+    one_only, _ = grid.drain_grid("solo", "noop", grid.plan(_OneAtATime("redis://x"), (), (1,), limit=1), measure)
+    cases = [r.case for r in one_only]  # a suite without 2-core settings: no empty 2-core default row
+    assert cases == ["noop", "noop: default 1 process", "noop: best 1 process", "noop: best 2-core", "1 process",
+                     "best 2-core"]  # fmt: skip
     assert f"100 (90{DASH}110) [1p x 1]" in grid_table(rows, "io")
 
 
