@@ -16,7 +16,8 @@ from typing import Any
 from taskq.ops_base import PlanSettings
 from taskq.plan import Command
 from taskq.ratelimit import LimiterState, RateLimit, limiter_state, limiter_suffix
-from taskq.schedules import Schedule, ScheduleInfo, parse_state
+from taskq.schedules import ScheduleInfo, parse_state
+from taskq.schedules import decode_schedules as read_definitions
 
 PER_QUEUE = 3  # commands per queue before its limiter state reads: limits, schedule states, queue limiter
 
@@ -61,8 +62,7 @@ def decode_queue(
 def decode_schedules(raw: Any, states: Mapping[str, str], now_ms: int) -> tuple[ScheduleInfo, ...]:
     """Every schedule, with the state of those whose queue the snapshot read."""
     out = []
-    for _, value in sorted(_pairs(raw).items()):
-        s = Schedule.from_json(value)
+    for s in read_definitions(raw or []):
         last, task_id, enqueued = parse_state(states.get(s.name))
         next_fire = None if s.paused else s.rule.next_fire(max(last or now_ms, now_ms - 1))
         out.append(ScheduleInfo(s, last, task_id, enqueued, next_fire))

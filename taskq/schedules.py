@@ -85,6 +85,21 @@ class Schedule:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def decode_schedules(pairs: Any) -> list[Schedule]:
+    """The definitions in ``pairs`` (name, JSON), by name; one that cannot be read (written by
+    hand, or by another version) is left out, so it cannot stop every other schedule."""
+    items = pairs.items() if isinstance(pairs, dict) else zip(pairs[::2], pairs[1::2], strict=True)
+    out = []
+    for _, raw in items:
+        try:
+            schedule = Schedule.from_json(raw)
+            schedule.rule.next_fire(0)  # its cron expression and time zone work
+        except Exception:  # noqa: BLE001 - any fault of the stored text: skip this one
+            continue
+        out.append(schedule)
+    return sorted(out, key=lambda s: s.name)
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduleInfo:
     """A schedule and its state: the last fire time handled, the task it enqueued and
@@ -320,9 +335,7 @@ def _tick_call(settings: PlanSettings, s: Schedule, state: str, new_last: int, f
 def _definitions(settings: PlanSettings) -> Flow[tuple[list[Schedule], int]]:
     g = settings.keys
     raw, now = yield Plan([Command(("HGETALL", g.schedules)), Command(("TIME",))], lambda rs: rs)
-    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-    schedules = sorted((Schedule.from_json(v) for _, v in pairs), key=lambda s: s.name)
-    return schedules, time_ms(now)
+    return decode_schedules(raw), time_ms(now)
 
 
 def _states(settings: PlanSettings, schedules: Sequence[Schedule]) -> Flow[dict[str, str | None]]:

@@ -75,6 +75,8 @@ class ScheduleTicker:
                 result = await self._exec.drive(tick_flow(self.ops, self.selection.queues))
             except TaskqError as exc:
                 log.warning("schedule tick failed: %s", exc)
+            except Exception:  # a bad schedule must not stop the ticking for good
+                log.exception("schedule tick failed")
             else:
                 if result.enqueued:
                     log.debug("schedule tick: %d tasks enqueued", result.enqueued)

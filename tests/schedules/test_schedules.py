@@ -189,3 +189,13 @@ async def test_the_async_client_has_the_same_schedule_methods(redis_url: str, rc
         assert await aq.schedules() == []
     finally:
         await aq.aclose()
+
+
+def test_a_broken_definition_does_not_stop_the_others(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    tq.schedule("good", every_s=1, force=True, misfire="all", grace_s=60)
+    rc.hset(tq.ops.keys.schedules, "bad", '{"name": "bad", "task": "t", "queue": "default", "cron": "nope"}')
+    rc.hset(tq.ops.keys.schedules, "worse", "not json")
+    set_last_fire(tq, rc, "default", "good", server_ms(rc) - 3_000)
+    assert tq.tick_schedules().enqueued >= 3
+    assert [i.name for i in tq.schedules()] == ["good"]
+    assert [i.name for i in tq.snapshot().schedules] == ["good"]
