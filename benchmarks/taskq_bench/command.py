@@ -40,6 +40,14 @@ def bench_command(
             show_default=False,
         ),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Shuffle the systems' order each round with this seed instead of rotating it.",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         str, typer.Option("--out", help="Directory for the JSON, CSV and Markdown results.")
     ] = "bench-results",
@@ -69,12 +77,13 @@ def bench_command(
 
     explicit_url = url or settings_of(ctx).url  # only a URL typed on the command line, never one from the env
     command = ["taskq", "bench", "--suite", suite, "--systems", systems, "--experiments", experiments,
-               *(["--rounds", str(rounds)] if rounds is not None else []), "--out", out]  # fmt: skip
+               *(["--rounds", str(rounds)] if rounds is not None else []),
+               *(["--seed", str(seed)] if seed is not None else []), "--out", out]  # fmt: skip
     if explicit_url:
         command += ["--url", redact_url(explicit_url)]
     with reported_errors():
         try:
             run_bench(suite, split_list(systems), split_list(experiments), pathlib.Path(out), rounds=rounds,
-                      url=explicit_url, venv_dir=venv_dir, command=shlex.join(command))  # fmt: skip
+                      url=explicit_url, venv_dir=venv_dir, command=shlex.join(command), seed=seed)  # fmt: skip
         except BenchmarkOptionError as exc:
             raise typer.BadParameter(str(exc)) from None

@@ -160,7 +160,8 @@ def _median_value(values: list[float | None], unit: str) -> float | None:
 
 
 def merge_rounds(rounds: list[list[Row]]) -> list[Row]:
-    """One row per figure: the median over rounds (``runs`` holds each round's value)."""
+    """One row per figure: the median over rounds (``runs`` holds each round's value; with a
+    single round, that round's repetitions)."""
     groups: dict[tuple[str, ...], list[Row]] = {}
     for rows in rounds:
         for row in rows:
@@ -171,7 +172,7 @@ def merge_rounds(rounds: list[list[Row]]) -> list[Row]:
         values = [r.value for r in same]
         settings = " / ".join(dict.fromkeys(r.setting for r in same if r.setting))
         notes = "; ".join(dict.fromkeys(r.note for r in same if r.note))
-        runs = [v for v in values if v is not None]
+        runs = [v for v in values if v is not None] if len(same) > 1 else list(first.runs)  # one round: its reps
         befores = [r.load_before for r in same if r.load_before is not None]
         afters = [r.load_after for r in same if r.load_after is not None]
         merged.append(Row(first.system, first.experiment, first.case, first.metric, _median_value(values, first.unit),

@@ -14,7 +14,7 @@ import redis
 from taskq_bench import fairness, grid, run
 from taskq_bench.grid import Measured
 from taskq_bench.report import DASH, LOADED, grid_table, render, settings_table
-from taskq_bench.results import Row
+from taskq_bench.results import Row, merge_rounds
 from taskq_bench.suite import SUITES
 from taskq_bench.system_run import run_to_document
 from taskq_bench.systems.base import IO_KEY, Adapter, WorkerSetting
@@ -59,6 +59,24 @@ def test_run_all_rotates_the_order_each_round_and_reports_median_and_spread(
     text = render(results.as_dict())
     assert "Rounds: 3; system order rotated each round: taskq → rq → huey; rq → huey → taskq" in text
     assert "not for publication" not in text
+
+
+def test_rounds_merge_per_setting_and_summaries_across_settings() -> None:
+    def rows(value: float, best: str) -> list[Row]:
+        unit = "tasks/s"
+        return [Row("dramatiq", "drain", "io", "tasks_per_s", value, unit, "1p x 8", [value]),
+                Row("dramatiq", "drain", "io", "tasks_per_s", value / 2, unit, "1p x 200", [value / 2]),
+                Row("dramatiq", "drain", "io: best 1 process", "tasks_per_s", value, unit, best, [value])]  # fmt: skip
+
+    merged = merge_rounds([rows(100.0, "1p x 8"), rows(300.0, "1p x 8"), rows(200.0, "1p x 200")])
+    by = {(r.case, r.setting): (r.value, sorted(r.runs)) for r in merged}
+    assert by == {
+        ("io", "1p x 8"): (200.0, [100.0, 200.0, 300.0]),
+        ("io", "1p x 200"): (100.0, [50.0, 100.0, 150.0]),
+        ("io: best 1 process", "1p x 8 / 1p x 200"): (200.0, [100.0, 200.0, 300.0]),
+    }
+    (single,) = merge_rounds([[Row("rq", "enqueue", "single", "tasks_per_s", 5.0, "tasks/s", runs=[4.0, 5.0, 7.0])]])
+    assert single.runs == [4.0, 5.0, 7.0]  # one round: the spread of its repetitions
 
 
 def test_a_single_round_is_marked_not_for_publication() -> None:
