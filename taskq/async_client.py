@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -23,8 +24,7 @@ from taskq.executor import AsyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
-from taskq.ratelimit import RateLimit, parse_rate
-from taskq.ratelimit import RateLimit, parse_rate
+from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.task import (
     Task,
@@ -217,10 +217,10 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         *,
         aging_s: float | None = None,
         default_priority: int | None = None,
-        rate: str | RateLimit | None = None,
+        rate: str | RateLimit | EllipsisType | None = ...,
     ) -> None:
         """See :meth:`TaskQueue.configure_queue`."""
-        limit = None if rate is None else parse_rate(rate)
+        limit = queue_rate(rate)
         await self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority), limit))
 
     def dead_letters(self, queue: str | None = None) -> AsyncDeadLetters:

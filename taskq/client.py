@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -20,7 +21,7 @@ from taskq.executor import SyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
-from taskq.ratelimit import RateLimit, parse_rate
+from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.task import (
     Task,
@@ -195,7 +196,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         *,
         aging_s: float | None = None,
         default_priority: int | None = None,
-        rate: str | RateLimit | None = None,
+        rate: str | RateLimit | EllipsisType | None = ...,
     ) -> None:
         """Set a queue's settings, shared by every producer (``None`` clears a setting).
 
@@ -203,9 +204,10 @@ class TaskQueue(ClientBase, ScheduleMethods):
         nothing starves (new enqueues only); unset, priority is strict.
         ``default_priority``: the priority of tasks enqueued here without one (else 5).
         ``rate``: a rate limit for the whole queue across every worker, e.g. ``"100/s"``
-        or a :func:`~taskq.ratelimit.parse_rate` result (burst, algorithm).
+        or a :func:`~taskq.ratelimit.parse_rate` result (burst, algorithm); left out, the
+        limit stays as it is (``rate=None`` clears it).
         """
-        limit = None if rate is None else parse_rate(rate)
+        limit = queue_rate(rate)
         self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority), limit))
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:

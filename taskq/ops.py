@@ -13,7 +13,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import EllipsisType, MappingProxyType
 from typing import Any
 
 from taskq import periodic_snapshot as periodic
@@ -164,13 +164,20 @@ class Operations(WorkerPlans):
         return Plan([cmd], first_reply)
 
     def configure_queue(
-        self, queue: str, aging_s: float | None, default_priority: int | None, rate: RateLimit | None = None
+        self,
+        queue: str,
+        aging_s: float | None,
+        default_priority: int | None,
+        rate: RateLimit | EllipsisType | None = ...,
     ) -> Plan[Any]:
-        """Set (or, with None, clear) a queue's aging window, default priority and rate limit."""
+        """Set (or, with None, clear) a queue's aging window, default priority and rate limit
+        (``...``: the rate limit stays as it is)."""
         k = self.queue_keys(queue)
-        cmds = [
-            Command(("HDEL", k.limits, "")) if rate is None else Command(("HSET", k.limits, "", rate.spec())),
-        ]
+        cmds = []
+        if rate is None:
+            cmds.append(Command(("HDEL", k.limits, "")))
+        elif isinstance(rate, RateLimit):
+            cmds.append(Command(("HSET", k.limits, "", rate.spec())))
         cmds += [
             Command(("HDEL", k.config, field)) if value is None else Command(("HSET", k.config, field, value))
             for field, value in (

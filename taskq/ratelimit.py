@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import Any, Literal
 
 from taskq.errors import InvalidOption
@@ -88,6 +89,13 @@ def parse_rate(rate: object, *, burst: int | None = None, algorithm: str = "gcra
     if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_COUNT:
         raise InvalidOption(f"burst must be an integer 1..{MAX_COUNT}, got {burst!r}")
     return RateLimit(count, period_s, burst, algorithm)  # type: ignore[arg-type]
+
+
+def queue_rate(rate: str | RateLimit | EllipsisType | None) -> RateLimit | EllipsisType | None:
+    """``configure_queue``'s ``rate``: a limit, None (clear it) or ``...`` (keep it)."""
+    if rate is None or isinstance(rate, EllipsisType):
+        return rate
+    return parse_rate(rate)
 
 
 def rate_key_meta(key: object) -> str:

@@ -48,7 +48,9 @@ def test_a_limited_task_is_never_claimed_and_the_reply_says_when_to_look_again(
     assert [tq.get(i).attempts for i in ids[2:]] == [0, 0, 0]  # never claimed, never handed back
     (state,) = tq.rate_limits("default")
     assert state.limiter == "queue" and not state.open_at(now_ms)
-    tq.configure_queue("default")  # cleared
+    tq.configure_queue("default", aging_s=60)  # other settings leave the limit as it is
+    assert claim_ids(tq, "default", 10)[0] == []
+    tq.configure_queue("default", rate=None)  # cleared
     assert claim_ids(tq, "default", 10)[0] == ids[2:]
 
 
