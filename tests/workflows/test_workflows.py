@@ -236,3 +236,14 @@ def test_a_group_larger_than_luas_unpack_limit_releases_its_callback(tq: taskq.T
         done += len(batch)
     (cb,) = claim(tq)
     assert cb.id == wf.sinks[0] and cb.args == [list(range(n))]
+
+
+def test_a_chain_across_queues_releases_each_step_into_its_own_queue(tq: taskq.TaskQueue) -> None:
+    f = _register(tq)
+    wf = tq.submit(taskq.chain(f["add"].s(1, 1).set(queue="first"), f["add"].s(5).set(queue="second", priority=9)))
+    assert claim(tq, "second") == []
+    (a,) = claim(tq, "first")
+    complete(tq, a, 2)
+    (b,) = claim(tq, "second")
+    assert b.id == wf.nodes[1] and b.args == [2, 5] and b.priority == 9
+    assert set(tq.queues()) >= {"first", "second"}
