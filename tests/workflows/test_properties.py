@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import signal
 import time
 from collections import Counter
@@ -230,3 +231,42 @@ def test_kill_9_mid_workflow_runs_every_node_and_each_callback_once(
         return not list(rc.scan_iter(match="taskq:{wf:*")) and not list(rc.scan_iter(match="taskq:{default}:t:*"))
 
     wait_until(all_expired, 15, "the workflow's keys and records to expire")
+
+
+def test_kill_9_during_a_random_dag_with_failures(tq: taskq.TaskQueue, rc: redis.Redis, procs: Workers) -> None:
+    rng = random.Random(19)
+    options = ("--concurrency", "3", "--lease-s", "1", "--grace-s", "0.2")
+    live = {p.pid: p for p in (procs.start(*options, app=APP) for _ in range(3))}
+    n_nodes = 16
+    parents = {j: sorted(rng.sample(range(j), k=min(j, rng.randint(0, 3)))) for j in range(n_nodes)}
+    fails = {j for j in range(n_nodes) if rng.random() < 0.3}
+    dag = taskq.DAG()
+    for j in range(n_nodes):
+        sig = taskq.signature("wf.node", j, rng.randint(50, 200), j in fails)
+        dag.add(str(j), sig, after=[str(p) for p in parents[j]], results=bool(parents[j]))
+    wf = tq.submit(dag)
+    killed: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(killed) < 3 and tq.workflow(wf.id).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        busy = sorted(w.pid for w in tq.workers() if w.current and w.pid in live)
+        if busy:
+            victim = live.pop(rng.choice(busy))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            killed.add(victim.pid)
+            fresh = procs.start(*options, app=APP, wait_ready=False)
+            live[fresh.pid] = fresh
+    wait_until(lambda: tq.workflow(wf.id).state != "running", 60, "the DAG to end after the kills")
+    assert tq.workflow(wf.id).state == "succeeded"
+    runs: dict[int, list[int]] = {}
+    for entry in rc.lrange("ran", 0, -1):
+        tag, pid = str(entry).split(":")
+        runs.setdefault(int(tag), []).append(int(pid))
+    assert sorted(runs) == list(range(n_nodes))  # every node ran at least once
+    releases = _queued_releases(tq)
+    assert all(releases[node] == 1 for node in wf.nodes), releases  # each released exactly once
+    fed = {int(k): json.loads(v) for k, v in rc.hgetall("fed").items()}
+    for j in range(n_nodes):  # each got its parents' results, in order
+        assert fed.get(j) == (parents[j] or None), (j, fed.get(j), parents[j])
+    print(f"\nrandom DAG kill -9: kills={len(killed)} failing-first={len(fails)} runs={sum(map(len, runs.values()))}")
