@@ -65,6 +65,8 @@ def systems_of(rows: Sequence[Row]) -> list[str]:
 
 def enqueue_table(rows: Sequence[Row]) -> str:
     cases = list(dict.fromkeys(r.case for r in rows if r.experiment == "enqueue"))
+    if not cases:
+        return ""
     lines = [[s, *(_cell(_find(rows, s, "enqueue", c, "tasks_per_s")) for c in cases)] for s in systems_of(rows)]
     return _table(["enqueue tasks/s", *cases], lines)
 
@@ -139,6 +141,8 @@ def fairness_text(document: dict[str, Any], rows: Sequence[Row]) -> str:
 
 def latency_table(rows: Sequence[Row], measure: str = "to_start") -> str:
     cases = list(dict.fromkeys(r.case for r in rows if r.experiment == "latency"))
+    if not cases:
+        return ""  # no latency runs
     lines = []
     for s in systems_of(rows):
         line = [s]
@@ -177,6 +181,8 @@ def sustained_rate(rows: Sequence[Row], system: str) -> tuple[float | None, floa
 
 
 def knee_table(rows: Sequence[Row]) -> str:
+    if not any(r.experiment == "latency" for r in rows):
+        return ""
     lines = []
     for s in systems_of(rows):
         held, broke = sustained_rate(rows, s)
