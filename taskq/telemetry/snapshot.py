@@ -17,8 +17,6 @@ from typing import Any, NamedTuple
 from taskq.errors import InvalidOption
 from taskq.ratelimit import LimiterState
 from taskq.schedules import ScheduleInfo
-from taskq.ratelimit import LimiterState
-from taskq.schedules import ScheduleInfo
 from taskq.telemetry.histogram import BUCKET_VALUES_MS, LATENCY_METRICS
 
 #: The windows a snapshot reports by default, seconds.
@@ -231,7 +229,6 @@ class SnapshotHint:
 
     queues: list[str] | None = None
     workers: list[str] = field(default_factory=list)
-    limit_names: dict[str, list[str]] = field(default_factory=dict)  # per queue: task names with a rate limit
     limit_names: dict[str, list[str]] = field(default_factory=dict)  # per queue: task names with a rate limit
 
 
