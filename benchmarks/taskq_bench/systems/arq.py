@@ -79,7 +79,7 @@ class ArqAdapter(Adapter):
     # arq's Worker: max_jobs=10, one process per `arq` command
     default_one = WorkerSetting(1, 10)
     default_two = WorkerSetting(2, 10)
-    producer_note = "enqueue_job: one MULTI/EXEC transaction per task (job key and queue ZADD)"
+    producer_note = "enqueue_job: WATCH and EXISTS, then one MULTI/EXEC (job key, queue ZADD) per task"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
