@@ -247,3 +247,30 @@ def test_a_chain_across_queues_releases_each_step_into_its_own_queue(tq: taskq.T
     (b,) = claim(tq, "second")
     assert b.id == wf.nodes[1] and b.args == [2, 5] and b.priority == 9
     assert set(tq.queues()) >= {"first", "second"}
+
+
+def test_shapes_compile_to_nodes_parents_first() -> None:
+    from taskq.workflows import compile_workflow
+
+    s = taskq.signature
+    nodes = compile_workflow(
+        taskq.chain(s("a"), taskq.group(taskq.chain(s("b"), s("c")), s("d"), callback=s("e"), on_error="pass"), s("f"))
+    )
+    shape = [(n.sig.name, n.parents, n.feed, n.policy) for n in nodes]
+    assert shape == [
+        ("a", [], "none", "fail"),
+        ("b", [0], "prev", "fail"),  # each member of the group is fed a's result
+        ("c", [1], "prev", "fail"),
+        ("d", [0], "prev", "fail"),
+        ("e", [2, 3], "all", "pass"),  # the callback: the chain's last step and d, in member order
+        ("f", [4], "prev", "fail"),
+    ]
+    # a group without a callback ends with several nodes: the next step gets all their results
+    nodes = compile_workflow(taskq.chain(taskq.group(s("x"), s("y")), s("z")))
+    assert [(n.sig.name, n.parents, n.feed) for n in nodes][-1] == ("z", [0, 1], "all")
+    with pytest.raises(taskq.InvalidOption):
+        taskq.group()
+    with pytest.raises(taskq.InvalidOption):
+        taskq.chain(s("a"), "not a signature")  # type: ignore[arg-type]
+    with pytest.raises(taskq.InvalidOption):
+        s("a").set(delay_s=3)
