@@ -4,8 +4,8 @@
 --
 -- A workflow's keys share the hash tag {wf:<id>} (keys.py, WorkflowKeys); W is their prefix,
 -- stored in each member's task record as the field `wf`:
---   W..meta      HASH  id, state, total, n_failed (nodes that ended other than succeeded), created_ms, finished_ms,
---                      retention_s, cancel ('1' once the workflow was cancelled)
+--   W..meta      HASH  id, state, total, n_failed (nodes that ended other than succeeded),
+--                      created_ms, finished_ms, retention_s, cancel ('1' once cancelled)
 --   W..nodes     HASH  task id -> "<queue> <feed> <policy>": feed none | prev (the single
 --                      parent's result goes first in the args) | all (the list of the parents'
 --                      results, in order); policy fail (a failed parent cancels the node) | pass
