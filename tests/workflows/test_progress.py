@@ -61,3 +61,13 @@ def test_the_last_value_is_written_even_when_the_task_ends_at_once(tq: taskq.Tas
     assert [h.result(timeout_s=10) for h in handles] == [50] * 5
     for h in handles:  # written after the completion, by the same worker for the same attempt
         wait_until(lambda h=h: (tq.get(h.id).progress or {}).get("done") == 50, 10, "the final progress")
+
+
+def test_the_monitor_widget_shows_a_running_tasks_progress() -> None:
+    from taskq_widgets.figures import progress_text, running_row
+
+    assert progress_text(None) == ""
+    assert progress_text({"done": 3, "total": 10, "message": "pages"}) == "3/10 pages"
+    assert progress_text({"done": 0.5, "total": None, "message": ""}) == "0.5"
+    task = taskq.RunningTask("q:1", "t", "w", 1, 5, 0, 1000, 10, 990, {"done": 1, "total": 2, "message": ""})
+    assert running_row(task, "q")["progress"] == "1/2"

@@ -109,7 +109,19 @@ def running_row(task: Any, queue: str) -> dict[str, Any]:
         "priority": task.priority,
         "age_ms": task.age_ms,
         "lease_left_ms": task.lease_left_ms,
+        "progress": progress_text(task.progress),
     }
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """A running task's ``current_task().progress(...)`` as "done/total message" ('' if none)."""
+    if not progress:
+        return ""
+    done, total = progress.get("done"), progress.get("total")
+    text = f"{done:g}" if isinstance(done, (int, float)) else ""
+    if isinstance(total, (int, float)):
+        text += f"/{total:g}"
+    return f"{text} {progress.get('message') or ''}".strip()
 
 
 def worker_row(w: WorkerSnapshot) -> dict[str, Any]:

@@ -25,7 +25,7 @@ HEADLINE = (
 )
 
 _QUEUE_COLUMNS = ("queue", "queued", "scheduled", "running", "dead", "succeeded", "failed", "throughput", "p99_ms")
-_RUNNING_COLUMNS = ("id", "name", "queue", "worker", "attempt", "age_ms", "lease_left_ms")
+_RUNNING_COLUMNS = ("id", "name", "queue", "worker", "attempt", "age_ms", "lease_left_ms", "progress")
 _WORKER_COLUMNS = ("id", "health", "pid", "concurrency", "processed", "failed", "current")
 
 _STYLE = (

@@ -13,7 +13,8 @@
  * @typedef {{t_ms: number, throughput: number, p50_ms: number | null, p99_ms: number | null,
  *   pending: number}} Point
  * @typedef {{id: string, name: string, queue: string, worker: string, attempt: number,
- *   priority: number, age_ms: number | null, lease_left_ms: number | null}} RunningRow
+ *   priority: number, age_ms: number | null, lease_left_ms: number | null,
+ *   progress: string}} RunningRow
  * @typedef {{id: string, health: string, host: string, pid: number | null, queues: string[],
  *   concurrency: number | null, processed: number | null, failed: number | null,
  *   current: string[], heartbeat_age_ms: number | null}} WorkerRow
@@ -227,9 +228,9 @@ function render({ model, el: host }) {
     const rt = model.get("running_tasks") || [];
     running.replaceChildren(el("div", "taskq-caption", `running (${model.get("running")})`));
     if (rt.length) {
-      const columns = ["task", "name", "queue", "worker", "attempt", "lease age", "lease left"];
+      const columns = ["task", "name", "queue", "worker", "attempt", "lease age", "lease left", "progress"];
       running.appendChild(table("taskq-running", columns, rt, (r) =>
-        [r.id, r.name, r.queue, r.worker, String(r.attempt), ms(r.age_ms), ms(r.lease_left_ms)]));
+        [r.id, r.name, r.queue, r.worker, String(r.attempt), ms(r.age_ms), ms(r.lease_left_ms), r.progress || ""]));
     }
     const ws = model.get("workers") || [];
     workers.replaceChildren(el("div", "taskq-caption", `workers (${ws.length})`));
