@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from taskq import AsyncTaskQueue, LimiterState, ScheduleInfo, UnknownTaskName
 from taskq_api import models as m
@@ -22,6 +22,12 @@ QueueName = Annotated[str, Path(pattern=m.QUEUE_PATTERN, examples=["default"])]
 class ScheduleRequest(BaseModel):
     """A schedule: a registered task, and either ``cron`` (in ``timezone``) or ``every_s``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"task": "myapp.tasks.report", "cron": "30 2 * * *", "timezone": "Europe/Berlin"}]
+        }
+    )
+
     task: str = Field(min_length=1, max_length=200)
     cron: str | None = Field(default=None, max_length=200, examples=["*/5 * * * *"])
     every_s: float | None = Field(default=None, gt=0)
@@ -35,6 +41,28 @@ class ScheduleRequest(BaseModel):
 
 class ScheduleModel(BaseModel):
     """A schedule and its state (times are Unix ms, server clock)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly-report",
+                    "task": "myapp.tasks.report",
+                    "queue": "default",
+                    "cron": "30 2 * * *",
+                    "every_s": None,
+                    "timezone": "Europe/Berlin",
+                    "args": [],
+                    "kwargs": {},
+                    "misfire": "once",
+                    "paused": False,
+                    "last_fire_ms": 1764984600000,
+                    "last_task_id": "default:01J...",
+                    "next_fire_ms": 1765071000000,
+                }
+            ]
+        }
+    )
 
     name: str
     task: str
@@ -72,6 +100,22 @@ class ScheduleModel(BaseModel):
 
 class LimiterModel(BaseModel):
     """One rate limiter: ``count`` runs per ``period_s``, and when it next lets one run."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "limiter": "queue",
+                    "count": 50,
+                    "period_s": 1.0,
+                    "burst": 1,
+                    "algorithm": "gcra",
+                    "next_allowed_ms": 1764990000020,
+                    "tokens": None,
+                }
+            ]
+        }
+    )
 
     limiter: str
     count: int
