@@ -117,7 +117,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
     ) -> AsyncTaskHandle:
         """See :meth:`TaskQueue.enqueue`."""
         depends_on = options.pop("depends_on", None)
-        if name not in self.registry:
+        if not isinstance(name, str) or name not in self.registry:  # not a str: refused by the lookup
             await self._exec.drive(self._lookup_flow([name]))
         spec = self._spec(name, args, kwargs, **options)
         if depends_on is not None:

@@ -144,7 +144,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         (:meth:`registered_tasks`); a name no live or recent worker published raises
         :class:`UnknownTaskName`, unless ``force=True``."""
         depends_on = options.pop("depends_on", None)
-        if name not in self.registry:
+        if not isinstance(name, str) or name not in self.registry:  # not a str: refused by the lookup
             self._exec.drive(self._lookup_flow([name]))
         spec = self._spec(name, args, kwargs, **options)
         if depends_on is not None:

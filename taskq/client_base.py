@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from taskq.backoff import Backoff
 from taskq.errors import (
     InvalidOption,
+    NotSerializable,
     UnknownTaskName,
 )
 from taskq.flows import enqueue_flow
@@ -50,10 +51,21 @@ if TYPE_CHECKING:
     pass
 
 
+#: The largest max_payload_bytes: a Redis string holds at most 512 MiB.
+MAX_PAYLOAD_LIMIT = 512 * 1024 * 1024
 #: Longest aging window: queue scores (clock_us + 9 * window_us) must stay below 2^53.
 MAX_AGING_S = 30 * 86400
 #: How long a client trusts its copy of the published task registry for names it finds there.
 REGISTRY_CACHE_S = 2.0
+
+
+def check_payload_shape(args: object, kwargs: object) -> None:
+    """``args`` a list or tuple, ``kwargs`` a mapping or None, else :class:`NotSerializable`
+    (the shapes :func:`~taskq.task.encode_payload` takes, checked before anything unpacks them)."""
+    if type(args) not in (list, tuple) and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+        raise NotSerializable(f"args must be a list or tuple, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise NotSerializable(f"kwargs must be a dict, got {type(kwargs).__name__}")
 
 
 class ClientBase:
@@ -75,7 +87,7 @@ class ClientBase:
         embedded: bool = True,
     ) -> None:
         check_queue_name(default_queue)
-        if max_payload_bytes < 1:
+        if check_non_negative_int("max_payload_bytes", max_payload_bytes, upper=MAX_PAYLOAD_LIMIT) < 1:
             raise InvalidOption(f"max_payload_bytes must be >= 1, got {max_payload_bytes}")
         check_non_negative_int("result_ttl_s", result_ttl_s, upper=MAX_SPAN_S)
         if check_non_negative_int("dead_ttl_s", dead_ttl_s, upper=MAX_SPAN_S) < 1:
@@ -133,6 +145,7 @@ class ClientBase:
         """A validated task. A name without a local ``@tq.task`` takes its options from the
         published registry (read by :meth:`_lookup_flow` first); a name in neither raises
         :class:`UnknownTaskName` unless ``force``."""
+        check_payload_shape(args, kwargs)  # before a signature or a rate key looks inside them
         definition: TaskDef | RegisteredTask | None = self.registry.get(name) or self._published.get(name)
         if definition is not None:
             # a workflow node fed by its parents gets their result(s) as its first argument
@@ -172,7 +185,7 @@ class ClientBase:
     def _lookup_flow(self, names: Iterable[str]) -> Flow[None]:
         """Read the published task registry if a name has no local ``@tq.task`` and is not
         in a copy younger than ``REGISTRY_CACHE_S`` (an unknown name always reads it afresh)."""
-        missing = {n for n in names if n not in self.registry}
+        missing = {n for n in map(check_task_name, names) if n not in self.registry}  # a list is no name
         if not missing:
             return
         fresh = time.monotonic() - self._published_at < REGISTRY_CACHE_S
@@ -327,4 +340,9 @@ def check_queue_settings(
 
 
 def queue_list(queues: str | Sequence[str] | None) -> list[str] | None:
-    return [queues] if isinstance(queues, str) else (None if queues is None else list(queues))
+    """None (every queue), or the queue names checked: one name or a sequence of them."""
+    if queues is None:
+        return None
+    if isinstance(queues, str) or not isinstance(queues, Iterable):
+        return [check_queue_name(queues)]  # a str, or refused by the check
+    return [check_queue_name(q) for q in queues]

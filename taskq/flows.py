@@ -15,7 +15,7 @@ from taskq.errors import InvalidOption, ResultTimeout, TaskCancelled, TaskFailed
 from taskq.keys import check_queue_name
 from taskq.ops import MAX_BATCH, Operations, QueueCounts, chunks
 from taskq.plan import Flow
-from taskq.task import Task, TaskSpec, TaskStatus
+from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
 
 #: Result polling: the pause between reads doubles from the first to the last.
 POLL_FIRST_S = 0.001
@@ -24,6 +24,10 @@ POLL_MAX_S = 0.05
 
 def result_flow(ops: Operations, task_id: str, timeout_s: float | None) -> Flow[Any]:
     """Poll a task until it ends; its result, or TaskFailed / TaskCancelled / ResultTimeout."""
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s >= 0
+    ):
+        raise InvalidOption(f"timeout_s must be None or a number of seconds >= 0, got {timeout_s!r}")
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     polls = 0
     while True:
@@ -60,6 +64,8 @@ def enqueue_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flo
 
 
 def dead_list_flow(ops: Operations, queue: str, limit: int, offset: int) -> Flow[list[Task]]:
+    check_non_negative_int("limit", limit)
+    check_non_negative_int("offset", offset, upper=2**53)
     ids = yield ops.list_ids(queue, TaskStatus.DEAD, offset, limit)
     if not ids:
         return []
@@ -78,6 +84,8 @@ def dead_select_flow(
             "error_type=...), or all=True"
         )
     if ids is not None:
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise InvalidOption(f"ids must be a list of task ids, got {type(ids).__name__}")
         return list(ids)
     if name is None and error_type is None:
         return None

@@ -63,7 +63,7 @@ def check_queue_name(name: object) -> str:
 
 def queue_of_task_id(task_id: str) -> str:
     """The queue a task id belongs to (ids look like ``emails:0193a1b2c3d4e5f6a7b8``)."""
-    queue, sep, rest = task_id.partition(TASK_ID_SEPARATOR)
+    queue, sep, rest = task_id.partition(TASK_ID_SEPARATOR) if isinstance(task_id, str) else ("", "", "")
     if not sep or not rest or not QUEUE_NAME_RE.match(queue):
         raise TaskNotFound(f"{task_id!r} is not a taskq task id (expected 'queue:hex')")
     return queue

@@ -58,6 +58,7 @@ from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
+from taskq.task import check_positive_s
 from taskq.ticker import ScheduleTicker
 from taskq.upkeep import WorkerUpkeep
 from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
@@ -92,11 +93,14 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOption(f"concurrency must be an integer >= 1, got {concurrency!r}")
         for name, value in (("lease_s", lease_s), ("maintenance_s", maintenance_s), ("idle_poll_s", idle_poll_s)):
-            if not value > 0:
-                raise InvalidOption(f"{name} must be > 0, got {value}")
+            check_positive_s(name, value)
         self.url: str = app.url
         self.ops: Operations = app.ops
         self.registry: dict[str, TaskDef] = app.registry
+        if queues is not None and not isinstance(queues, (str, Sequence, Mapping)):
+            raise InvalidOption(f"queues must be names, a {{name: weight}} mapping or a spec string, got {queues!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InvalidOption(f"threads must be an integer >= 1, got {threads!r}")
         self.selection = QueueSelection.parse(queues if queues is not None else default_queues(app))
         self.concurrency = concurrency
         self.lease_ms = int(lease_s * 1000)
@@ -111,7 +115,9 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         self.maintenance_s = maintenance_s
         self.idle_poll_s = idle_poll_s
         self.grace_s = grace_s
-        if worker_id is not None and (not worker_id or any(c.isspace() for c in worker_id)):
+        if worker_id is not None and (
+            not isinstance(worker_id, str) or not worker_id or any(c.isspace() for c in worker_id)
+        ):
             raise InvalidOption(f"worker_id must be a non-empty string without whitespace, got {worker_id!r}")
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.started_ms = int(time.time() * 1000)  # this machine's clock until the first heartbeat, then the server's
