@@ -150,6 +150,21 @@ def test_metrics_stay_inside(http: httpx.Client) -> None:
     assert http.get("/metrics").status_code == 403
 
 
+def test_nginx_logs_keep_no_token_from_a_websocket_url(stack: LocalStack) -> None:
+    # Browsers cannot set headers on a WebSocket, so the dashboard may put its token in the URL.
+    token = stack.services["api"]["environment"]["TASKQ_API_TOKEN"]
+    url = f"ws://127.0.0.1:{stack.port('nginx')}/api/v1/ws?token={token}"
+    with connect(url, open_timeout=10) as conn:
+        conn.send(json.dumps({"queues": ["default"], "hz": 1}))
+        assert json.loads(conn.recv(timeout=10))["type"] == "subscribed"
+    deadline = time.monotonic() + WAIT_S
+    (nginx,) = stack.of("nginx")
+    while "/api/v1/ws" not in nginx.output():  # nginx logs the request once it ends
+        assert time.monotonic() < deadline, "nginx never logged the WebSocket request"
+        time.sleep(0.05)
+    assert token not in nginx.output()
+
+
 def test_submit_watch_on_the_websocket_and_get_results(http: httpx.Client, ws: ClientConnection) -> None:
     body = {"name": "example_tasks.add", "args": [20, 22]}
     reply = http.post("/api/v1/tasks", json=body, headers={"X-Request-ID": "r-1"})

@@ -54,6 +54,10 @@ SITE_PAGES = (
     "docs/howto/retries-and-dlq.md",
     "docs/howto/scaling-out.md",
     "docs/howto/http-api.md",
+    "docs/howto/dashboard.md",
+    "docs/howto/deployment.md",
+    "docs/howto/periodic-and-rate-limits.md",
+    "docs/howto/workflows.md",
 )
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: Generous: it only stops a hung build (the notebooks run inside it), never measures speed.
