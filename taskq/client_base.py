@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq.backoff import Backoff
+from taskq.connection import CLIENT_SOCKET_TIMEOUT_S
 from taskq.errors import (
     InvalidOption,
     NotSerializable,
@@ -57,6 +58,8 @@ MAX_PAYLOAD_LIMIT = 512 * 1024 * 1024
 MAX_AGING_S = 30 * 86400
 #: How long a client trusts its copy of the published task registry for names it finds there.
 REGISTRY_CACHE_S = 2.0
+#: Longest block of one event read (``events(block_s=...)``): half the clients' socket timeout.
+MAX_BLOCK_S = CLIENT_SOCKET_TIMEOUT_S / 2
 
 
 def check_payload_shape(args: object, kwargs: object) -> None:
@@ -225,6 +228,9 @@ class ClientBase:
         known: Sequence[str] = (),
     ) -> EventReader:
         """``queues=None``: the ``known`` queues, and those created later (read from the registry)."""
+        # A blocking read must end well inside the connection's socket timeout (taskq.connection).
+        if isinstance(block_s, bool) or not isinstance(block_s, (int, float)) or not 0 <= block_s <= MAX_BLOCK_S:
+            raise InvalidOption(f"block_s must be a number of seconds from 0 to {MAX_BLOCK_S:g}, got {block_s!r}")
         block_ms = int(block_s * 1000)
         if queues is None:
             return EventReader(self.ops, known, since, block_ms=block_ms, poll_s=poll_s, follow=follow, discover=True)

@@ -653,6 +653,13 @@ def test_event_reader_discovers_queues_created_after_it_started(tq: taskq.TaskQu
     assert [e.task_id for e in tq._exec.run(fresh.next_plan())] == [late]
 
 
+@pytest.mark.parametrize("block_s", [-1, 60, "1", True, float("nan")])
+def test_events_refuse_a_block_longer_than_the_socket_allows(tq: taskq.TaskQueue, block_s: object) -> None:
+    # A read blocking past the connection's socket timeout would end in a TimeoutError instead.
+    with pytest.raises(taskq.InvalidOption, match="block_s"):
+        next(iter(tq.events(block_s=block_s)))  # type: ignore[arg-type]
+
+
 def test_events_of_every_queue_follow_a_queue_created_later(tq: taskq.TaskQueue) -> None:
     tq.enqueue("t", queue="a", force=True)
     seen: list[str] = []
