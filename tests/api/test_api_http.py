@@ -167,7 +167,7 @@ def test_no_token_needs_insecure_local() -> None:
 
 def test_redis_down_is_503_then_recovers(redis_server: Any) -> None:
     from apiapp import register
-    from conftest import serve
+    from webhelpers import serve_asgi
 
     from taskq import EmbeddedServer, TaskQueue
 
@@ -177,17 +177,16 @@ def test_redis_down_is_503_then_recovers(redis_server: Any) -> None:
     port = server.url.rsplit(":", 1)[1].split("/")[0]
     app = create_app(tq, Settings(insecure_local=True))
     try:
-        for url in serve(app):
-            with httpx.Client(base_url=url, timeout=30) as c:
-                assert c.get("/readyz").status_code == 200
-                server.stop()
-                r = c.get(f"{API}/queues")
-                assert r.status_code == 503 and r.json()["error"] == "RedisUnavailable"
-                assert c.get("/readyz").status_code == 503
-                assert c.get("/healthz").status_code == 200
-                server = EmbeddedServer(kind="redis-server", port=int(port)).start()
-                assert c.get("/readyz").status_code == 200
-                assert c.post(f"{API}/tasks", json={"name": "add", "args": [1, 2]}).status_code == 201
+        with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+            assert c.get("/readyz").status_code == 200
+            server.stop()
+            r = c.get(f"{API}/queues")
+            assert r.status_code == 503 and r.json()["error"] == "RedisUnavailable"
+            assert c.get("/readyz").status_code == 503
+            assert c.get("/healthz").status_code == 200
+            server = EmbeddedServer(kind="redis-server", port=int(port)).start()
+            assert c.get("/readyz").status_code == 200
+            assert c.post(f"{API}/tasks", json={"name": "add", "args": [1, 2]}).status_code == 201
     finally:
         server.stop()
         tq.close()
@@ -246,7 +245,7 @@ def test_list_tasks_pages_neither_skip_nor_repeat_while_the_queue_changes(api: A
 
 def test_cors_is_off_by_default_and_configurable(redis_url: str) -> None:
     from apiapp import register
-    from conftest import serve
+    from webhelpers import serve_asgi
 
     from taskq import TaskQueue
 
@@ -254,7 +253,7 @@ def test_cors_is_off_by_default_and_configurable(redis_url: str) -> None:
     register(tq)
     origin = {"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"}
     for origins, allowed in (((), None), (("https://dash.example",), "https://dash.example")):
-        for url in serve(create_app(tq, Settings(token=TOKEN, cors_origins=origins))):
+        with serve_asgi(create_app(tq, Settings(token=TOKEN, cors_origins=origins))) as url:
             r = httpx.options(f"{url}{API}/tasks", headers=origin)
             assert r.headers.get("access-control-allow-origin") == allowed
     tq.close()

@@ -9,7 +9,9 @@ import sys
 import time
 
 import httpx
-from conftest import HERE, REPO, TOKEN, free_port
+from conftest import HERE, REPO, TOKEN
+
+from taskq.server import free_port
 
 
 def serve_cmd(*options: str) -> list[str]:

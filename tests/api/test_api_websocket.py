@@ -103,8 +103,8 @@ def test_resume_after_a_forced_disconnect_misses_no_event(api: Api, worker: subp
 
 
 def test_resume_from_before_the_capped_stream_says_it_fell_behind(redis_url: str) -> None:
-    from conftest import serve
     from taskq_api import Settings, create_app
+    from webhelpers import serve_asgi
 
     tq = taskq.TaskQueue(redis_url, events_maxlen=10)
     from apiapp import register
@@ -113,10 +113,12 @@ def test_resume_from_before_the_capped_stream_says_it_fell_behind(redis_url: str
     tq.enqueue("add", args=[0, 0])
     (old,) = list(tq.events([QUEUE], since="0", follow=False))
     tq.enqueue_many([{"name": "add", "args": [i, i]} for i in range(200)])
-    for url in serve(create_app(tq, Settings(insecure_local=True))):
-        with connect(url.replace("http", "ws") + f"{API}/ws", open_timeout=30) as ws:
-            ws.send(json.dumps({"queues": [QUEUE], "since": {QUEUE: old.cursor}}))
-            messages = receive_until(ws, lambda m: m["type"] == "caught_up")
+    with (
+        serve_asgi(create_app(tq, Settings(insecure_local=True))) as url,
+        connect(url.replace("http", "ws") + f"{API}/ws", open_timeout=30) as ws,
+    ):
+        ws.send(json.dumps({"queues": [QUEUE], "since": {QUEUE: old.cursor}}))
+        messages = receive_until(ws, lambda m: m["type"] == "caught_up")
     assert [m["type"] for m in messages[:2]] == ["subscribed", "fell_behind"]
     tq.close()
 
@@ -153,20 +155,19 @@ def test_one_feed_for_many_clients(api: Api) -> None:
 
 def test_a_client_that_cannot_keep_up_is_disconnected_with_a_clear_code(redis_url: str) -> None:
     from apiapp import register
-    from conftest import serve
     from taskq_api import Settings, create_app
+    from webhelpers import serve_asgi
 
     tq = taskq.TaskQueue(redis_url)
     register(tq)
     app = create_app(tq, Settings(insecure_local=True, event_buffer=8, log_requests=False))
-    for url in serve(app):
-        with connect(url.replace("http", "ws") + f"{API}/ws", open_timeout=30, max_queue=1) as ws:
-            ws.send(json.dumps({"queues": [QUEUE]}))
-            assert json.loads(ws.recv(30))["type"] == "subscribed"
-            tq.enqueue_many([{"name": "add", "args": ["x" * 1000, i]} for i in range(3000)])
-            with pytest.raises(ConnectionClosed) as info:
-                while True:
-                    ws.recv(30)
+    with serve_asgi(app) as url, connect(url.replace("http", "ws") + f"{API}/ws", open_timeout=30, max_queue=1) as ws:
+        ws.send(json.dumps({"queues": [QUEUE]}))
+        assert json.loads(ws.recv(30))["type"] == "subscribed"
+        tq.enqueue_many([{"name": "add", "args": ["x" * 1000, i]} for i in range(3000)])
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                ws.recv(30)
     assert info.value.rcvd is not None and info.value.rcvd.code == 4008
     assert "since" in info.value.rcvd.reason
     tq.close()

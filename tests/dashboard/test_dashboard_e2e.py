@@ -31,6 +31,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from taskq_api.static import DIST
+from webhelpers import CHROMIUM, CHROMIUM_ARGS, require, require_chromium
 
 import taskq
 from taskq.server import EmbeddedServer, free_port
@@ -38,18 +39,6 @@ from taskq.server import EmbeddedServer, free_port
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",  # without these Chromium keeps dialling the closed network
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 TOKEN = "e2e-t0ken"
 QUEUE = "dash"
 # Bounds that only stop a hung test on a loaded 2-core machine; they never measure speed.
@@ -67,15 +56,8 @@ new MutationObserver((_, observer) => {
 }).observe(document, { childList: true, subtree: true });
 """
 
-_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
-for _missing, _why in (
-    (not CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium)"),
-    (not (DIST / "index.html").exists(), "the dashboard is not built (bash scripts/build_dashboard.sh)"),
-):
-    if _missing:
-        if _CI:
-            pytest.fail(f"under CI: {_why}", pytrace=False)
-        pytest.skip(_why, allow_module_level=True)
+require_chromium(module=True)
+require((DIST / "index.html").exists(), "the dashboard is not built (bash scripts/build_dashboard.sh)", module=True)
 
 
 @dataclass

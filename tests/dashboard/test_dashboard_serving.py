@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from taskq_api import Settings, create_app, static
 from taskq_api.cli import _say_dashboard
+from webhelpers import serve_asgi
 
 import taskq
-from taskq.server import free_port
 
 INLINE = "document.documentElement.classList.add('x');"
 TOKEN = "t0ken"
@@ -45,20 +42,8 @@ def not_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def running(app: object) -> Iterator[httpx.Client]:
     """The app under uvicorn on a free port (real HTTP), and a client for it."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
-            yield c
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        yield c
 
 
 def client(tq: taskq.TaskQueue, **settings: object) -> Iterator[httpx.Client]:

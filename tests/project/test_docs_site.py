@@ -38,6 +38,7 @@ import griffe
 import pytest
 import test_docs  # tests/project/test_docs.py: the guides' block runner, reused for the site's pages
 from mkdocstrings import Inventory
+from webhelpers import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 import taskq
 import taskq.cli
@@ -45,7 +46,6 @@ from taskq.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 SITE_ENV = "TASKQ_DOCS_SITE"
 #: The site's own pages with examples (the guides are covered by test_docs.py).
 SITE_PAGES = (
@@ -281,10 +281,7 @@ def _serve(site: Path) -> Iterator[str]:
 
 
 def test_home_and_notebook_pages_in_chromium(site: Path) -> None:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"{CHROMIUM} is missing under CI: install the chromium package", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -292,7 +289,7 @@ def test_home_and_notebook_pages_in_chromium(site: Path) -> None:
     with _serve(site) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+            args=CHROMIUM_ARGS,
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from taskq_api import Settings, create_app
+from webhelpers import serve_asgi
 
 import taskq
 
@@ -26,21 +23,8 @@ def client(redis_url: str) -> Iterator[httpx.Client]:
     def nightly(n: int) -> int:
         return n
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = create_app(tq, Settings(token=TOKEN))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+    with serve_asgi(create_app(tq, Settings(token=TOKEN))) as url, httpx.Client(base_url=url, timeout=30) as c:
         yield c
-    server.should_exit = True
-    thread.join(30)
     tq.close()
 
 

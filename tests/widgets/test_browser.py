@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
+from webhelpers import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 import taskq
 from taskq.server import free_port
@@ -35,18 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOT = ARTIFACTS / "jupyterlab-monitor.png"
 WIDGET_SCREENSHOT = ARTIFACTS / "jupyterlab-monitor-widget.png"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",  # without these Chromium keeps dialling the closed network
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
-]
 QUEUE = "browser"
 # The monitor as the widget manager renders it inside a cell's output (not the static fallback).
 MONITOR = ".jp-OutputArea-output .jupyter-widgets .taskq-monitor"
@@ -54,10 +43,7 @@ MONITOR = ".jp-OutputArea-output .jupyter-widgets .taskq-monitor"
 LAB_START_S = 240.0
 STEP_S = 120.0
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"{CHROMIUM} is missing under CI: install the chromium package", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium(module=True)
 
 CELLS = [
     """\

@@ -4,16 +4,15 @@ included) and POST .../cancel, with the real app on the test server."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from helpers import claim, complete
 from taskq_api import Settings, create_app
+from webhelpers import serve_asgi
 from websockets.sync.client import connect
 
 import taskq
@@ -24,22 +23,12 @@ TOKEN = "wf-token"
 @pytest.fixture
 def client(tq: taskq.TaskQueue) -> Iterator[httpx.Client]:
     """The app under uvicorn on a free port (real HTTP), as tests/api does."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(tq, Settings(token=TOKEN)), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as c:
+    with (
+        serve_asgi(create_app(tq, Settings(token=TOKEN))) as url,
+        httpx.Client(base_url=url, headers=headers, timeout=30) as c,
+    ):
         yield c
-    server.should_exit = True
-    thread.join(30)
 
 
 def test_get_and_cancel_a_workflow(tq: taskq.TaskQueue, client: httpx.Client) -> None:
