@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from taskq import __version__
-from taskq.cli import dlq, monitor, schedules, server, tasks, worker, workflows
+from taskq.cli import chaos, dlq, monitor, schedules, server, tasks, worker, workflows
 from taskq.cli.common import CliSettings, check_url, print_error
 from taskq.cli.plugins import PluginCommand, add_plugins
 
@@ -79,6 +79,7 @@ app.add_typer(schedules.schedule_app, name="schedule")
 app.add_typer(workflows.workflow_app, name="workflow")
 app.command()(server.server)
 app.command()(worker.worker)
+app.command()(chaos.chaos)
 
 
 def reflow(text: str) -> str:
