@@ -23,6 +23,7 @@ directory when it stops, and this run needs both to survive a crash.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -48,7 +49,7 @@ from taskq.task import TaskStatus
 QUEUE = "chaos"
 TASK_NAME = "chaos_work"
 RUNS_KEY = "taskq-chaos:runs"
-"""The hash each attempt of a chaos task writes one field to: ``{task id}:{lease token}``."""
+"""The hash each attempt of a chaos task writes one field to: the JSON ``[task id, lease token]``."""
 APP = "taskq.chaos_tasks:tq"
 FAULT_KINDS = ("worker-kill", "redis-restart", "connection-drop", "pause")
 _TRANSIENT = (TaskqError, redis.RedisError, OSError)
@@ -398,7 +399,7 @@ class ChaosRun:
             fields: list[bytes] = retrying(lambda: admin.hkeys(RUNS_KEY), 30.0)
         runs_per_task: dict[str, int] = {}
         for name in fields:
-            task_id = name.decode().split(":", 1)[0]
+            task_id = str(json.loads(name)[0])
             runs_per_task[task_id] = runs_per_task.get(task_id, 0) + 1
         finished.sort()
         for fault in self.faults:

@@ -2,12 +2,13 @@
 ``taskq.chaos_tasks:tq``, started with ``--url`` pointing at the chaos run's own Redis.
 
 Each attempt that runs the body records itself in one hash (:data:`taskq.chaos.RUNS_KEY`),
-keyed by task id and lease token: the write is idempotent per attempt (a client retry of
+keyed by the JSON ``[task id, lease token]``: the write is idempotent per attempt (a client retry of
 the same HSET counts once), so a task with more than one field ran more than once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -24,7 +25,8 @@ def _chaos_work(n: int, seconds: float = 0.0) -> int:
     """Record this attempt of task ``n``, then pretend to work for ``seconds``."""
     task = taskq.current_task()
     if task is not None:  # None when called directly, outside a worker: nothing to count
-        _log.hset(RUNS_KEY, f"{task.id}:{task.lease_token}", f"{n}:{os.getpid()}:{task.attempt}")
+        attempt = json.dumps([task.id, task.lease_token])
+        _log.hset(RUNS_KEY, attempt, json.dumps({"n": n, "pid": os.getpid(), "attempt": task.attempt}))
     time.sleep(seconds)
     return n
 

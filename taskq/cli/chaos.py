@@ -22,7 +22,6 @@ def report_table(report: ChaosReport) -> Table:
     table = Table(title="taskq chaos", box=box.SIMPLE_HEAD, show_header=True)
     table.add_column("measure")
     table.add_column("value", justify="right")
-    kinds = ", ".join(f"{f.kind} {f.recovery_s if f.recovery_s is not None else '-'}s" for f in report.faults)
     recovery = "-" if report.longest_recovery_s is None else f"{report.longest_recovery_s:.3f} s"
     rows = [
         ("seed", str(report.seed)),
@@ -42,8 +41,9 @@ def report_table(report: ChaosReport) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    if kinds:
-        table.caption = f"recovery per fault: {kinds}"
+    for number, fault in enumerate(report.faults, 1):
+        after = "- (queue already drained)" if fault.recovery_s is None else f"{fault.recovery_s:.3f} s"
+        table.add_row(f"  fault {number}: {fault.kind} ({fault.target}) at {fault.at_s:.1f} s", after)
     return table
 
 
