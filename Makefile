@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -24,6 +24,12 @@ lint: venv
 
 demo:
 	bash scripts/demo.sh
+
+# make chaos: `taskq chaos` (docs/RELIABILITY.md): its own AOF redis-server and 4 workers, 2,000
+# tasks under worker kills, Redis crashes, dropped connections and pauses; exit 1 if a task is
+# lost. Options pass through: make chaos ARGS="--workers 8 --tasks 10000 --seed 7".
+chaos: venv
+	$(VENV)/bin/taskq chaos $(ARGS)
 
 # make docs: the documentation site (mkdocs.yml) into site/, strictly: a warning, a broken link
 # or a notebook that fails fails the build. The notebooks are executed on an embedded server
