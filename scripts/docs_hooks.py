@@ -166,6 +166,15 @@ def _stop_server() -> None:
     _saved_env.clear()
 
 
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """docs/readme.md is README.md (one snippet line). README.md links the guides as
+    ``docs/X.md`` from the repository's root; on the site its page sits beside them, so the
+    snippet is expanded here, where those links can lose the ``docs/``."""
+    if page.file.src_uri == "readme.md" and markdown.strip() == '--8<-- "README.md"':
+        return (ROOT / "README.md").read_text(encoding="utf-8").replace("](docs/", "](")
+    return markdown
+
+
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """README.md is written for the repository's root: on its page (readme/, one level down
     from the site's root, which is docs/) a raw ``<img src="docs/...">`` points at ``../``."""
