@@ -18,8 +18,6 @@ from apps.procs import REPO
 import taskq
 from taskq.chaos import FAULT_KINDS, QUEUE, RUNS_KEY, AofServer, ChaosReport, ChaosSettings, run_chaos
 
-pytestmark = pytest.mark.skipif(taskq.server.find_binary() is None, reason="no redis-server binary")
-
 
 @pytest.fixture(scope="module")
 def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChaosReport, Path]:
