@@ -42,7 +42,7 @@ from typing import Any
 import redis
 
 from taskq.client import TaskQueue
-from taskq.errors import InvalidOption, ServerUnavailable, TaskqError
+from taskq.errors import InvalidOption, ServerUnavailable
 from taskq.server import die_with_parent_hook, find_binary, free_port, ping
 from taskq.task import TaskStatus
 
@@ -52,7 +52,7 @@ RUNS_KEY = "taskq-chaos:runs"
 """The hash each attempt of a chaos task writes one field to: the JSON ``[task id, lease token]``."""
 APP = "taskq.chaos_tasks:tq"
 FAULT_KINDS = ("worker-kill", "redis-restart", "connection-drop", "pause")
-_TRANSIENT = (TaskqError, redis.RedisError, OSError)
+_TRANSIENT = (ServerUnavailable, redis.RedisError, OSError)  # Redis down, restarting or loading
 
 
 @dataclass(frozen=True)
