@@ -377,12 +377,14 @@ class ChaosRun:
                 self.log(f"seed {self.seed}: {self.settings.tasks} tasks at {self.settings.rate:g}/s on "
                          f"{self.settings.workers} workers, {self.settings.faults} faults")  # fmt: skip
                 producer = self._workload(tq)
-                return self._report(tq, producer.ids, memory_before)
+                return self.report(tq, producer.ids, memory_before)
         finally:
             self.workers.stop()
             self.server.stop()
 
-    def _report(self, tq: TaskQueue, ids: list[str], memory_before: int) -> ChaosReport:
+    def report(self, tq: TaskQueue, ids: list[str], memory_before: int) -> ChaosReport:
+        """The report on tasks ``ids``: their states now, the runs they recorded, and each
+        fault's recovery (the first completion at or after it)."""
         finished: list[int] = []
         dead = unfinished = completed = 0
         for task_id in ids:

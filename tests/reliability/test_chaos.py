@@ -7,16 +7,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from apps.procs import REPO
+from apps.procs import REPO, wait_until
 
 import taskq
-from taskq.chaos import FAULT_KINDS, QUEUE, RUNS_KEY, AofServer, ChaosReport, ChaosSettings, run_chaos
+from taskq.chaos import (
+    FAULT_KINDS,
+    QUEUE,
+    RUNS_KEY,
+    TASK_NAME,
+    AofServer,
+    ChaosReport,
+    ChaosRun,
+    ChaosSettings,
+    Fault,
+    run_chaos,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +98,29 @@ def test_bad_settings_are_typed_errors() -> None:
         ChaosSettings(rate=0).check()
     with pytest.raises(taskq.InvalidOption, match="seed"):
         ChaosSettings(seed="x").check()  # type: ignore[arg-type]
+
+
+def test_the_report_counts_what_did_not_succeed(
+    tq: taskq.TaskQueue, rc: redis.Redis, redis_server: taskq.EmbeddedServer, tmp_path: Path
+) -> None:
+    """A loss is counted and flips ``ok`` (the exit code): a dead task, a task still waiting."""
+
+    @tq.task(name=TASK_NAME, queue=QUEUE, max_retries=0)
+    def work(n: int, seconds: float = 0.0) -> int:
+        if n == 1:
+            raise RuntimeError("boom")
+        return n
+
+    fault_ms = int(time.time() * 1000)
+    ids = [work.enqueue(0).id, work.enqueue(1).id, tq.enqueue(TASK_NAME, args=[2], queue=QUEUE, delay_s=3600).id]
+    with tq.start_worker(queues=[QUEUE]):
+        wait_until(lambda: tq.get(ids[0]).status == "succeeded" and tq.get(ids[1]).status == "dead")
+    rc.hset(RUNS_KEY, mapping={json.dumps([ids[0], "1"]): "{}", json.dumps([ids[0], "2"]): "{}"})
+    run = ChaosRun(ChaosSettings(), tmp_path)
+    run.server.port = redis_server.port  # count on the test server
+    run.faults = [Fault("pause", "worker 1", 0.0, fault_ms)]
+    report = run.report(tq, ids, memory_before=1)
+    assert (report.submitted, report.completed, report.lost, report.dead, report.unfinished) == (3, 1, 2, 1, 1)
+    assert (report.duplicated, report.runs, report.ok) == (1, 2, False)
+    assert report.longest_recovery_s is not None and report.longest_recovery_s >= 0
+    assert report.faults[0].recovery_s == report.longest_recovery_s
