@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -47,6 +51,21 @@ def report_table(report: ChaosReport) -> Table:
     return table
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM interrupts the run like Ctrl-C, so its server and workers (a paused one
+    included) are stopped on the way out instead of left behind."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def chaos(
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 4,
     tasks: Annotated[int, typer.Option("--tasks", min=1, help="Tasks to enqueue (ignored with --duration).")] = 2000,
@@ -88,7 +107,7 @@ def chaos(
     """
     if duration is not None:
         tasks = max(1, round(rate * duration))
-    with reported_errors():
+    with reported_errors(), _sigterm_interrupts():
         settings = ChaosSettings(workers=workers, tasks=tasks, rate=rate, faults=faults, seed=seed, lease_s=lease_s)
         report = run_chaos(settings.check(), workdir=workdir, log=lambda line: print_note(line, style="dim"))
     if as_json:
