@@ -118,6 +118,9 @@ class ChaosReport:
     longest_recovery_s: float | None
     memory_before_bytes: int
     memory_after_bytes: int
+    run_log_bytes: int
+    """Of ``memory_after_bytes``, the run's own log of attempts (:data:`RUNS_KEY`); the rest of
+    the growth is mostly the finished task records, kept for their result TTL."""
     elapsed_s: float
     worker_exits: int
     faults: list[Fault] = field(default_factory=list)
@@ -298,6 +301,10 @@ class ChaosRun:
             info: Any = retrying(lambda: admin.info("memory"), 30.0)
             return int(info["used_memory"])
 
+    def _run_log_bytes(self) -> int:
+        with self._admin() as admin:
+            return int(retrying(lambda: admin.memory_usage(RUNS_KEY, samples=0) or 0, 30.0))
+
     def _wait_for_workers(self, tq: TaskQueue) -> None:
         deadline = time.monotonic() + 60.0
         while len(retrying(tq.workers, 30.0)) < self.settings.workers:
@@ -421,6 +428,7 @@ class ChaosRun:
             longest_recovery_s=max(recoveries, default=None),
             memory_before_bytes=memory_before,
             memory_after_bytes=self._memory_bytes(),
+            run_log_bytes=self._run_log_bytes(),
             elapsed_s=round(time.monotonic() - self.started, 2),
             worker_exits=self.worker_exits,
             faults=self.faults,

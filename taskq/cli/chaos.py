@@ -40,6 +40,7 @@ def report_table(report: ChaosReport) -> Table:
         ("longest recovery (fault to next completion)", recovery),
         ("Redis memory before", _mib(report.memory_before_bytes)),
         ("Redis memory after", _mib(report.memory_after_bytes)),
+        ("  of which the run's own log of attempts", _mib(report.run_log_bytes)),
         ("workers that exited on their own", str(report.worker_exits)),
         ("elapsed", f"{report.elapsed_s:.1f} s"),
     ]
