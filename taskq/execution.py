@@ -106,18 +106,28 @@ class TaskExecution:
         try:
             while held.progress is not None and not (held.released or held.lost):
                 value, held.progress = held.progress, None
-                task = held.task
-                try:
-                    await self._exec.run(
-                        progress_plan(self.ops, task.queue, task.id, task.token, value, self.id, task.attempts)
-                    )
-                except Exception:  # progress is best effort; the task goes on
-                    log.debug("progress of task %s not written", task.id, exc_info=True)
+                await self._send_progress(held, value)
                 await asyncio.sleep(PROGRESS_INTERVAL_S)
         finally:
             held.progress_writer = False
             if held.progress is not None and not (held.released or held.lost):
                 self._start_progress_writer(held)  # a report that came in as this writer ended
+
+    async def _flush_progress(self, held: _Held) -> None:
+        """Write a progress value the rate limit still holds back, before the outcome: whoever
+        sees the task ended then reads its last progress too."""
+        value, held.progress = held.progress, None
+        if value is not None and not (held.released or held.lost):
+            await self._send_progress(held, value)
+
+    async def _send_progress(self, held: _Held, value: str) -> None:
+        task = held.task
+        try:
+            await self._exec.run(
+                progress_plan(self.ops, task.queue, task.id, task.token, value, self.id, task.attempts)
+            )
+        except Exception:  # progress is best effort; the task and its outcome go on
+            log.debug("progress of task %s not written", task.id, exc_info=True)
 
     def _on_done(self, runner: asyncio.Task[None]) -> None:
         self._running.discard(runner)
@@ -143,13 +153,16 @@ class TaskExecution:
                 return
             raise
         except Retry as exc:
+            await self._flush_progress(held)
             self._fail(held, exc, traceback.format_exc(), retry=True, delay_s=exc.delay_s)
             return
         except Exception as exc:  # noqa: BLE001 - any task error is recorded, never raised
+            await self._flush_progress(held)
             self._fail(held, exc, traceback.format_exc(), retry=True)
             return
         if held.released or held.lost:
             return
+        await self._flush_progress(held)
         try:
             result_json = "null" if result is None else dumps(result, f"the result of task {task.name}")
         except NotSerializable as exc:

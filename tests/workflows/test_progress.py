@@ -4,6 +4,7 @@ tq.get(), the snapshot and the events stream."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -37,6 +38,24 @@ def test_progress_is_visible_and_rate_limited(tq: taskq.TaskQueue, rc: redis.Red
     events = [e for e in tq.events(queues=["default"], since="0", follow=False) if e.type == "progress"]
     assert 1 <= len(events) <= 5 and events[-1].progress == {"done": 20_000, "total": 20_000, "message": "step 20000"}
     assert calls < 50  # 20,000 reports, a handful of writes (claim, heartbeat, progress)
+
+
+def test_the_last_progress_is_written_before_the_outcome(tq: taskq.TaskQueue, workers: list) -> None:
+    # The second report falls inside the rate limit's pause; it must not land after the result.
+    @tq.task
+    def two_steps() -> str:
+        ctx = taskq.current_task()
+        assert ctx is not None
+        ctx.progress(1, 2, "half")
+        time.sleep(0.05)  # the first value is being written
+        ctx.progress(2, 2, "done")
+        return "ok"
+
+    workers.append(tq.start_worker(queues=["default"]))
+    for _ in range(3):
+        h = two_steps.enqueue()
+        assert h.result(timeout_s=10) == "ok"
+        assert tq.get(h.id).progress == {"done": 2, "total": 2, "message": "done"}
 
 
 def test_progress_refuses_bad_values() -> None:
