@@ -86,7 +86,10 @@ def dead_select_flow(
     if ids is not None:
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
             raise InvalidOption(f"ids must be a list of task ids, got {type(ids).__name__}")
-        return list(ids)
+        chosen_ids = list(ids)
+        if not all(isinstance(i, str) for i in chosen_ids):
+            raise InvalidOption("ids must be task ids (strings)")
+        return chosen_ids
     if name is None and error_type is None:
         return None
     chosen: list[str] = []

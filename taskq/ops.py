@@ -244,7 +244,7 @@ class Operations(WorkerPlans):
     def _place_key(self, queue: str, state: str) -> str:
         k = self.queue_keys(queue)
         places = {"queued": k.queued, "scheduled": k.scheduled, "running": k.running, "dead": k.dead}
-        if state not in places:
+        if not isinstance(state, str) or state not in places:
             raise InvalidOption(f"state must be one of {', '.join(places)}, got {state!r}")
         return places[state]
 

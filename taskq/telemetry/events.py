@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from typing import Any, Protocol
 from taskq.errors import InvalidOption
 from taskq.plan import Command, Emit, Plan, Stream
 from taskq.telemetry.snapshot import to_plain
+
+#: A ``since`` position: "$" (now), a stream id ("0", "1733400000000-3") or an event's cursor ("id#n").
+_START_RE = re.compile(r"\$|\d+(-\d+)?(#\d+)?")
 
 #: A stream entry: (stream id, fields).
 Entry = tuple[str, Mapping[str, str]]
@@ -185,6 +189,8 @@ class EventReader:
             self._set_start(q, str(start))
 
     def _set_start(self, queue: str, start: str) -> None:
+        if not _START_RE.fullmatch(start):
+            raise InvalidOption(f"since must be '$', '0', a stream id or an event's cursor, got {start!r}")
         if start == "$":
             self._unresolved.append(queue)
         elif "#" in start:

@@ -115,6 +115,11 @@ def test_reads_and_admin_calls(
         lambda: tq.snapshot(value),
         lambda: list(tq.events(value, since="0", follow=False)),
         lambda: tq.handle("default:0123456789abcdef").result(timeout_s=short(value)),
+        lambda: tq.list_tasks("default", value),
+        lambda: tq.list_tasks("default", "queued", cursor=value, limit=other),
+        lambda: list(tq.events(["default"], since=value, follow=False)),
+        lambda: tq.dead_letters("default").requeue(ids=[value, other]),
+        lambda: tq.dead_letters("default").purge(ids=[value]),
     ]
     for call in calls:
         before = fresh()
