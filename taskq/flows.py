@@ -12,7 +12,7 @@ from typing import Any
 
 from taskq.backoff import exponential_s
 from taskq.errors import InvalidOption, ResultTimeout, TaskCancelled, TaskFailed
-from taskq.keys import check_queue_name
+from taskq.keys import check_queue_name, is_utf8
 from taskq.ops import MAX_BATCH, Operations, QueueCounts, chunks
 from taskq.plan import Flow
 from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
@@ -87,8 +87,8 @@ def dead_select_flow(
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
             raise InvalidOption(f"ids must be a list of task ids, got {type(ids).__name__}")
         chosen_ids = list(ids)
-        if not all(isinstance(i, str) for i in chosen_ids):
-            raise InvalidOption("ids must be task ids (strings)")
+        if not all(isinstance(i, str) and is_utf8(i) for i in chosen_ids):
+            raise InvalidOption("ids must be task ids (text)")
         return chosen_ids
     if name is None and error_type is None:
         return None

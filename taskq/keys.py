@@ -43,12 +43,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from taskq.errors import InvalidQueueName, TaskNotFound
+from taskq.errors import InvalidQueueName, TaskNotFound, WorkflowNotFound
 
 DEFAULT_PREFIX = "taskq"
 # \Z, not $: "$" also matches before a trailing newline, which would let "q\n" through.
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 TASK_ID_SEPARATOR = ":"
+#: Workflow ids are made by taskq.workflows.new_workflow_id ("wf" and 16 hex digits); any id
+#: safe inside a key's hash tag is accepted.
+WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
 
 
 def check_queue_name(name: object) -> str:
@@ -64,9 +67,18 @@ def check_queue_name(name: object) -> str:
 def queue_of_task_id(task_id: str) -> str:
     """The queue a task id belongs to (ids look like ``emails:0193a1b2c3d4e5f6a7b8``)."""
     queue, sep, rest = task_id.partition(TASK_ID_SEPARATOR) if isinstance(task_id, str) else ("", "", "")
-    if not sep or not rest or not QUEUE_NAME_RE.match(queue):
+    if not sep or not rest or not QUEUE_NAME_RE.match(queue) or not is_utf8(rest):
         raise TaskNotFound(f"{task_id!r} is not a taskq task id (expected 'queue:hex')")
     return queue
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be sent to Redis (a lone surrogate such as '\\ud800' cannot)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +272,8 @@ class GlobalKeys:
         return QueueKeys(self.prefix, check_queue_name(name))
 
     def workflow(self, workflow_id: str) -> WorkflowKeys:
+        if not isinstance(workflow_id, str) or not WORKFLOW_ID_RE.match(workflow_id):
+            raise WorkflowNotFound(f"{workflow_id!r} is not a taskq workflow id (expected 'wf' and hex)")
         return WorkflowKeys(self.prefix, workflow_id)
 
     def queue_scan_pattern(self, name: str) -> str:

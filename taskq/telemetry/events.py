@@ -16,7 +16,8 @@ from taskq.errors import InvalidOption
 from taskq.plan import Command, Emit, Plan, Stream
 from taskq.telemetry.snapshot import to_plain
 
-#: A ``since`` position: "$" (now), a stream id ("0", "1733400000000-3") or an event's cursor ("id#n").
+#: A ``since`` position: "$" (now), a stream id ("0", "1733400000000-3", each part a 64-bit
+#: unsigned number) or an event's cursor ("id#n").
 _START_RE = re.compile(r"\$|\d+(-\d+)?(#\d+)?")
 
 #: A stream entry: (stream id, fields).
@@ -189,7 +190,7 @@ class EventReader:
             self._set_start(q, str(start))
 
     def _set_start(self, queue: str, start: str) -> None:
-        if not _START_RE.fullmatch(start):
+        if not _START_RE.fullmatch(start) or any(int(n) >= 2**64 for n in re.findall(r"\d+", start)):
             raise InvalidOption(f"since must be '$', '0', a stream id or an event's cursor, got {start!r}")
         if start == "$":
             self._unresolved.append(queue)

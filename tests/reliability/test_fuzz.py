@@ -98,6 +98,27 @@ def short(value: Any) -> Any:
     return 0.01 if value is None or (number and value > 0.05) else value
 
 
+@pytest.mark.parametrize("text", ["\ud800", "default:\ud800", "a}b", ""])
+def test_ids_that_are_not_ids_are_typed_errors(tq: taskq.TaskQueue, text: str) -> None:
+    # A lone surrogate cannot even be encoded for Redis (found by the fuzz test below).
+    with pytest.raises(taskq.TaskNotFound):
+        tq.get(text)
+    with pytest.raises(taskq.TaskNotFound):
+        tq.cancel(text)
+    with pytest.raises(taskq.WorkflowNotFound):
+        tq.workflow(text)
+    with pytest.raises(taskq.WorkflowNotFound):
+        tq.cancel_workflow(text)
+
+
+@pytest.mark.parametrize("text", ["\ud800", "default:\ud800"])
+def test_dead_letter_ids_redis_cannot_take_are_refused(tq: taskq.TaskQueue, text: str) -> None:
+    with pytest.raises(taskq.InvalidOption, match="ids"):
+        tq.dead_letters("default").purge(ids=[text])
+    with pytest.raises(taskq.InvalidOption, match="ids"):
+        tq.dead_letters("default").requeue(ids=[text])
+
+
 @FUZZ
 @given(value=hostile | json_ish, other=hostile)
 def test_reads_and_admin_calls(
@@ -120,6 +141,8 @@ def test_reads_and_admin_calls(
         lambda: list(tq.events(["default"], since=value, follow=False)),
         lambda: tq.dead_letters("default").requeue(ids=[value, other]),
         lambda: tq.dead_letters("default").purge(ids=[value]),
+        lambda: tq.workflow(value),
+        lambda: tq.cancel_workflow(value),
     ]
     for call in calls:
         before = fresh()
