@@ -35,6 +35,7 @@ from taskq import (
     TaskqError,
     TaskQueue,
     UnknownTaskName,
+    WorkflowNotFound,
     prometheus_text,
 )
 from taskq_api import models as m
@@ -285,6 +286,10 @@ def _add_error_handlers(app: FastAPI, tq: AsyncTaskQueue) -> None:
     @app.exception_handler(TaskNotFound)
     async def not_found(_: Request, exc: TaskNotFound) -> JSONResponse:
         return problem(404, "TaskNotFound", str(exc))
+
+    @app.exception_handler(WorkflowNotFound)
+    async def workflow_not_found(_: Request, exc: WorkflowNotFound) -> JSONResponse:
+        return problem(404, "WorkflowNotFound", str(exc))
 
     @app.exception_handler(NotCancellable)
     async def not_cancellable(_: Request, exc: NotCancellable) -> JSONResponse:

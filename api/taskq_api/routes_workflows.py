@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from taskq import AsyncTaskQueue, WorkflowInfo, WorkflowNotFound
+from taskq import AsyncTaskQueue, WorkflowInfo
 from taskq_api.models import TaskModel
 from taskq_api.settings import API
 
@@ -104,10 +103,6 @@ class WorkflowCancelModel(BaseModel):
     """Running nodes whose abort flag was set."""
 
 
-def _not_found(exc: WorkflowNotFound) -> JSONResponse:
-    return JSONResponse({"detail": str(exc), "error": "WorkflowNotFound"}, status_code=404)
-
-
 def add_workflow_routes(app: FastAPI, tq: AsyncTaskQueue, read: list[Any], write: list[Any]) -> None:
     @app.get(
         f"{API}/workflows/{{workflow_id}}",
@@ -116,12 +111,9 @@ def add_workflow_routes(app: FastAPI, tq: AsyncTaskQueue, read: list[Any], write
         response_model=WorkflowModel,
         responses={404: {"description": "No such workflow, or its retention passed"}},
     )
-    async def get_workflow(workflow_id: WorkflowIdPath) -> Any:
+    async def get_workflow(workflow_id: WorkflowIdPath) -> WorkflowModel:
         """A workflow's state and every node's task (status, result or error, progress)."""
-        try:
-            return WorkflowModel.of(await tq.workflow(workflow_id))
-        except WorkflowNotFound as exc:
-            return _not_found(exc)
+        return WorkflowModel.of(await tq.workflow(workflow_id))
 
     @app.post(
         f"{API}/workflows/{{workflow_id}}/cancel",
@@ -130,9 +122,6 @@ def add_workflow_routes(app: FastAPI, tq: AsyncTaskQueue, read: list[Any], write
         response_model=WorkflowCancelModel,
         responses={404: {"description": "No such workflow, or its retention passed"}},
     )
-    async def cancel_workflow(workflow_id: WorkflowIdPath) -> Any:
+    async def cancel_workflow(workflow_id: WorkflowIdPath) -> WorkflowCancelModel:
         """Cancel every node that has not run; running nodes get their abort flag."""
-        try:
-            return WorkflowCancelModel(**await tq.cancel_workflow(workflow_id))
-        except WorkflowNotFound as exc:
-            return _not_found(exc)
+        return WorkflowCancelModel(**await tq.cancel_workflow(workflow_id))

@@ -47,8 +47,8 @@ def test_get_and_cancel_a_workflow(tq: taskq.TaskQueue, client: httpx.Client) ->
 
     assert client.post(f"/api/v1/workflows/{wf.id}/cancel").json() == {"cancelled": 2, "cancelling": 0}
     assert client.get(f"/api/v1/workflows/{wf.id}").json()["state"] == "cancelled"
-    assert client.get("/api/v1/workflows/nope").status_code == 404
-    assert client.post("/api/v1/workflows/nope/cancel").status_code == 404
+    for reply in (client.get("/api/v1/workflows/nope"), client.post("/api/v1/workflows/nope/cancel")):
+        assert reply.status_code == 404 and reply.json()["error"] == "WorkflowNotFound"
     assert client.post(f"/api/v1/workflows/{wf.id}/cancel", headers={"Authorization": ""}).status_code == 401
 
 
