@@ -48,6 +48,14 @@ def dags(draw: st.DrawFn) -> list[dict[str, Any]]:
     return nodes
 
 
+def _dag(spec: list[dict[str, Any]], node: Any) -> taskq.DAG:
+    """The drawn DAG: node i is ``node.s(i=i)`` after its drawn parents."""
+    dag = taskq.DAG()
+    for i, n in enumerate(spec):
+        dag.add(str(i), node.s(i=i), after=[str(p) for p in n["parents"]], results=n["results"], on_error=n["on_error"])
+    return dag
+
+
 def _queued_releases(tq: taskq.TaskQueue) -> Counter[str]:
     return Counter(
         e.task_id for e in tq.events(queues=[Q], since="0", follow=False) if e.type == "queued" and e.attempt == 0
@@ -64,11 +72,7 @@ def test_random_dags_with_random_failures(redis_url: str, rc: redis.Redis, spec:
         def node(*args: Any, i: int) -> str:
             return f"r{i}"
 
-        dag = taskq.DAG()
-        for i, n in enumerate(spec):
-            dag.add(
-                str(i), node.s(i=i), after=[str(p) for p in n["parents"]], results=n["results"], on_error=n["on_error"]
-            )
+        dag = _dag(spec, node)
         wf = tq.submit(dag)
         order = [int(name) for name in dag.order()]  # wf.nodes follow the DAG's topological order
         ids = {order[k]: task_id for k, task_id in enumerate(wf.nodes)}
@@ -142,11 +146,7 @@ def test_cancelling_a_workflow_mid_run_releases_nothing_more(
         def node(*args: Any, i: int) -> str:
             return f"r{i}"
 
-        dag = taskq.DAG()
-        for i, n in enumerate(spec):
-            dag.add(
-                str(i), node.s(i=i), after=[str(p) for p in n["parents"]], results=n["results"], on_error=n["on_error"]
-            )
+        dag = _dag(spec, node)
         wf = tq.submit(dag)
         for _ in range(steps):  # run a few steps first
             for t in claim(tq, Q, n=1):
