@@ -8,7 +8,6 @@ stopped with SIGTERM mid-task handing its tasks back to the others.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from deploystack import DASHBOARD_DIST, ROOT, LocalStack, Process, seconds
+from webhelpers import require
 from websockets.sync.client import ClientConnection, connect
 
 #: How the test's compose environment differs from .env.example: a token, and a short grace
@@ -33,10 +33,8 @@ WAIT_S = 30.0  # a generous bound that only stops a hang
 def nginx_binary() -> str:
     """Debian's nginx (.ci/run installs it): required under CI, a skip elsewhere without it."""
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing: .ci/run installs it (apt-get install nginx)")
-        pytest.skip("no nginx here (apt-get install nginx)")
+    require(found is not None, "nginx is missing: .ci/run installs it (apt-get install nginx)")
+    assert found is not None
     return found
 
 
@@ -126,10 +124,7 @@ def test_the_token_from_the_environment_guards_writes(stack: LocalStack, http: h
 
 def test_dashboard_through_nginx(stack: LocalStack, http: httpx.Client) -> None:
     """Nginx serves the hashed assets from the files; the page comes from the API, with its CSP."""
-    if not DASHBOARD_DIST.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{DASHBOARD_DIST} is missing: test.sh builds the dashboard before pytest under CI")
-        pytest.skip(f"no dashboard build at {DASHBOARD_DIST} (scripts/build_dashboard.sh makes it)")
+    require(DASHBOARD_DIST.is_dir(), f"no dashboard build at {DASHBOARD_DIST} (scripts/build_dashboard.sh makes it)")
     index = (DASHBOARD_DIST / "index.html").read_bytes()
     for path in ("/", "/queues/default"):  # a client route reloaded in the browser gets the page
         reply = http.get(path)

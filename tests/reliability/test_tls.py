@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from reliability.servers import redis_server
 from reliability.test_startup_and_secrets import cli
+from webhelpers import require
 
 import taskq
 from taskq.worker import BackgroundWorker
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+require(shutil.which("openssl") is not None, "needs the openssl command (Debian's openssl package)", module=True)
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -47,8 +48,7 @@ def tls_supported() -> bool:
 
 
 def test_rediss_verifies_the_certificate(tmp_path: Path, workers: list[BackgroundWorker]) -> None:
-    if not tls_supported():
-        pytest.skip("this redis-server was built without TLS")
+    require(tls_supported(), "this redis-server was built without TLS")
     ca = make_ca(tmp_path, "ca")
     other_ca = make_ca(tmp_path, "other")
     cert, key = make_server_cert(tmp_path, ca)
