@@ -28,6 +28,7 @@ from taskq.errors import (
     WorkflowCycle,
     WorkflowNotFound,
 )
+from taskq.inspection import DeadEntry, Inspection, QueuedEntry, RunningEntry, ScheduledEntry
 from taskq.keys import GlobalKeys, QueueKeys, check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import LimiterState, RateLimit, parse_rate
@@ -75,6 +76,11 @@ __all__ = [
     "DeadLetters",
     "EmbeddedServer",
     "GlobalKeys",
+    "DeadEntry",
+    "Inspection",
+    "QueuedEntry",
+    "RunningEntry",
+    "ScheduledEntry",
     "Event",
     "InvalidArguments",
     "LimiterState",

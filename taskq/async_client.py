@@ -22,6 +22,7 @@ from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import connection_options
 from taskq.executor import AsyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
+from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
 from taskq.ratelimit import RateLimit, queue_rate
@@ -207,6 +208,10 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
 
     async def all_stats(self) -> list[QueueCounts]:
         return await self._exec.drive(stats_flow(self.ops, None))
+
+    async def inspect(self, queue: str | None = None, *, limit: int = DEFAULT_INSPECT_LIMIT) -> Inspection:
+        """A read-only look at one queue's sorted sets (see :meth:`TaskQueue.inspect`)."""
+        return await self._exec.run(inspect_plan(self.ops, self.default_queue if queue is None else queue, limit))
 
     async def queues(self) -> list[str]:
         return await self._exec.run(self.ops.queues())

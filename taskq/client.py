@@ -19,6 +19,7 @@ from taskq.client_schedules import ScheduleMethods
 from taskq.connection import connection_options
 from taskq.executor import SyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
+from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import RateLimit, queue_rate
@@ -185,6 +186,12 @@ class TaskQueue(ClientBase, ScheduleMethods):
 
     def all_stats(self) -> list[QueueCounts]:
         return self._exec.drive(stats_flow(self.ops, None))
+
+    def inspect(self, queue: str | None = None, *, limit: int = DEFAULT_INSPECT_LIMIT) -> Inspection:
+        """A read-only look at one queue's sorted sets at one instant: queued (claim order,
+        scores decoded), scheduled (due times), running (lease deadlines, worker, attempt,
+        fencing token) and dead, each listed up to ``limit`` (1..1000) with its total."""
+        return self._exec.run(inspect_plan(self.ops, self.default_queue if queue is None else queue, limit))
 
     def queues(self) -> list[str]:
         """Names of every queue that has had a task."""

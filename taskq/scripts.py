@@ -68,6 +68,7 @@ SCRIPT_NAMES = (
     "purge_dead",
     "snapshot",
     "list_page",
+    "inspect",
     "heartbeat",
     "schedule_tick",
     "wf_submit",
