@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from taskq import __version__
-from taskq.cli import chaos, dlq, monitor, schedules, server, tasks, worker, workflows
+from taskq.cli import chaos, dlq, inspection, monitor, schedules, server, tasks, worker, workflows
 from taskq.cli.common import CliSettings, check_url, print_error
 from taskq.cli.plugins import PluginCommand, add_plugins
 
@@ -74,6 +74,7 @@ app.command()(monitor.stats)
 app.command()(monitor.events)
 app.command()(monitor.workers)
 app.command()(monitor.metrics)
+app.command()(inspection.inspect)
 app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(schedules.schedule_app, name="schedule")
 app.add_typer(workflows.workflow_app, name="workflow")
