@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -30,6 +30,13 @@ demo:
 # lost. Options pass through: make chaos ARGS="--workers 8 --tasks 10000 --seed 7".
 chaos: venv
 	$(VENV)/bin/taskq chaos $(ARGS)
+
+# make soak: 30 minutes at 50 tasks/s on 4 `taskq worker`s with one SIGKILLed every minute
+# (benchmarks/soak.py, docs/RELIABILITY.md); prints Redis memory, worker RSS, fds and threads over
+# time, lost and duplicated; exit 1 past its bounds. Not in CI. make soak SOAK_S=120 ARGS="--rate 100"
+SOAK_S ?= 1800
+soak: venv
+	SOAK_S=$(SOAK_S) nice -n 10 $(VENV)/bin/python benchmarks/soak.py $(ARGS)
 
 # make docs: the documentation site (mkdocs.yml) into site/, strictly: a warning, a broken link
 # or a notebook that fails fails the build. The notebooks are executed on an embedded server

@@ -138,14 +138,16 @@ class ChaosReport:
 
 class AofServer:
     """redis-server (or valkey-server) with AOF on, on one port and directory for its whole
-    life, so a hard kill and a restart reload what it had acknowledged."""
+    life, so a hard kill and a restart reload what it had acknowledged. ``appendfsync`` is
+    Redis's setting: ``always`` (fsync before each reply, the chaos run's), ``everysec``, ``no``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, appendfsync: str = "always") -> None:
         found = find_binary()
         if found is None:
             raise ServerUnavailable("taskq chaos needs a redis-server or valkey-server binary; none was found")
         self.kind, self.binary = found
         self.workdir = workdir
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -156,7 +158,7 @@ class AofServer:
     def start(self, timeout_s: float = 30.0) -> None:
         argv = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "no",
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
+            "--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync, "--dir", str(self.workdir),
             "--daemonize", "no", "--loglevel", "warning", "--logfile", str(self.workdir / "redis.log"),
         ]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent_hook())
