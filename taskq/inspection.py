@@ -76,6 +76,8 @@ class RunningEntry:
     attempt: int
     token: str | None
     started_ms: int | None
+    lease_ms: int | None
+    """The lease length the worker asked for: each heartbeat sets the deadline this far ahead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ def decode_inspection(queue: str, limit: int, reply: list[Any]) -> Inspection:
     def running(_i: int, member: str, score: int, f: list[Any]) -> RunningEntry:
         return RunningEntry(
             member, score, score - now_ms, f[0] or None, _int(f[1]), f[3] or None, _int(f[2]) or 0, f[4] or None,
-            _int(f[5]),
+            _int(f[5]), _int(f[7]),
         )  # fmt: skip
 
     def dead(_i: int, member: str, score: int, f: list[Any]) -> DeadEntry:

@@ -7,14 +7,14 @@ KEYS[1] queued  KEYS[2] scheduled  KEYS[3] running  KEYS[4] dead  KEYS[5] config
 ARGV[1] task key prefix  ARGV[2] members listed per place (>= 1)
 Returns: {server time ms, server time us, aging window us ('' when strict),
   {total, id, score, fields, id, score, fields, ...} for queued, then scheduled, running and
-  dead; fields is {name, priority, attempts, worker, token, started_ms, error_type} (each
+  dead; fields is {name, priority, attempts, worker, token, started_ms, error_type, lease_ms} (each
   false where the record lacks it, all false where the record has expired)}
 ]]
 --!include lib/common.lua
 
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
 local now_ms, now_us = server_time()
-local FIELDS = {'name', 'priority', 'attempts', 'worker', 'token', 'started_ms', 'error_type'}
+local FIELDS = {'name', 'priority', 'attempts', 'worker', 'token', 'started_ms', 'error_type', 'lease_ms'}
 
 local function place(key)
   local out = {redis.call('ZCARD', key)}

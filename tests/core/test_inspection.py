@@ -56,7 +56,7 @@ def test_running_deadlines_move_on_heartbeat(tq: taskq.TaskQueue) -> None:
     (lease,) = before.running
     assert (lease.id, lease.worker, lease.attempt, lease.token) == (task.id, "w-7", 1, task.token)
     assert lease.name == "t" and lease.priority == 4 and lease.started_ms is not None
-    assert lease.deadline_ms == lease.started_ms + 30_000
+    assert lease.deadline_ms == lease.started_ms + 30_000 and lease.lease_ms == 30_000
     assert 0 < lease.lease_left_ms <= 30_000 and before.running_total == 1 and before.queued_total == 0
     wait_ms(20)
     assert extend(tq, task, lease_ms=30_000) == 1
