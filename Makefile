@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -34,6 +34,12 @@ chaos: venv
 # make soak: 30 minutes at 50 tasks/s on 4 `taskq worker`s with one SIGKILLed every minute
 # (benchmarks/soak.py, docs/RELIABILITY.md); prints Redis memory, worker RSS, fds and threads over
 # time, lost and duplicated; exit 1 past its bounds. Not in CI. make soak SOAK_S=120 ARGS="--rate 100"
+# make aof-loss: hard-kill an AOF redis-server under a stream of enqueues and count the
+# acknowledged ones missing after its restart, for appendfsync always, everysec and no
+# (benchmarks/aof_loss.py; exit 1 if `always` lost any). make aof-loss ARGS="--rounds 20"
+aof-loss: venv
+	nice $(VENV)/bin/python benchmarks/aof_loss.py $(ARGS)
+
 SOAK_S ?= 1800
 soak: venv
 	SOAK_S=$(SOAK_S) nice -n 10 $(VENV)/bin/python benchmarks/soak.py $(ARGS)
