@@ -25,7 +25,8 @@ How one run (one configuration, one repeat) goes:
   queue's events stream (``events()``), stamped by the Redis server's clock in milliseconds:
   ``enqueued`` (enqueue_s), ``started`` (the claim: claim_s, the worker, the attempt),
   ``queued`` / ``requeued`` (ready_s of a retry or a requeue) and the attempt's end
-  (``succeeded``, ``retried``, ``dead``, ``requeued``). taskq records no separate "the
+  (``succeeded``, ``retried``, ``dead``, ``requeued``: when the worker's batched write of the
+  outcome landed, a millisecond or so after the function returned). taskq records no separate "the
   function began" time, so start_s is the claim (the function begins on the same loop right
   after the claim returns). Times are seconds from the run's start, the server's clock when
   the producer began.

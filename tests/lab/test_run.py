@@ -1,0 +1,130 @@
+"""taskq.lab.run: real workers on the tests' redis-server, times read back from the events
+stream. Small workloads (tens to a few hundred tasks), so the file stays within seconds."""
+
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import pytest
+import redis
+
+from taskq import Backoff
+from taskq.lab.model import (
+    FRAME_COLUMNS,
+    Bursts,
+    Config,
+    Deterministic,
+    Exponential,
+    LabError,
+    Poisson,
+    Workload,
+    check_frame,
+)
+from taskq.lab.run import run
+
+FAST_RETRY = Backoff(base_s=0.01, min_s=0.01, cap_s=0.02, jitter=0)
+
+
+def test_a_run_returns_the_lab_frame_and_leaves_no_keys(redis_url: str, rc: redis.Redis) -> None:
+    rc.set("not-the-lab", "kept")
+    workload = Workload(Poisson(200), Exponential(0.005), 40, priorities={1: 0.5, 9: 0.5}, seed=4)
+    df = run(
+        workload, [Config("one", concurrency=2), Config("two", workers=2, concurrency=1)], repeats=2, url=redis_url
+    )
+    check_frame(df)
+    assert list(df.columns) == list(FRAME_COLUMNS)
+    assert len(df) == 2 * 2 * 40 and set(df["outcome"]) == {"succeeded"}
+    assert set(df.loc[df["config"] == "two", "worker"]) == {"w0", "w1"}
+    # the plan's priorities and queues, task by task
+    for repeat in (0, 1):
+        plan = workload.tasks(repeat).set_index("task")
+        got = df[(df["config"] == "one") & (df["repeat"] == repeat)].set_index("task")
+        assert (got["priority"] == plan["priority"]).all() and (got["queue"] == plan["queue"]).all()
+        # open loop: each task was enqueued at (or a little after) its planned arrival
+        lag = got["enqueue_s"] - plan["arrival_s"]
+        assert lag.min() > -0.002 and lag.median() < 0.05, lag.describe()
+    assert df.attrs["source"] == "measured" and df.attrs["seed"] == 4 and df.attrs["repeats"] == 2
+    assert df.attrs["versions"]["redis_server"][0].isdigit()
+    assert len(df.attrs["machine"]["load_before"]) == 3 and len(df.attrs["machine"]["load_after"]) == 3
+    assert [c["name"] for c in df.attrs["configs"]] == ["one", "two"]
+    assert rc.keys("*") == ["not-the-lab"]
+
+
+def test_failures_and_retries_follow_the_plan(redis_url: str) -> None:
+    workload = Workload(Poisson(300), Deterministic(0.002), 60, failure_p=0.4, seed=11)
+    config = Config("retry", concurrency=4, max_retries=1, backoff=FAST_RETRY)
+    df = run(workload, config, url=redis_url)
+    plan = workload.tasks(0).set_index("task")
+    assert (plan["fails"] >= 2).any() and (plan["fails"] == 1).any()  # the seed gives every case
+    for task, rows in df.groupby("task"):
+        fails = int(plan.loc[task, "fails"])
+        attempts = min(fails, config.max_retries) + 1
+        assert list(rows["attempt"]) == list(range(1, attempts + 1)), (task, fails)
+        expected = ["failed"] * (attempts - 1) + ["succeeded" if fails <= config.max_retries else "dead"]
+        assert list(rows["outcome"]) == expected, (task, fails)
+        # a retry is claimable only after the failed attempt ended and its backoff passed
+        for before, after in itertools.pairwise(rows.itertuples()):
+            assert after.ready_s >= before.end_s + FAST_RETRY.min_s - 0.002
+
+
+def test_one_slot_claims_by_priority_then_fifo(redis_url: str) -> None:
+    workload = Workload(Bursts(size=30, every_s=1.0), Deterministic(0.004), 30, priorities={2: 1, 5: 1, 9: 1}, seed=2)
+    df = run(workload, Config("strict", concurrency=1), url=redis_url)
+    rows = list(df.itertuples())
+    checked = 0
+    for a, b in itertools.permutations(rows, 2):
+        # b was waiting (well before a was claimed) and outranks a: b must have gone first
+        if b.ready_s + 0.002 < a.claim_s and (b.priority, -b.task) > (a.priority, -a.task):
+            assert b.claim_s <= a.claim_s, (b, a)
+            checked += 1
+    assert checked > 100
+
+
+def test_a_claim_batch_of_one_still_serves_every_slot(redis_url: str) -> None:
+    workload = Workload(Bursts(size=20, every_s=1.0), Deterministic(0.02), 20, seed=1)
+    df = run(workload, Config("b1", workers=2, concurrency=2, batch=1), url=redis_url)
+    assert len(df) == 20 and set(df["worker"]) == {"w0", "w1"}
+    # four slots: at some moment four tasks ran at once (end_s is when the outcome was written,
+    # a little after the slot freed, so the count may show one more, never fewer)
+    starts = df["claim_s"].to_numpy()
+    ends = df["end_s"].to_numpy()
+    overlap = max(int(((starts <= t) & (ends > t)).sum()) for t in starts)
+    assert overlap >= 4
+
+
+def test_bad_input_is_refused_before_anything_runs(redis_url: str, rc: redis.Redis) -> None:
+    workload = Workload(Poisson(10), Exponential(0.01), 5)
+    with pytest.raises(LabError):
+        run(workload, [], url=redis_url)
+    with pytest.raises(LabError):
+        run(workload, Config("x"), repeats=0, url=redis_url)
+    with pytest.raises(LabError):
+        run("not a workload", Config("x"), url=redis_url)  # type: ignore[arg-type]
+    with pytest.raises(LabError):
+        run(workload, [Config("same"), Config("same")], url=redis_url)
+    assert rc.dbsize() == 0
+
+
+def test_measured_and_simulated_agree_on_a_small_run(redis_url: str) -> None:
+    """The same plan (a few hundred Poisson arrivals, exponential 20 ms services, two slots at
+    rho = 0.6) through real workers and through the simulator. The simulator's servers start a
+    task the instant a slot frees; a real claim adds about a millisecond or two, and the
+    producer's arrivals slip a little, so the mean wait and the P99 wait must agree within a
+    factor of 2 (the sample paths are the same, so most of a run's randomness cancels)."""
+    from taskq.lab.simulate import simulate
+
+    workload = Workload(Poisson(60), Exponential(0.02), 300, seed=7)
+    config = Config("c2", concurrency=2)
+    measured = run(workload, config, url=redis_url)
+    simulated = simulate(workload, config)
+    assert list(measured.columns) == list(simulated.columns) == list(FRAME_COLUMNS)
+    assert (measured.dtypes == simulated.dtypes).all()
+    pairs = {
+        "mean": (measured["wait_s"].mean(), simulated["wait_s"].mean()),
+        "p99": (measured["wait_s"].quantile(0.99), simulated["wait_s"].quantile(0.99)),
+    }
+    for name, (m, s) in pairs.items():
+        assert s > 0.003, (name, s)  # the comparison means something: the queue did form
+        assert 1 / 2 <= m / s <= 2, (name, m, s)
+    assert pd.Series(measured["task"]).equals(pd.Series(simulated["task"]))
