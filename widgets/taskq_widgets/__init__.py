@@ -2,8 +2,10 @@
 start, stop or kill workers, and a static HTML fallback. They read the core telemetry only
 (``TaskQueue.snapshot()`` and ``TaskQueue.events()``)."""
 
+from taskq_widgets.keyinspector import KeyInspector
+from taskq_widgets.leases import Leases
 from taskq_widgets.monitor import QueueMonitor
 from taskq_widgets.playground import ManagedWorker, Playground
 from taskq_widgets.static import render_html, render_text
 
-__all__ = ["ManagedWorker", "Playground", "QueueMonitor", "render_html", "render_text"]
+__all__ = ["KeyInspector", "Leases", "ManagedWorker", "Playground", "QueueMonitor", "render_html", "render_text"]
