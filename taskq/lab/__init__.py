@@ -1,0 +1,51 @@
+"""taskq's research lab (``pip install taskq[lab]``): declare a workload and a grid of
+configurations, simulate them (:func:`simulate`) or run them on real workers, and compare
+the two, and the theory, in one tidy frame (:func:`summarize`).
+
+The core (``taskq``) never imports this package; it uses the core's public API only."""
+
+from taskq.lab.model import (
+    FRAME_COLUMNS,
+    OUTCOMES,
+    PLAN_COLUMNS,
+    Bursts,
+    Config,
+    Deterministic,
+    Exponential,
+    Fixed,
+    Histogram,
+    LabError,
+    LogNormal,
+    Poisson,
+    Trace,
+    Workload,
+    check_configs,
+    check_frame,
+    describe,
+    frame_attrs,
+    grid,
+    make_frame,
+)
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "OUTCOMES",
+    "PLAN_COLUMNS",
+    "Bursts",
+    "Config",
+    "Deterministic",
+    "Exponential",
+    "Fixed",
+    "Histogram",
+    "LabError",
+    "LogNormal",
+    "Poisson",
+    "Trace",
+    "Workload",
+    "check_configs",
+    "check_frame",
+    "describe",
+    "frame_attrs",
+    "grid",
+    "make_frame",
+]
