@@ -6,6 +6,18 @@ from taskq_widgets.keyinspector import KeyInspector
 from taskq_widgets.leases import Leases
 from taskq_widgets.monitor import QueueMonitor
 from taskq_widgets.playground import ManagedWorker, Playground
+from taskq_widgets.stateflow import StateFlow
 from taskq_widgets.static import render_html, render_text
+from taskq_widgets.timeline import Timeline
 
-__all__ = ["KeyInspector", "Leases", "ManagedWorker", "Playground", "QueueMonitor", "render_html", "render_text"]
+__all__ = [
+    "KeyInspector",
+    "Leases",
+    "ManagedWorker",
+    "Playground",
+    "QueueMonitor",
+    "StateFlow",
+    "Timeline",
+    "render_html",
+    "render_text",
+]
