@@ -518,12 +518,14 @@ def frame_attrs(source: str, workload: Workload, configs: Sequence[Config], repe
     }
 
 
-def make_frame(rows: Iterable[Mapping[str, Any]], attrs: Mapping[str, Any]) -> pd.DataFrame:
-    """A frame of the lab's shape from row mappings (each with the columns of
-    FRAME_COLUMNS but ``wait_s`` and ``sojourn_s``, which are derived), sorted, with
-    ``attrs``; checked by :func:`check_frame`."""
+def make_frame(
+    rows: Iterable[Mapping[str, Any]] | Mapping[str, Sequence[Any]], attrs: Mapping[str, Any]
+) -> pd.DataFrame:
+    """A frame of the lab's shape from row mappings, or from a mapping of column -> values
+    (with the columns of FRAME_COLUMNS but ``wait_s`` and ``sojourn_s``, which are
+    derived), sorted, with ``attrs``; checked by :func:`check_frame`."""
     base = [c for c in FRAME_COLUMNS if c not in ("wait_s", "sojourn_s")]
-    df = pd.DataFrame(list(rows), columns=base)
+    df = pd.DataFrame(rows if isinstance(rows, Mapping) else list(rows), columns=base)
     df["wait_s"] = df["claim_s"] - df["ready_s"]
     df["sojourn_s"] = df["end_s"] - df["enqueue_s"]
     df = df.astype(dict(FRAME_COLUMNS)).sort_values(["config", "repeat", "task", "attempt"], ignore_index=True)
