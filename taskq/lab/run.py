@@ -152,6 +152,17 @@ def rows_from_events(
     return rows
 
 
+def slot_overhead_s(measured: pd.DataFrame, workload: Workload) -> float:
+    """How much longer, on average, an attempt of a real run held its slot (claim to the
+    recorded end) than the service time its plan gave it: the claim's round trip, the
+    sleep's overshoot, the outcome's write and whatever the machine's load added. Pass it
+    as ``simulate(..., claim_rtt_s=...)`` to give the simulator the real run's cost per task
+    (notebook 8 feeds M/M/c the measured service time the same way)."""
+    plans = {r: workload.tasks(r).set_index("task")["service_s"] for r in sorted(set(measured["repeat"]))}
+    planned = [plans[int(r)][int(t)] for r, t in zip(measured["repeat"], measured["task"], strict=True)]
+    return max(0.0, float((measured["end_s"] - measured["claim_s"]).mean() - sum(planned) / len(planned)))
+
+
 def _time_bound_s(plan: pd.DataFrame, config: Config) -> float:
     """How long a run may take before it counts as stuck: generous, it only stops a hang."""
     work_s = float((plan["service_s"] * (plan["fails"].clip(upper=config.max_retries) + 1)).sum())
@@ -268,6 +279,10 @@ def run(
     checked = check_configs(configs)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise LabError(f"run: repeats must be an integer >= 1, got {repeats!r}")
+    for config in checked:
+        unserved = [q for q in workload.queues if config.queue_weights is not None and q not in config.queue_weights]
+        if unserved:
+            raise LabError(f"config {config.name!r}: queue_weights leave out the workload's queues {unserved}")
     server_url, kind, version = _server_version(url)
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-import pandas as pd
 import pytest
 import redis
 
@@ -21,7 +20,7 @@ from taskq.lab.model import (
     Workload,
     check_frame,
 )
-from taskq.lab.run import run
+from taskq.lab.run import run, slot_overhead_s
 
 FAST_RETRY = Backoff(base_s=0.01, min_s=0.01, cap_s=0.02, jitter=0)
 
@@ -107,24 +106,28 @@ def test_bad_input_is_refused_before_anything_runs(redis_url: str, rc: redis.Red
 
 
 def test_measured_and_simulated_agree_on_a_small_run(redis_url: str) -> None:
-    """The same plan (a few hundred Poisson arrivals, exponential 20 ms services, two slots at
-    rho = 0.6) through real workers and through the simulator. The simulator's servers start a
-    task the instant a slot frees; a real claim adds about a millisecond or two, and the
-    producer's arrivals slip a little, so the mean wait and the P99 wait must agree within a
-    factor of 2 (the sample paths are the same, so most of a run's randomness cancels)."""
+    """The same plan (300 Poisson arrivals, exponential 20 ms services, two slots at a planned
+    rho = 0.6) through real workers and through the simulator, given the real run's cost per
+    task (slot_overhead_s: the claim's round trip, the sleep's overshoot, a few ms on a busy
+    machine). The mean wait and the P99 wait must agree within a factor of 2. The sample paths
+    are the same, so most of a run's randomness cancels; what is left is the machine's noise.
+    Without the overhead the simulator sees a utilisation some 0.05-0.1 lower than the real one,
+    and waits that are far shorter."""
     from taskq.lab.simulate import simulate
 
     workload = Workload(Poisson(60), Exponential(0.02), 300, seed=7)
     config = Config("c2", concurrency=2)
     measured = run(workload, config, url=redis_url)
-    simulated = simulate(workload, config)
+    overhead_s = slot_overhead_s(measured, workload)
+    assert 0 < overhead_s < 0.02, overhead_s
+    simulated = simulate(workload, config, claim_rtt_s=overhead_s)
     assert list(measured.columns) == list(simulated.columns) == list(FRAME_COLUMNS)
     assert (measured.dtypes == simulated.dtypes).all()
+    assert measured["task"].tolist() == simulated["task"].tolist()
     pairs = {
         "mean": (measured["wait_s"].mean(), simulated["wait_s"].mean()),
         "p99": (measured["wait_s"].quantile(0.99), simulated["wait_s"].quantile(0.99)),
     }
     for name, (m, s) in pairs.items():
-        assert s > 0.003, (name, s)  # the comparison means something: the queue did form
+        assert s > 0.005, (name, s)  # the comparison means something: a queue did form
         assert 1 / 2 <= m / s <= 2, (name, m, s)
-    assert pd.Series(measured["task"]).equals(pd.Series(simulated["task"]))
