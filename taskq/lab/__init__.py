@@ -26,6 +26,8 @@ from taskq.lab.model import (
     grid,
     make_frame,
 )
+from taskq.lab.run import run, slot_overhead_s
+from taskq.lab.store import load, save
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -48,4 +50,8 @@ __all__ = [
     "frame_attrs",
     "grid",
     "make_frame",
+    "run",
+    "slot_overhead_s",
+    "load",
+    "save",
 ]
