@@ -15,11 +15,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-
 from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import AsyncScheduleMethods
-from taskq.connection import connection_options
+from taskq.connection import async_client
 from taskq.executor import AsyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
@@ -100,7 +98,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         super().__init__(url, **settings)
-        self.redis = aioredis.Redis.from_url(self.url, decode_responses=True, **connection_options(self.url))
+        self.redis = async_client(self.url)
         self._exec = AsyncExecutor(self.redis, self.url)
         self._unsent: list[tuple[TaskSpec, asyncio.Future[str]]] = []
         self._senders: set[asyncio.Task[None]] = set()

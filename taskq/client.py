@@ -12,11 +12,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import ScheduleMethods
-from taskq.connection import connection_options
+from taskq.connection import sync_client
 from taskq.executor import SyncExecutor
 from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
@@ -117,7 +115,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         super().__init__(url, **settings)
-        self.redis = redis.Redis.from_url(self.url, decode_responses=True, **connection_options(self.url))
+        self.redis = sync_client(self.url)
         self._exec = SyncExecutor(self.redis, self.url)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:

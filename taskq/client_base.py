@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq.backoff import Backoff
+from taskq.cluster import is_cluster_url
 from taskq.connection import CLIENT_SOCKET_TIMEOUT_S
 from taskq.errors import (
     InvalidOption,
     NotSerializable,
+    NotSupportedOnCluster,
     UnknownTaskName,
 )
 from taskq.flows import enqueue_flow
@@ -109,6 +111,7 @@ class ClientBase:
             dead_ttl_s=dead_ttl_s,
             events_sample=events_sample,
             telemetry=telemetry,
+            sharded_wake=is_cluster_url(self.url),
         )
         self.registry: dict[str, TaskDef] = {}
         self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
@@ -246,6 +249,7 @@ class ClientBase:
         """Submit a :func:`~taskq.chain`, :func:`~taskq.group` or :class:`~taskq.DAG` in one
         script call; returns a :class:`~taskq.WorkflowHandle`. A cycle is refused
         (:class:`~taskq.WorkflowCycle`) before anything is written."""
+        self._refuse_on_cluster("workflows (submit)")
         compiled = compile_workflow(workflow)
 
         def flow() -> Flow[WorkflowHandle]:
@@ -258,6 +262,13 @@ class ClientBase:
             return WorkflowHandle(workflow_id, self, [s.id for s in specs], sinks)
 
         return _executor(self).drive(flow())
+
+    def _refuse_on_cluster(self, what: str) -> None:
+        if self.ops.sharded_wake:
+            raise NotSupportedOnCluster(
+                f"{what}: workflows are not supported on a Redis Cluster yet (their scripts span "
+                "several queues' slots); nothing was written"
+            )
 
     def workflow(self, workflow_id: str) -> Any:
         """A workflow's state and every node's (:class:`~taskq.WorkflowInfo`)."""
@@ -277,6 +288,7 @@ class ClientBase:
             queue_of_task_id(p)
         if not parents:
             return (yield from enqueue_flow(self.ops, [spec], self._known_queues))[0]
+        self._refuse_on_cluster("depends_on")
         yield from submit_flow(self.ops, [spec], [("none", "fail", parents)], parents, self._known_queues)
         return spec.id
 

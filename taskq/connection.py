@@ -14,6 +14,11 @@ kept reporting it alive. So every connection taskq makes has:
   set them), so the kernel notices a peer that vanished from the network;
 * a **health check**: a connection idle for longer than :data:`HEALTH_CHECK_S` is PINGed before
   it is used again.
+
+A ``redis+cluster://`` URL (:mod:`taskq.cluster`) gets redis-py's ``RedisCluster`` (blocking or
+asyncio) with the same options, from :func:`sync_client` / :func:`async_client`, the one place
+every taskq client is made. (The blocking ``RedisCluster`` has no idle health check; its
+socket timeout and keepalive stand in for it.)
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import redis
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError
+import redis.asyncio.cluster as aiocluster
+import redis.cluster
+from redis.exceptions import AuthenticationError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.backoff import exponential_s
+from taskq.cluster import ClusterAddress, is_cluster_url, parse_cluster_url
 from taskq.errors import AccessDenied
 from taskq.server import redact_url
 
@@ -78,6 +87,52 @@ def connection_options(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT
     return options
 
 
+def _cluster_options(address: ClusterAddress) -> dict[str, Any]:
+    options: dict[str, Any] = {"username": address.username, "password": address.password}
+    if address.tls:
+        options["ssl"] = True
+    return options
+
+
+def sync_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S) -> redis.Redis:
+    """A blocking client for ``url`` (decoded replies): ``redis.Redis``, or ``RedisCluster`` for
+    a cluster URL. Typed as ``redis.Redis``: taskq calls only the command methods both have, and
+    branches where they differ with :func:`is_cluster`."""
+    options = connection_options(url, socket_timeout_s)
+    if not is_cluster_url(url):
+        return redis.Redis.from_url(url, decode_responses=True, **options)
+    address = parse_cluster_url(url)
+    options.pop("health_check_interval")  # the blocking RedisCluster does not take it
+    cluster = redis.cluster.RedisCluster(
+        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in address.nodes],  # type: ignore[no-untyped-call]
+        decode_responses=True,
+        **_cluster_options(address),
+        **options,
+    )
+    return cast(redis.Redis, cluster)
+
+
+def async_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S, *, decode: bool = True) -> aioredis.Redis:
+    """An asyncio client for ``url``: ``redis.asyncio.Redis``, or ``redis.asyncio.RedisCluster``
+    for a cluster URL (typed as the former, as :func:`sync_client`)."""
+    options = connection_options(url, socket_timeout_s)
+    if not is_cluster_url(url):
+        return aioredis.Redis.from_url(url, decode_responses=decode, **options)
+    address = parse_cluster_url(url)
+    cluster = aiocluster.RedisCluster(
+        startup_nodes=[aiocluster.ClusterNode(h, p) for h, p in address.nodes],
+        decode_responses=decode,
+        **_cluster_options(address),
+        **options,
+    )
+    return cast(aioredis.Redis, cluster)
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a cluster client (blocking or asyncio)."""
+    return isinstance(client, (redis.cluster.RedisCluster, aiocluster.RedisCluster))
+
+
 def worker_socket_timeout_s(lease_s: float) -> float:
     """A worker's socket timeout: a quarter of the lease, within
     [:data:`WORKER_SOCKET_TIMEOUT_MIN_S`, :data:`WORKER_SOCKET_TIMEOUT_MAX_S`].
@@ -99,7 +154,7 @@ async def wait_for_server(url: str, stopping: Callable[[], bool], log: logging.L
     the server is unreachable, and say so in one log line (the password redacted). False if
     ``stopping()`` turned true first. A server that answers but refuses us (a wrong password)
     is not waited for: its error is raised."""
-    client = aioredis.Redis.from_url(url, **connection_options(url, WAIT_MAX_S))
+    client = async_client(url, WAIT_MAX_S, decode=False)
     started = time.monotonic()
     attempt = 0
     try:
@@ -108,7 +163,7 @@ async def wait_for_server(url: str, stopping: Callable[[], bool], log: logging.L
                 await client.ping()
             except AuthenticationError as exc:  # the server is there, and no wait will change its mind
                 raise AccessDenied(f"Redis at {redact_url(url)} refused the credentials: {exc}") from None
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
                 delay_s = exponential_s(attempt + 1, WAIT_FIRST_S, WAIT_MAX_S)
                 if attempt == 0:
                     log.warning(
@@ -155,6 +210,9 @@ async def warn_if_evicting(client: aioredis.Redis, log: logging.Logger) -> str |
 
 __all__ = [
     "CLIENT_SOCKET_TIMEOUT_S",
+    "async_client",
+    "is_cluster",
+    "sync_client",
     "warn_if_evicting",
     "wait_for_server",
     "connection_options",

@@ -113,6 +113,12 @@ class ServerFull(TaskqError):
     Free memory (finished records expire) or raise the limit, then try again."""
 
 
+class NotSupportedOnCluster(TaskqError):
+    """The operation cannot run on a Redis Cluster yet: workflows (``submit``, ``depends_on``)
+    write several queues' slots in one script. Nothing was written. See docs/ARCHITECTURE.md,
+    "Keys and the Cluster"; on one server (or Sentinel) they work."""
+
+
 class ScriptError(TaskqError):
     """A Lua script returned an error code this version of taskq does not know."""
 

@@ -25,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq import speedups
+from taskq.connection import is_cluster
 from taskq.errors import AccessDenied, ServerUnavailable
 from taskq.ops_base import reply_error
 from taskq.plan import Command, Emit, Flow, Plan, Stream
@@ -77,7 +78,8 @@ class SyncExecutor:
         self.client = client
         self.url = url
         on = speedups.enabled() if speedups_on is None else speedups_on
-        self._scripts = speedups.SyncScriptCalls(client) if on else None
+        # a cluster client routes each call by its key's slot: no connection to write to directly
+        self._scripts = speedups.SyncScriptCalls(client) if on and not is_cluster(client) else None
 
     def run(self, plan: Plan[T]) -> T:
         try:
@@ -146,7 +148,7 @@ class AsyncExecutor:
         self.client = client
         self.url = url
         on = speedups.enabled() if speedups_on is None else speedups_on
-        self._scripts = speedups.AsyncScriptCalls(client) if on else None
+        self._scripts = speedups.AsyncScriptCalls(client) if on and not is_cluster(client) else None
 
     async def run(self, plan: Plan[T]) -> T:
         try:

@@ -98,7 +98,7 @@ class Operations(WorkerPlans):
     # -- producer -------------------------------------------------------------------
 
     def _enqueue_call(self, queue: str, specs: Sequence[TaskSpec]) -> Command:
-        args: list[Any] = list(_enqueue_head(self.prefix, queue, self.tel))
+        args: list[Any] = list(_enqueue_head(self.prefix, queue, self.tel, self.wake(self.queue_keys(queue))))
         for spec in specs:
             args += (
                 spec.id,
@@ -255,7 +255,7 @@ class Operations(WorkerPlans):
         cmd = script_call(
             "redrive",
             [k.dead, k.queued, k.config, *k.telemetry],
-            [k.task_prefix, k.idem_prefix, self.tel, k.wake, mode, limit, *(ids or [])],
+            [k.task_prefix, k.idem_prefix, self.tel, self.wake(k), mode, limit, *(ids or [])],
         )
         return Plan([cmd], first_reply)
 
@@ -442,11 +442,11 @@ def _snapshot_command(
 
 
 @functools.lru_cache(maxsize=4096)
-def _enqueue_head(prefix: str, queue: str, tel: str) -> tuple[Any, ...]:
+def _enqueue_head(prefix: str, queue: str, tel: str, wake: str) -> tuple[Any, ...]:
     """The EVALSHA arguments of enqueue.lua that are the same for every call on a queue."""
     k = cached_queue_keys(prefix, queue)
     keys = [k.queued, k.scheduled, k.config, *k.telemetry]
-    return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, k.task_prefix, k.idem_prefix, tel, queue, k.wake)
+    return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, k.task_prefix, k.idem_prefix, tel, queue, wake)
 
 
 @functools.lru_cache(maxsize=256)

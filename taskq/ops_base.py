@@ -71,6 +71,9 @@ class PlanSettings:
     (0: no events); ``events_sample`` keeps the high-volume events (enqueued, started,
     succeeded, ...) of about 1 task in N; ``telemetry=False`` stops the latency histograms
     and window checkpoints (counters and queued depth are always kept).
+
+    ``sharded_wake``: on a Redis Cluster the scripts wake workers with ``SPUBLISH`` (sharded
+    pub/sub: the message stays on the queue's shard), else with ``PUBLISH``.
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -78,6 +81,7 @@ class PlanSettings:
     dead_ttl_s: int = DEFAULT_DEAD_TTL_S
     events_sample: int = 1
     telemetry: bool = True
+    sharded_wake: bool = False
 
     @property
     def keys(self) -> GlobalKeys:
@@ -90,6 +94,15 @@ class PlanSettings:
 
     def queue_keys(self, queue: str) -> QueueKeys:
         return cached_queue_keys(self.prefix, queue)
+
+    def wake(self, keys: QueueKeys) -> str:
+        """The wake argument the scripts take (lua/lib/common.lua, ``wake_publish``)."""
+        return wake_arg(keys, self.sharded_wake)
+
+
+def wake_arg(keys: QueueKeys, sharded: bool) -> str:
+    """A queue's wake channel as the scripts take it: the channel, or ``SPUBLISH <channel>``."""
+    return f"SPUBLISH {keys.wake}" if sharded else keys.wake
 
 
 @functools.lru_cache(maxsize=4096)

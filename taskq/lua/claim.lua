@@ -7,7 +7,7 @@ KEYS[5..13] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
 KEYS[14] limits (HASH: task name, or '' for the whole queue -> rate spec, lib/ratelimit.lua)
-ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake channel
+ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake (channel, or 'SPUBLISH <channel>')
 ARGV[7] rate-limit state key prefix (the limiters' keys, lib/ratelimit.lua)
 Rate limits: with no limit set the script pops the queue's head (ZPOPMIN); with only a
   queue-wide limit it pops as many as the limit allows now. With task-name limits it reads

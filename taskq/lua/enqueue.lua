@@ -7,7 +7,7 @@ KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
 ARGV[1] task key prefix  ARGV[2] idempotency key prefix
 ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[4] queue name (not stored: the task key holds it)
-ARGV[5] wake channel (published to when a task is the first in `queued`, or the earliest in
+ARGV[5] wake (channel, or 'SPUBLISH <channel>') (published to when a task is the first in `queued`, or the earliest in
   `scheduled`, so sleeping workers wake for it)
 ARGV[6..] groups of 15 per task: id, name, args JSON, kwargs JSON ('' for {}),
   priority 1..10 or '' for the queue's default priority (config field, else 5),

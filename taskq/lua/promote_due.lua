@@ -5,7 +5,7 @@ KEYS[1] scheduled  KEYS[2] queued  KEYS[3] config
 KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] max tasks  ARGV[2] task key prefix
-ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[4] wake channel
+ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[4] wake (channel, or 'SPUBLISH <channel>')
 Returns: {promoted, next_due_ms}: next_due_ms is the due time of the earliest task still
   scheduled, or -1 when none is.
 ]]

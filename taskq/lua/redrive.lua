@@ -6,7 +6,7 @@ KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] task key prefix  ARGV[2] idempotency key prefix
 ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
-ARGV[4] wake channel  ARGV[5] mode: 'ids' (the ids in ARGV[7..]) or 'oldest' (up to ARGV[6])
+ARGV[4] wake (channel, or 'SPUBLISH <channel>')  ARGV[5] mode: 'ids' (the ids in ARGV[7..]) or 'oldest' (up to ARGV[6])
 ARGV[6] limit for 'oldest'
 Returns: the ids re-driven (ids not in the dead-letter queue are skipped).
 ]]

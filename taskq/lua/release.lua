@@ -5,7 +5,7 @@ KEYS[1] running  KEYS[2] queued
 KEYS[3..11] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] task key prefix  ARGV[2] telemetry settings "<events maxlen> <events sample> <windows 0|1>"
-ARGV[3] wake channel  ARGV[4..] pairs of (task id, lease token)
+ARGV[3] wake (channel, or 'SPUBLISH <channel>')  ARGV[4..] pairs of (task id, lease token)
 Returns: the number of tasks released (a stale token is skipped).
 ]]
 --!include lib/common.lua
@@ -31,5 +31,5 @@ for i = 4, #ARGV, 2 do
 end
 tel_count(T, 'released', released)
 tel_flush(T)
-if released > 0 and wake ~= '' then redis.call('PUBLISH', wake, '1') end
+if released > 0 then wake_publish(wake, '1') end
 return released

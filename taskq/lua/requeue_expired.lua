@@ -8,7 +8,7 @@ KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] max tasks  ARGV[2] task key prefix  ARGV[3] idempotency key prefix
 ARGV[4] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
-ARGV[5] dead TTL s  ARGV[6] wake channel
+ARGV[5] dead TTL s  ARGV[6] wake (channel, or 'SPUBLISH <channel>')
 Returns: {requeued, dead}
 ]]
 --!include lib/common.lua
@@ -52,7 +52,7 @@ if T then
   tel_count(T, 'dead', dead)
   tel_flush(T)
 end
-if requeued > 0 and wake ~= '' then redis.call('PUBLISH', wake, '1') end
+if requeued > 0 then wake_publish(wake, '1') end
 if dead_ttl_s > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms - dead_ttl_s * 1000)
 end

@@ -9,7 +9,7 @@ KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
 ARGV[1] schedule name  ARGV[2] its state as the caller read it ('' none)
 ARGV[3] the new last fire time (ms)  ARGV[4] task key prefix
-ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake channel
+ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake (channel, or 'SPUBLISH <channel>')
 ARGV[7] task name  ARGV[8] args JSON  ARGV[9] kwargs JSON ('' for {})
 ARGV[10] priority 1..10 or '' for the queue's default  ARGV[11] max_retries
 ARGV[12] timeout ms (0 none)  ARGV[13] result TTL s

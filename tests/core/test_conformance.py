@@ -1,5 +1,5 @@
 """The backend-independent suite: the basic life cycle on every backend (real Redis and
-the fakeredis fallback; the Cluster run adds its own URL)."""
+the fakeredis fallback and a 3-master Redis Cluster: the ``any_url`` fixture)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import redis
 from helpers import claim, claim_one, complete, expire_leases, extend, fail, release, wait_ms
 
 import taskq
+from taskq.connection import sync_client
 
 pytestmark = pytest.mark.conformance
 
@@ -23,13 +24,13 @@ def q(any_url: str) -> Iterator[taskq.TaskQueue]:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, any_url: str) -> str:
-    """'redis' or 'fakeredis'."""
+    """'redis', 'fakeredis' or 'cluster'."""
     return str(request.node.callspec.params["any_url"])
 
 
 @pytest.fixture
 def raw(any_url: str) -> Iterator[redis.Redis]:
-    with redis.Redis.from_url(any_url, decode_responses=True) as client:
+    with sync_client(any_url) as client:  # redis.Redis, or RedisCluster for the cluster URL
         yield client
 
 

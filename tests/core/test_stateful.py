@@ -15,13 +15,13 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-import redis
 from helpers import LONG_LEASE_MS, wait_ms
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 import taskq
+from taskq.connection import sync_client
 from taskq.ops import ClaimedTask
 
 QUEUE = "sm"
@@ -56,7 +56,7 @@ class TaskLifecycle(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rc = redis.Redis.from_url(self.url, decode_responses=True)
+        self.rc = sync_client(self.url)  # RedisCluster for the conformance run's cluster URL
         self.rc.flushall()
         self.tq = taskq.TaskQueue(self.url)
         self.keys = self.tq.ops.queue_keys(QUEUE)

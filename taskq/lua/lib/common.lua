@@ -208,6 +208,18 @@ local function ready_add(batch, id, priority)
   return score
 end
 
+-- Wake the queue's workers. `wake` is the argument the scripts take for it: '' (no wake-up),
+-- the channel (PUBLISH, one server), or 'SPUBLISH <channel>' (sharded pub/sub, on a Redis
+-- Cluster: the message stays on the queue's shard). The client chooses (taskq.ops_base).
+local function wake_publish(wake, message)
+  if wake == '' then return end
+  if string.sub(wake, 1, 9) == 'SPUBLISH ' then
+    redis.call('SPUBLISH', string.sub(wake, 10), message)
+  else
+    redis.call('PUBLISH', wake, message)
+  end
+end
+
 local function ready_commit(batch, wake)
   if #batch.members == 0 then return end
   local was_empty = redis.call('ZCARD', batch.queued) == 0
@@ -215,13 +227,13 @@ local function ready_commit(batch, wake)
   local clock = fmt(batch.clock)
   redis.call('HSET', batch.meta, 'clock', clock)
   batch.tel.clock = clock
-  if was_empty and wake ~= '' then redis.call('PUBLISH', wake, '1') end
+  if was_empty then wake_publish(wake, '1') end
 end
 
 -- A newly scheduled task that is now the earliest one changes when workers must wake.
 local function wake_if_earliest(scheduled_key, id, wake)
   if wake ~= '' and redis.call('ZRANGE', scheduled_key, 0, 0)[1] == id then
-    redis.call('PUBLISH', wake, '0')
+    wake_publish(wake, '0')
   end
 end
 

@@ -1,0 +1,115 @@
+"""A real Redis Cluster for the tests: three masters (no replicas) on free loopback ports, each
+``redis-server --cluster-enabled yes`` with its own directory and config file, joined by
+``redis-cli --cluster create``. Started once per session (tests/conftest.py, ``redis_cluster``)
+and stopped with it; each server also dies with the test process (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from redis.cluster import RedisCluster
+
+from taskq.connection import sync_client
+from taskq.server import die_with_parent_hook, free_port, ping
+
+#: Longest wait for the servers to answer and the cluster to agree on its slots.
+START_TIMEOUT_S = 30.0
+CONFIG = """port {port}
+cluster-port {bus}
+bind 127.0.0.1
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 2000
+dir {dir}
+save ""
+appendonly no
+protected-mode no
+"""
+
+
+class LocalCluster:
+    """``masters`` redis-server processes made into one cluster; :attr:`url` is its taskq URL."""
+
+    def __init__(self, masters: int = 3, binary: str | None = None) -> None:
+        self.binary = binary or shutil.which("redis-server") or "redis-server"
+        self.cli = shutil.which("redis-cli") or "redis-cli"
+        self.ports = [free_port() for _ in range(masters)]
+        self.root = Path(tempfile.mkdtemp(prefix="taskq-cluster-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def start(self) -> LocalCluster:
+        try:
+            for port in self.ports:
+                node_dir = self.root / str(port)
+                node_dir.mkdir()
+                config = node_dir / "redis.conf"
+                config.write_text(CONFIG.format(port=port, bus=free_port(), dir=node_dir))
+                with (node_dir / "log").open("wb") as log:  # the child keeps its own descriptor
+                    self.procs.append(
+                        subprocess.Popen(
+                            [self.binary, str(config)],
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent_hook(),
+                        )
+                    )
+            self._wait(lambda: all(ping("127.0.0.1", p) for p in self.ports), "the servers to answer")
+            nodes = [f"127.0.0.1:{p}" for p in self.ports]
+            subprocess.run(
+                [self.cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=START_TIMEOUT_S,
+            )
+            self._wait(self._ready, "cluster_state:ok on every node")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _ready(self) -> bool:
+        for port in self.ports:
+            with redis.Redis(port=port, decode_responses=True, socket_timeout=2) as r:
+                info = r.cluster("info")
+                if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.ports):
+                    return False
+        return True
+
+    def _wait(self, ready: object, what: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready():  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test cluster did not come up: timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def client(self) -> RedisCluster:
+        """A blocking cluster client (decoded replies), as taskq makes it."""
+        return sync_client(self.url)  # type: ignore[return-value]
+
+    def flush(self) -> None:
+        """Empty every master (and their script caches stay: scripts are per node)."""
+        for port in self.ports:
+            with redis.Redis(port=port) as r:
+                r.flushall()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
