@@ -26,6 +26,18 @@ from taskq.lab.model import (
     grid,
     make_frame,
 )
+from taskq.lab.simulate import simulate
+from taskq.lab.stats import jain_index, nearest_rank, summarize, t_interval
+from taskq.lab.theory import (
+    cobham_waits_s,
+    erlang_c,
+    mg1_wait_s,
+    mm1_wait_s,
+    mmc_priority_waits_s,
+    mmc_wait_quantile_s,
+    mmc_wait_s,
+    predict_waits_s,
+)
 from taskq.lab.run import run, slot_overhead_s
 from taskq.lab.store import load, save
 
