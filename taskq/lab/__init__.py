@@ -26,8 +26,10 @@ from taskq.lab.model import (
     grid,
     make_frame,
 )
+from taskq.lab.run import run, slot_overhead_s
 from taskq.lab.simulate import simulate
 from taskq.lab.stats import jain_index, nearest_rank, summarize, t_interval
+from taskq.lab.store import load, save
 from taskq.lab.theory import (
     cobham_waits_s,
     erlang_c,
@@ -38,8 +40,6 @@ from taskq.lab.theory import (
     mmc_wait_s,
     predict_waits_s,
 )
-from taskq.lab.run import run, slot_overhead_s
-from taskq.lab.store import load, save
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -66,4 +66,17 @@ __all__ = [
     "slot_overhead_s",
     "load",
     "save",
+    "simulate",
+    "summarize",
+    "jain_index",
+    "nearest_rank",
+    "t_interval",
+    "cobham_waits_s",
+    "erlang_c",
+    "mg1_wait_s",
+    "mm1_wait_s",
+    "mmc_priority_waits_s",
+    "mmc_wait_quantile_s",
+    "mmc_wait_s",
+    "predict_waits_s",
 ]
