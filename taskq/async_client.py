@@ -31,6 +31,7 @@ from taskq.task import (
     TaskSpec,
 )
 from taskq.telemetry import DEFAULT_WINDOWS_S, Event, Snapshot, WorkerSnapshot
+from taskq.telemetry.memory import with_memory
 
 if TYPE_CHECKING:
     from taskq.worker import BackgroundWorker
@@ -249,6 +250,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
     ) -> Snapshot:
         """See :meth:`TaskQueue.snapshot`."""
         flow = self.ops.snapshot(queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint)
+        flow = with_memory(flow, self.result_ttl_s)  # used_memory and retained records, same round trip
         return await self._exec.drive(flow)
 
     async def events(

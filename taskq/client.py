@@ -29,6 +29,7 @@ from taskq.task import (
     TaskStatus,
 )
 from taskq.telemetry import DEFAULT_WINDOWS_S, Event, Snapshot, WorkerSnapshot
+from taskq.telemetry.memory import with_memory
 
 if TYPE_CHECKING:
     from taskq.worker import BackgroundWorker
@@ -246,6 +247,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         ``queues=None``: every known queue. ``lifetime=False`` skips the all-time latency
         percentiles (the lifetime counters are always there)."""
         flow = self.ops.snapshot(queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint)
+        flow = with_memory(flow, self.result_ttl_s)  # used_memory and retained records, same round trip
         return self._exec.drive(flow)
 
     def events(

@@ -191,6 +191,7 @@ class QueueModel(BaseModel):
     aging_s: float | None
     default_priority: int | None
     events_length: int
+    retained_finished: int | None = None
 
 
 class QueueConfigRequest(Strict):

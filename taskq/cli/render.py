@@ -149,11 +149,19 @@ def _workers_line(snapshot: Snapshot) -> Text:
     return Text(f"workers: {parts} (taskq workers)", style="dim")
 
 
+def _memory_line(snapshot: Snapshot) -> Text:
+    """Redis memory (None: no INFO) and the finished records the queues keep until their TTL."""
+    used_bytes = snapshot.used_memory_bytes
+    used = "unknown (no INFO)" if used_bytes is None else f"{used_bytes / 2**20:.1f} MiB"
+    kept = sum(q.retained_finished or 0 for q in snapshot.queues)
+    return Text(f"Redis memory: {used}; finished records kept until their TTL: ~{kept} (estimate)", style="dim")
+
+
 def render_stats(snapshot: Snapshot) -> RenderableType:
     if not snapshot.queues:
         return Text("no queues yet: enqueue a task first (taskq enqueue NAME)", style="yellow")
     per_queue = [Columns([queue_table(q), window_table(q)], padding=(0, 2)) for q in snapshot.queues]
-    return Group(*per_queue, _workers_line(snapshot))
+    return Group(*per_queue, _workers_line(snapshot), _memory_line(snapshot))
 
 
 def server_line(info: ServerInfo) -> Text:
@@ -167,7 +175,11 @@ def server_line(info: ServerInfo) -> Text:
 
 def stats_json(snapshot: Snapshot, info: ServerInfo) -> dict[str, Any]:
     """``taskq stats --json``: the server, then each queue's figures."""
-    return {"server": dataclasses.asdict(info), "queues": [counts_to_dict(q) for q in snapshot.queues]}
+    return {
+        "server": dataclasses.asdict(info),
+        "used_memory_bytes": snapshot.used_memory_bytes,
+        "queues": [counts_to_dict(q) for q in snapshot.queues],
+    }
 
 
 def event_line(event: Event) -> Text:

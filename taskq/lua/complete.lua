@@ -12,6 +12,9 @@ ARGV[4..] groups of four: task id, lease token, result JSON, outcome
 Returns: one integer per task: 1 finished, 0 refused (not leased with this token).
 A workflow member (record field `wf`) is settled in its workflow in the same call: the
   dependents whose last parent it was are released (lib/workflow.lua).
+The finished record drops what only a queued or running task needs (score, ready_ms,
+  lease_ms, result_ttl_s, token, cancel): it is kept for its result TTL, and less per record
+  is less retained memory (docs/RELIABILITY.md, "Memory per finished task").
 ]]
 --!include lib/common.lua
 --!include lib/workflow.lua
@@ -28,7 +31,9 @@ for i = 4, #ARGV, 4 do
     'priority', 'attempts', 'worker', 'idem', 'wf')
   if f[1] == token and f[2] == 'running' then
     redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_ms)
-    redis.call('HDEL', key, 'token', 'cancel', 'error_type', 'error', 'traceback')  -- an earlier attempt's
+    -- the lease, queue-only fields, and an earlier attempt's error
+    redis.call('HDEL', key, 'token', 'cancel', 'score', 'ready_ms', 'lease_ms', 'result_ttl_s',
+      'error_type', 'error', 'traceback')
     done[#done + 1] = id
     tel_count(T, outcome, 1)
     if outcome == 'succeeded' then

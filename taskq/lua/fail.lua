@@ -11,6 +11,8 @@ ARGV[8] idempotency key prefix  ARGV[9] dead TTL s  ARGV[10] wake channel
 Returns: {'scheduled', due_ms} or {'dead', dead_ms}. A dead workflow member is settled in its
   workflow in the same call (lib/workflow.lua); a retry is not an outcome and counts nothing.
 Errors: TASKQ LEASE_LOST when the token is not the task's current lease.
+A dead record drops what only a queued or running task needs (score, ready_ms, lease_ms,
+  cancel); it keeps result_ttl_s, which a re-driven task needs when it completes.
 ]]
 --!include lib/common.lua
 --!include lib/workflow.lua
@@ -43,7 +45,7 @@ if delay_ms >= 0 and attempts <= tonumber(f[4]) then
 end
 redis.call('ZADD', KEYS[3], now_ms, id)
 redis.call('HSET', KEYS[4], 'status', 'dead', 'finished_ms', now_ms)
-redis.call('HDEL', KEYS[4], 'cancel')
+redis.call('HDEL', KEYS[4], 'cancel', 'score', 'ready_ms', 'lease_ms')
 tel_count(T, 'dead', 1)
 tel_event(T, 'dead', id, f[6], attempts, f[7])
 if f[8] then

@@ -81,6 +81,9 @@ _HELP = {
     "taskq_latency_observations": "Latency observations in the window.",
     "taskq_latency_seconds": "Latency percentile (wait: ready to claimed; run; e2e: enqueued to succeeded), "
     "within 4.9 % (log buckets).",
+    "taskq_retained_finished_tasks": "Finished task records Redis keeps until their TTL, estimated "
+    "(dead exact; succeeded and cancelled: recent rate times the result TTL).",
+    "taskq_redis_used_memory_bytes": "The Redis server's used_memory (INFO memory).",
     "taskq_workers": "Registered workers by health.",
     "taskq_worker_heartbeat_age_seconds": "Time since the worker's last heartbeat.",
     "taskq_worker_running_tasks": "Tasks the worker runs now.",
@@ -130,6 +133,11 @@ def prometheus_text(snapshot: Snapshot) -> str:
                         quantile = str(per_mille / 1000)
                         labels = {"queue": q.queue, "metric": metric, "window": label, "quantile": quantile}
                         add("taskq_latency_seconds", value / 1000, **labels)
+    for q in snapshot.queues:
+        if q.retained_finished is not None:
+            add("taskq_retained_finished_tasks", q.retained_finished, queue=q.queue)
+    if snapshot.used_memory_bytes is not None:
+        add("taskq_redis_used_memory_bytes", snapshot.used_memory_bytes)
     by_health = dict.fromkeys((h.value for h in WorkerHealth), 0)
     for worker in snapshot.workers:
         by_health[worker.health.value] += 1

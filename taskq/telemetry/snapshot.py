@@ -161,6 +161,11 @@ class QueueSnapshot:
     default_priority: int | None
     events_length: int
     """Entries in the events stream (each holds one or more events)."""
+    retained_finished: int | None = None
+    """About how many finished task records Redis keeps now, each until its TTL: the dead ones
+    (exact) plus the succeeded and cancelled ones finished within the client's result TTL,
+    estimated as their rate over the longest window times that TTL, at most all that ever
+    finished (taskq.telemetry.memory). None where it was not computed."""
 
     @property
     def pending(self) -> int:
@@ -207,6 +212,9 @@ class Snapshot:
     schedules: tuple[ScheduleInfo, ...] = ()
     #: Per queue with rate limits: each limiter and when it next lets a task run (taskq.ratelimit).
     rate_limits: Mapping[str, tuple[LimiterState, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    #: The Redis server's ``used_memory`` (INFO memory; summed over a cluster's nodes), or None
+    #: where the server has no INFO (fakeredis) or refused it.
+    used_memory_bytes: int | None = None
 
     def queue(self, name: str) -> QueueSnapshot:
         """The snapshot of queue ``name`` (KeyError if it was not asked for)."""
