@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss bignum
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -39,6 +39,12 @@ chaos: venv
 # (benchmarks/aof_loss.py; exit 1 if `always` lost any). make aof-loss ARGS="--rounds 20"
 aof-loss: venv
 	nice $(VENV)/bin/python benchmarks/aof_loss.py $(ARGS)
+
+# make bignum: a million queued tasks in one queue (claim latency at 1k/100k/1M deep, memory per
+# task) and 10,000 queues (tq.snapshot() and taskq stats), on a private redis-server
+# (benchmarks/bignum.py; about 3 GB of RAM). make bignum ARGS="--queues 1000 --json out.json"
+bignum: venv
+	nice $(VENV)/bin/python benchmarks/bignum.py $(ARGS)
 
 SOAK_S ?= 1800
 soak: venv

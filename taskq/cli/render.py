@@ -157,10 +157,33 @@ def _memory_line(snapshot: Snapshot) -> Text:
     return Text(f"Redis memory: {used}; finished records kept until their TTL: ~{kept} (estimate)", style="dim")
 
 
-def render_stats(snapshot: Snapshot) -> RenderableType:
+#: ``taskq stats`` draws the tables of at most this many queues, the busiest (most pending, then
+#: dead); the others are summed up in one line. Drawing every table took 10 s for 500 queues
+#: and would take minutes for 10,000 (``make bignum``, docs/RELIABILITY.md).
+MAX_QUEUE_TABLES = 20
+
+
+def _others_line(others: Sequence[QueueSnapshot]) -> Text:
+    pending = sum(q.pending for q in others)
+    dead = sum(q.dead for q in others)
+    return Text(
+        f"... and {len(others):,} more queues ({pending:,} pending, {dead:,} dead in all): "
+        "name the ones to show (taskq stats QUEUE ...) or use --json for every one",
+        style="yellow",
+    )
+
+
+def render_stats(snapshot: Snapshot, max_queues: int = MAX_QUEUE_TABLES) -> RenderableType:
     if not snapshot.queues:
         return Text("no queues yet: enqueue a task first (taskq enqueue NAME)", style="yellow")
-    per_queue = [Columns([queue_table(q), window_table(q)], padding=(0, 2)) for q in snapshot.queues]
+    busiest = sorted(snapshot.queues, key=lambda q: (-q.pending, -q.dead, q.queue))[:max_queues]
+    shown = {q.queue for q in busiest}
+    per_queue: list[RenderableType] = [
+        Columns([queue_table(q), window_table(q)], padding=(0, 2)) for q in snapshot.queues if q.queue in shown
+    ]
+    others = [q for q in snapshot.queues if q.queue not in shown]
+    if others:
+        per_queue.append(_others_line(others))
     return Group(*per_queue, _workers_line(snapshot), _memory_line(snapshot))
 
 
