@@ -111,7 +111,7 @@ class ClientBase:
             dead_ttl_s=dead_ttl_s,
             events_sample=events_sample,
             telemetry=telemetry,
-            sharded_wake=is_cluster_url(self.url),
+            cluster=is_cluster_url(self.url),
         )
         self.registry: dict[str, TaskDef] = {}
         self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
@@ -264,7 +264,7 @@ class ClientBase:
         return _executor(self).drive(flow())
 
     def _refuse_on_cluster(self, what: str) -> None:
-        if self.ops.sharded_wake:
+        if self.ops.cluster:
             raise NotSupportedOnCluster(
                 f"{what}: workflows are not supported on a Redis Cluster yet (their scripts span "
                 "several queues' slots); nothing was written"

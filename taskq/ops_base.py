@@ -72,8 +72,9 @@ class PlanSettings:
     succeeded, ...) of about 1 task in N; ``telemetry=False`` stops the latency histograms
     and window checkpoints (counters and queued depth are always kept).
 
-    ``sharded_wake``: on a Redis Cluster the scripts wake workers with ``SPUBLISH`` (sharded
-    pub/sub: the message stays on the queue's shard), else with ``PUBLISH``.
+    ``cluster``: on a Redis Cluster (a ``redis+cluster://`` URL) the scripts wake workers with
+    ``SPUBLISH`` (sharded pub/sub: the message stays on the queue's shard), not ``PUBLISH``,
+    and reads that span queues are sent one command per queue.
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -81,7 +82,7 @@ class PlanSettings:
     dead_ttl_s: int = DEFAULT_DEAD_TTL_S
     events_sample: int = 1
     telemetry: bool = True
-    sharded_wake: bool = False
+    cluster: bool = False
 
     @property
     def keys(self) -> GlobalKeys:
@@ -97,7 +98,7 @@ class PlanSettings:
 
     def wake(self, keys: QueueKeys) -> str:
         """The wake argument the scripts take (lua/lib/common.lua, ``wake_publish``)."""
-        return wake_arg(keys, self.sharded_wake)
+        return wake_arg(keys, self.cluster)
 
 
 def wake_arg(keys: QueueKeys, sharded: bool) -> str:

@@ -27,6 +27,9 @@ Entry = tuple[str, Mapping[str, str]]
 class EventPlans(Protocol):
     """The plans an :class:`EventReader` needs (:class:`taskq.ops.Operations` has them)."""
 
+    @property
+    def cluster(self) -> bool: ...  # on a Redis Cluster: one XREAD per queue
+
     def event_stream_tails(self, queues: Sequence[str]) -> Plan[dict[str, str]]: ...
 
     def queues(self) -> Plan[list[str]]: ...
@@ -165,7 +168,7 @@ class EventReader:
         self.count = count
         self.follow = follow
         self.blocking = self.block_ms > 0
-        self.together = True
+        self.together = not ops.cluster  # one XREAD over queues on different slots is refused
         self.discover = discover
         self.discover_s = discover_s
         self.positions: dict[str, str] = {}
