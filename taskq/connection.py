@@ -34,13 +34,14 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.cluster
+import redis.exceptions
 from redis.exceptions import AuthenticationError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.backoff import exponential_s
 from taskq.cluster import ClusterAddress, is_cluster_url, parse_cluster_url
-from taskq.errors import AccessDenied
+from taskq.errors import AccessDenied, ServerUnavailable
 from taskq.server import redact_url
 
 #: Socket timeout of the producers' clients (TaskQueue, AsyncTaskQueue).
@@ -87,6 +88,12 @@ def connection_options(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT
     return options
 
 
+#: What redis-py raises when no node of a cluster answers (older redis-py: its base class).
+CLUSTER_UNREACHABLE: tuple[type[Exception], ...] = (
+    getattr(redis.exceptions, "RedisClusterUnreachableError", RedisClusterException),
+)
+
+
 def _cluster_options(address: ClusterAddress) -> dict[str, Any]:
     options: dict[str, Any] = {"username": address.username, "password": address.password}
     if address.tls:
@@ -103,12 +110,17 @@ def sync_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S) -> 
         return redis.Redis.from_url(url, decode_responses=True, **options)
     address = parse_cluster_url(url)
     options.pop("health_check_interval")  # the blocking RedisCluster does not take it
-    cluster = redis.cluster.RedisCluster(
-        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in address.nodes],  # type: ignore[no-untyped-call]
-        decode_responses=True,
-        **_cluster_options(address),
-        **options,
-    )
+    try:  # the blocking RedisCluster reads the slot map here, not at its first command
+        cluster = redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in address.nodes],  # type: ignore[no-untyped-call]
+            decode_responses=True,
+            **_cluster_options(address),
+            **options,
+        )
+    except AuthenticationError as exc:
+        raise AccessDenied(f"Redis at {redact_url(url)} refused the credentials: {exc}") from None
+    except (*CLUSTER_UNREACHABLE, RedisConnectionError, RedisTimeoutError) as exc:
+        raise ServerUnavailable(f"cannot reach the Redis Cluster at {redact_url(url)}: {exc}") from None
     return cast(redis.Redis, cluster)
 
 

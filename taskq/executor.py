@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq import speedups
-from taskq.connection import is_cluster
+from taskq.connection import CLUSTER_UNREACHABLE, is_cluster
 from taskq.errors import AccessDenied, ServerUnavailable
 from taskq.ops_base import reply_error
 from taskq.plan import Command, Emit, Flow, Plan, Stream
@@ -60,7 +60,7 @@ def _finish(plan: Plan[T], replies: list[Any]) -> T:
     return plan.parse(replies)
 
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, *CLUSTER_UNREACHABLE)
 _LOST = (RedisConnectionError, RedisTimeoutError)
 
 
