@@ -94,6 +94,9 @@ CLUSTER_UNREACHABLE: tuple[type[Exception], ...] = (
 )
 
 
+_CLUSTER_DOWN: tuple[type[Exception], ...] = (*CLUSTER_UNREACHABLE, RedisConnectionError, RedisTimeoutError)
+
+
 def _cluster_options(address: ClusterAddress) -> dict[str, Any]:
     options: dict[str, Any] = {"username": address.username, "password": address.password}
     if address.tls:
@@ -119,7 +122,7 @@ def sync_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S) -> 
         )
     except AuthenticationError as exc:
         raise AccessDenied(f"Redis at {redact_url(url)} refused the credentials: {exc}") from None
-    except (*CLUSTER_UNREACHABLE, RedisConnectionError, RedisTimeoutError) as exc:
+    except _CLUSTER_DOWN as exc:
         raise ServerUnavailable(f"cannot reach the Redis Cluster at {redact_url(url)}: {exc}") from None
     return cast(redis.Redis, cluster)
 

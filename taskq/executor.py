@@ -60,7 +60,7 @@ def _finish(plan: Plan[T], replies: list[Any]) -> T:
     return plan.parse(replies)
 
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, *CLUSTER_UNREACHABLE)
+_UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError, *CLUSTER_UNREACHABLE)
 _LOST = (RedisConnectionError, RedisTimeoutError)
 
 
