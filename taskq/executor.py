@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
+from redis.exceptions import AuthenticationError, ClusterError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -60,7 +60,14 @@ def _finish(plan: Plan[T], replies: list[Any]) -> T:
     return plan.parse(replies)
 
 
-_UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError, *CLUSTER_UNREACHABLE)
+#: ClusterError: redis-py gave up following a cluster's redirections (a slot moving, a failover).
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    *CLUSTER_UNREACHABLE,
+)
 _LOST = (RedisConnectionError, RedisTimeoutError)
 
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import NoPermissionError, OutOfMemoryError
+from redis.exceptions import ClusterDownError, NoPermissionError, OutOfMemoryError, TryAgainError
 
-from taskq.errors import AccessDenied, ServerFull, TaskqError
+from taskq.errors import AccessDenied, ServerFull, ServerUnavailable, TaskqError
 from taskq.keys import DEFAULT_PREFIX, GlobalKeys, QueueKeys
 from taskq.plan import Command
 from taskq.scripts import error_from_reply, load_script
@@ -38,6 +38,9 @@ def reply_error(reply: object) -> Exception | None:
         return AccessDenied(f"Redis refused it to this user: {reply}; see docs/RELIABILITY.md, 'ACL users'")
     if isinstance(reply, OutOfMemoryError):  # maxmemory with noeviction: the write was refused whole
         return ServerFull(f"Redis is full, nothing was written: {reply}")
+    if isinstance(reply, (TryAgainError, ClusterDownError)) or "non local key" in str(reply):
+        # a Redis Cluster moving the queue's slot (or failing over): the same call works afterwards
+        return ServerUnavailable(f"Redis Cluster is moving or failing over this slot, try again: {reply}")
     if isinstance(reply, Exception):
         return error_from_reply(str(reply)) or reply
     return None

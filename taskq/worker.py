@@ -65,6 +65,7 @@ from taskq.wake import WakeListener
 from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
 
 log = logging.getLogger("taskq.worker")
+_AGAIN = (ServerFull, ServerUnavailable)  # an outcome refused for now: written again
 
 # ---------------------------------------------------------------------------
 # The worker
@@ -300,9 +301,10 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                     if self._stop_event.is_set() and self._grace_override == 0.0:
                         return
                     continue
-                full = [item for item, reply in zip(batch, replies, strict=True) if isinstance(reply, ServerFull)]
+                # Redis full, or (ServerUnavailable inline) a cluster slot moving: kept and written again
+                full = [item for item, reply in zip(batch, replies, strict=True) if isinstance(reply, _AGAIN)]
                 for (command, held), reply in zip(batch, replies, strict=True):
-                    if isinstance(reply, ServerFull):
+                    if isinstance(reply, _AGAIN):
                         continue  # kept, lease and all, and written again below
                     if self._held.get(held.task.id) is held:
                         del self._held[held.task.id]
@@ -313,7 +315,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                     elif isinstance(command, Failure):
                         self._log_failure(command, held, reply)
                 if full:
-                    log.warning("Redis is full: %d outcomes wait, with their leases, to be written again", len(full))
+                    log.warning("Redis is full (or a Cluster slot moving): %d outcomes wait to be written", len(full))
                     self._pending[:0] = full
                     await self._sleep(0.5)
                     if self._stop_event.is_set() and self._grace_override == 0.0:

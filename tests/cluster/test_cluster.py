@@ -53,12 +53,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def tq(cluster_url: str) -> Iterator[taskq.TaskQueue]:
-    with taskq.TaskQueue(cluster_url) as queue:
-        yield queue
-
-
-@pytest.fixture
 def rc(redis_cluster: LocalCluster) -> Iterator[redis.cluster.RedisCluster]:
     client = redis_cluster.client()
     yield client
