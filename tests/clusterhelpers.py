@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -113,3 +114,90 @@ class LocalCluster:
                 proc.wait()
         self.procs.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+SENTINEL_CONFIG = """port {port}
+bind 127.0.0.1
+dir {dir}
+sentinel monitor {service} 127.0.0.1 {primary} 1
+sentinel down-after-milliseconds {service} 1000
+sentinel failover-timeout {service} 4000
+"""
+
+
+class LocalSentinel:
+    """A primary, a replica of it and one Sentinel watching them (``service``); :attr:`url` is
+    the ``redis+sentinel://`` URL. :meth:`failover` makes the replica the primary."""
+
+    def __init__(self, service: str = "taskq-primary") -> None:
+        self.binary = shutil.which("redis-server") or "redis-server"
+        self.service = service
+        self.primary, self.replica, self.sentinel = free_port(), free_port(), free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="taskq-sentinel-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.sentinel}/{self.service}"
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        with (self.root / f"{name}.log").open("wb") as log:
+            self.procs.append(
+                subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent_hook())
+            )
+
+    def start(self) -> LocalSentinel:
+        try:
+            common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.root)]
+            self._spawn("primary", [self.binary, "--port", str(self.primary), *common])
+            self._spawn("replica", [self.binary, "--port", str(self.replica), "--replicaof", "127.0.0.1",
+                                    str(self.primary), *common])  # fmt: skip
+            config = self.root / "sentinel.conf"
+            config.write_text(
+                SENTINEL_CONFIG.format(port=self.sentinel, dir=self.root, service=self.service, primary=self.primary)
+            )
+            self._spawn("sentinel", [self.binary, str(config), "--sentinel"])
+            _wait(lambda: all(ping("127.0.0.1", p) for p in (self.primary, self.replica, self.sentinel)), "servers")
+            _wait(self._replica_known, "the Sentinel to know the synced replica")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _replica_known(self) -> bool:
+        with redis.Redis(port=self.sentinel, decode_responses=True, socket_timeout=2) as s:
+            replicas = s.execute_command("SENTINEL", "REPLICAS", self.service)
+        fields = [dict(zip(r[::2], r[1::2], strict=True)) if isinstance(r, list) else r for r in replicas]
+        return any(f.get("flags") == "slave" and f.get("master-link-status") == "ok" for f in fields)
+
+    def primary_port(self) -> int:
+        with redis.Redis(port=self.sentinel, decode_responses=True, socket_timeout=2) as s:
+            return int(s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)[1])
+
+    def failover(self) -> int:
+        """Ask the Sentinel to fail over now; returns the new primary's port once it reports it."""
+        old = self.primary_port()
+        with redis.Redis(port=self.sentinel, decode_responses=True, socket_timeout=2) as s:
+            s.execute_command("SENTINEL", "FAILOVER", self.service)
+        _wait(lambda: self.primary_port() != old, "the Sentinel to report the new primary")
+        return self.primary_port()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _wait(ready: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
