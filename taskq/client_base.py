@@ -90,6 +90,7 @@ class ClientBase:
         result_ttl_s: int = DEFAULT_RESULT_TTL_S,
         dead_ttl_s: int = DEFAULT_DEAD_TTL_S,
         embedded: bool = True,
+        durable: bool = False,
     ) -> None:
         check_queue_name(default_queue)
         if check_non_negative_int("max_payload_bytes", max_payload_bytes, upper=MAX_PAYLOAD_LIMIT) < 1:
@@ -112,7 +113,10 @@ class ClientBase:
             events_sample=events_sample,
             telemetry=telemetry,
             cluster=is_cluster_url(self.url),
+            durable=bool(durable),
         )
+        if durable:
+            self._refuse_on_cluster("durable=True (WAIT cannot be routed with the enqueue yet)")
         self.registry: dict[str, TaskDef] = {}
         self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
         self._published_at = -REGISTRY_CACHE_S
@@ -265,10 +269,8 @@ class ClientBase:
 
     def _refuse_on_cluster(self, what: str) -> None:
         if self.ops.cluster:
-            raise NotSupportedOnCluster(
-                f"{what}: workflows are not supported on a Redis Cluster yet (their scripts span "
-                "several queues' slots); nothing was written"
-            )
+            why = "" if what.startswith("durable") else " (workflow scripts span several queues' slots)"
+            raise NotSupportedOnCluster(f"{what}: not supported on a Redis Cluster yet{why}; nothing was written")
 
     def workflow(self, workflow_id: str) -> Any:
         """A workflow's state and every node's (:class:`~taskq.WorkflowInfo`)."""

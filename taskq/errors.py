@@ -113,6 +113,11 @@ class ServerFull(TaskqError):
     Free memory (finished records expire) or raise the limit, then try again."""
 
 
+class NotReplicated(TaskqError):
+    """``durable=True``: the enqueue was written on the primary, but no replica acknowledged it in
+    time, so a failover could lose it. Enqueue again with the same idempotency key to be sure."""
+
+
 class NotSupportedOnCluster(TaskqError):
     """The operation cannot run on a Redis Cluster yet: workflows (``submit``, ``depends_on``)
     write several queues' slots in one script. Nothing was written. See docs/ARCHITECTURE.md,

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from taskq.backoff import exponential_s
+from taskq.durable import replicated
 from taskq.errors import InvalidOption, ResultTimeout, TaskCancelled, TaskFailed
 from taskq.keys import check_queue_name, is_utf8
 from taskq.ops import MAX_BATCH, Operations, QueueCounts, chunks
-from taskq.plan import Flow
+from taskq.plan import Flow, Plan
 from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
 
 #: Result polling: the pause between reads doubles from the first to the last.
@@ -55,12 +56,17 @@ def enqueue_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flo
         yield ops.register_queues(sorted(new_queues))
         known.update(new_queues)
     if len(specs) <= MAX_BATCH:  # the common case, one round trip
-        first: list[str] = yield ops.enqueue(specs)
+        first: list[str] = yield _enqueue_plan(ops, specs)
         return first
     ids: list[str] = []
     for chunk in chunks(specs):
-        ids += yield ops.enqueue(chunk)
+        ids += yield _enqueue_plan(ops, chunk)
     return ids
+
+
+def _enqueue_plan(ops: Operations, specs: Sequence[TaskSpec]) -> Plan[list[str]]:
+    """The enqueue plan; with ``durable``, followed by a WAIT for a replica (:mod:`taskq.durable`)."""
+    return replicated(ops.enqueue(specs)) if ops.durable else ops.enqueue(specs)
 
 
 def dead_list_flow(ops: Operations, queue: str, limit: int, offset: int) -> Flow[list[Task]]:

@@ -77,7 +77,8 @@ class PlanSettings:
 
     ``cluster``: on a Redis Cluster (a ``redis+cluster://`` URL) the scripts wake workers with
     ``SPUBLISH`` (sharded pub/sub: the message stays on the queue's shard), not ``PUBLISH``,
-    and reads that span queues are sent one command per queue.
+    and reads that span queues are sent one command per queue. ``durable``: enqueues wait for a
+    replica (:mod:`taskq.durable`).
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -86,6 +87,7 @@ class PlanSettings:
     events_sample: int = 1
     telemetry: bool = True
     cluster: bool = False
+    durable: bool = False
 
     @property
     def keys(self) -> GlobalKeys:

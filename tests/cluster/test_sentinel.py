@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import redis
 from clusterhelpers import LocalSentinel
 from helpers import wait_until
 
@@ -78,3 +79,30 @@ def test_workers_carry_on_through_a_failover(sentinel: LocalSentinel) -> None:
     print(json.dumps({"tasks": total, "after_failover": len(after), "lost": len(lost), "run_twice": len(twice)}))
     assert after and [n for n in after if runs[n] == 0] == []  # the worker carried on, on the new primary
     assert len(lost) <= total // 10, lost  # the acknowledged-then-lost window is short (measured: see the report)
+
+
+def test_durable_enqueue_waits_for_the_replica(sentinel: LocalSentinel) -> None:
+    """durable=True returns once the replica has the task: read there right after, it is there."""
+    with taskq.TaskQueue(sentinel.url, durable=True) as tq, redis.Redis(port=sentinel.replica) as replica:
+        for n in range(20):
+            handle = tq.enqueue("t", force=True, args=[n])
+            assert replica.exists(tq.ops.queue_keys("default").task(handle.id)) == 1
+        handles = tq.enqueue_many([{"name": "t", "force": True, "args": [n]} for n in range(50)])
+        keys = [tq.ops.queue_keys("default").task(h.id) for h in handles]
+        assert replica.exists(*keys) == len(keys)
+
+
+def test_durable_enqueue_without_a_replica_is_not_replicated(redis_url: str) -> None:
+    """A server with no replica: the task is written, and the caller is told it is not safe."""
+    with taskq.TaskQueue(redis_url, durable=True) as tq:
+        with pytest.raises(taskq.NotReplicated, match="0 of 1 replica"):
+            tq.enqueue("t", force=True, idempotency_key="k1")
+        assert tq.stats().queued == 1
+        with pytest.raises(taskq.NotReplicated):
+            tq.enqueue("t", force=True, idempotency_key="k1")
+        assert tq.stats().queued == 1  # the same key: still one task
+
+
+def test_durable_is_refused_on_a_cluster(cluster_url: str) -> None:
+    with pytest.raises(taskq.NotSupportedOnCluster, match="durable"):
+        taskq.TaskQueue(cluster_url, durable=True)
