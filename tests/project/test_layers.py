@@ -8,6 +8,9 @@
   names in ``taskq.__all__``; never a module like ``taskq.ops``. The one exception is
   ``taskq.cli``, the host of the ``taskq`` command's entry-point plug-ins (STYLE.md rule 14):
   a plug-in such as ``taskq serve`` uses the names that package exports.
+* the lab (``taskq.lab``, the ``taskq[lab]`` extra) alone imports its extra's packages
+  (SimPy, numpy, pandas, ...); no other core module imports it or them, and it uses the
+  core's public API only.
 
 And one size rule: a core module over 500 lines says why in its docstring.
 """
@@ -30,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTER = {"taskq_widgets": ROOT / "widgets" / "taskq_widgets", "taskq_api": ROOT / "api" / "taskq_api"}
 FORBIDDEN_IN_CORE = ("taskq_widgets", "taskq_api", "taskq_bench", "benchmarks", "fastapi", "ipywidgets", "anywidget")
 PLUGIN_HOST = "taskq.cli"
+#: The lab and the packages of its extra, which only it may import.
+LAB = "taskq.lab"
+LAB_EXTRA = ("simpy", "numpy", "pandas", "pyarrow", "matplotlib", "scipy")
 
 
 def _present(package: str) -> bool:
@@ -123,6 +129,53 @@ def test_outer_packages_import_only_the_public_api(outer: str) -> None:
         if _in(imported, "taskq") and imported not in ("taskq", PLUGIN_HOST)
     )
     assert bad == [], f"{outer} imports private taskq modules (use names from taskq.__all__): {bad}"
+
+
+@pytest.mark.parametrize("extra", LAB_EXTRA)
+def test_only_the_lab_imports_its_extra(extra: str) -> None:
+    graph = _graph()
+    if extra not in graph.modules:
+        return  # nothing imports it at all
+    importers = {
+        importer
+        for module in graph.modules
+        if _in(module, extra)
+        for importer in graph.find_modules_that_directly_import(module)
+    }
+    bad = sorted(m for m in importers if _in(m, "taskq") and not _in(m, LAB))
+    assert bad == [], f"core modules outside {LAB} import {extra} (an extra of taskq[lab]): {bad}"
+
+
+def test_no_core_module_imports_the_lab() -> None:
+    graph = _graph()
+    bad = sorted(
+        (importer, module)
+        for module in graph.modules
+        if _in(module, LAB)
+        for importer in graph.find_modules_that_directly_import(module)
+        if not _in(importer, LAB)
+    )
+    assert bad == [], f"the core imports the lab (an optional extra): {bad}"
+
+
+def test_the_lab_uses_only_the_public_api() -> None:
+    graph = _graph()
+    bad = sorted(
+        (importer, imported)
+        for importer in graph.modules
+        if _in(importer, LAB)
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if _in(imported, "taskq") and imported != "taskq" and not _in(imported, LAB)
+    )
+    assert bad == [], f"{LAB} imports private taskq modules (use names from taskq.__all__): {bad}"
+    public = set(taskq.__all__)
+    names = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in sorted((ROOT / "taskq" / "lab").rglob("*.py"))
+        for line, name in _names_from_taskq(path)
+        if name not in public
+    ]
+    assert names == [], f"not in taskq.__all__: {names}"
 
 
 def _names_from_taskq(source: Path) -> Iterator[tuple[int, str]]:
