@@ -58,6 +58,7 @@ SITE_PAGES = (
     "docs/howto/deployment.md",
     "docs/howto/periodic-and-rate-limits.md",
     "docs/howto/workflows.md",
+    "docs/howto/research-lab.md",
 )
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: Generous: it only stops a hung build (the notebooks run inside it), never measures speed.
