@@ -216,7 +216,10 @@ def test_frontend_files_are_package_data(tmp_path: Path, monkeypatch: pytest.Mon
         build.build_lib = str(tmp_path)  # type: ignore[attr-defined]
         dist.run_command("build_py")
     shipped = {p.name for p in (tmp_path / "taskq_widgets" / "frontend").iterdir()}
-    assert shipped == {p.name for p in FRONTEND.iterdir()} == {"monitor.js", "monitor.css"}
+    assert shipped == {p.name for p in FRONTEND.iterdir()}
+    widgets = ("monitor", "stateflow", "timeline", "leases", "keyinspector")
+    assert {f"{name}.js" for name in widgets} <= shipped
+    assert {"monitor.css", "flow.css", "inspect.css"} <= shipped
 
 
 # -- the static fallback -----------------------------------------------------------------
