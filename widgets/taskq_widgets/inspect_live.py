@@ -10,10 +10,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
 from taskq import AsyncTaskQueue, Inspection, InvalidOption, TaskQueue, check_queue_name
+from taskq_widgets.live import LiveWidget
 from taskq_widgets.monitor import connect
 from taskq_widgets.polling import Poller, check_interval_s
 
@@ -39,7 +39,7 @@ def html_table(columns: tuple[str, ...], rows: list[dict[str, Any]], caption: st
     return f'<table style="{_STYLE}">{caption_html}<tr>{head}</tr>{body}</table>'
 
 
-class LiveInspection(anywidget.AnyWidget):
+class LiveInspection(LiveWidget):
     """A live view of one queue fed by ``tq.inspect(queue)``; subclasses say what to keep
     (:meth:`_apply`) and how to draw it without a browser (:meth:`_static_html`)."""
 
@@ -69,6 +69,7 @@ class LiveInspection(anywidget.AnyWidget):
         self._owns_client = owned
         self._read_lock = threading.Lock()
         self._poller = Poller(self._poll, interval, on_error=self._show_error, name=f"taskq-{self._kind}-poll")
+        self._runner = self._poller
         self._closed = False
 
     def refresh(self) -> Inspection:
@@ -100,40 +101,6 @@ class LiveInspection(anywidget.AnyWidget):
     def _poll(self) -> None:
         if not self._closed:
             self._read()
-
-    def _show_error(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-
-    def start(self) -> LiveInspection:
-        """Start live polling in a background thread (nothing happens if it already runs)."""
-        if self._closed:
-            raise InvalidOption(f"this {type(self).__name__} was closed; make a new one")
-        self._poller.start()
-        self.polling = True
-        return self
-
-    def stop(self) -> None:
-        """Stop live polling and wait for the polling thread to end."""
-        self._poller.stop()
-        self.polling = False
-
-    @property
-    def thread_alive(self) -> bool:
-        return self._poller.running
-
-    @traitlets.observe("interval_s")
-    def _interval_changed(self, change: dict[str, Any]) -> None:
-        if hasattr(self, "_poller"):
-            self._poller.interval_s = check_interval_s(change["new"])
-
-    def close(self) -> None:
-        """Stop polling and close the widget (and the client, if made here)."""
-        if "_poller" in self.__dict__:
-            self._closed = True
-            self.stop()
-            if self._owns_client:
-                self.tq.close()
-        super().close()
 
     def _refresh_quietly(self) -> None:
         try:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import ipywidgets  # type: ignore[import-untyped]
 import traitlets
 
@@ -27,6 +26,7 @@ from taskq import (
     check_queue_name,
 )
 from taskq_widgets.figures import DEFAULT_METRIC, Figures, add_point, figures_of
+from taskq_widgets.live import LiveWidget
 from taskq_widgets.polling import Poller, check_interval_s
 from taskq_widgets.static import figures_html, figures_text
 
@@ -85,7 +85,7 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-class QueueMonitor(anywidget.AnyWidget):
+class QueueMonitor(LiveWidget):
     """A live view of queues: depth by priority, running tasks with lease age, scheduled,
     dead, throughput and P50/P99 sparklines, and the workers with their health.
 
@@ -164,6 +164,7 @@ class QueueMonitor(anywidget.AnyWidget):
         self._owns_client = owned
         self._read_lock = threading.Lock()
         self._poller = Poller(self._poll, interval, on_error=self._show_error, name="taskq-monitor-poll")
+        self._runner = self._poller
         self._box: ipywidgets.VBox | None = None
         self._closed = False
 
@@ -202,50 +203,13 @@ class QueueMonitor(anywidget.AnyWidget):
             self.error = ""
             self.updates += 1
 
-    def _show_error(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-
-    # -- polling -------------------------------------------------------------------------
-
-    def start(self) -> QueueMonitor:
-        """Start live polling in a background thread (nothing happens if it already runs)."""
-        if self._closed:
-            raise InvalidOption("this monitor was closed; make a new one")
-        self._poller.start()
-        self.polling = True
-        return self
-
-    def stop(self) -> None:
-        """Stop live polling and wait for the polling thread to end."""
-        self._poller.stop()
-        self.polling = False
-
-    @property
-    def thread_alive(self) -> bool:
-        """True while the polling thread runs."""
-        return self._poller.running
-
-    @traitlets.observe("interval_s")
-    def _interval_changed(self, change: dict[str, Any]) -> None:
-        if hasattr(self, "_poller"):
-            self._poller.interval_s = check_interval_s(change["new"])
-
-    def close(self) -> None:
-        """Stop polling, close the controls and the widget (and the client, if made here)."""
-        if "_poller" not in self.__dict__:  # __init__ refused its arguments: nothing to stop
-            super().close()
-            return
-        self._closed = True
-        self.stop()
+    def _close_parts(self) -> None:
         if self._box is not None:
             for child in self._box.children[0].children:
                 child.close()
             self._box.children[0].close()
             self._box.close()
             self._box = None
-        if self._owns_client:
-            self.tq.close()
-        super().close()
 
     # -- display -------------------------------------------------------------------------
 

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-import anywidget
 import traitlets
 
 from taskq import AsyncTaskQueue, Event, InvalidOption, TaskQueue
 from taskq_widgets.feed import EventFeed, Slots
+from taskq_widgets.live import LiveWidget
 from taskq_widgets.monitor import FRONTEND, connect, queue_list
 from taskq_widgets.polling import check_interval_s
 
@@ -170,7 +170,7 @@ class FlowState:
         return float(len(self.window)), shown / len(self.window)
 
 
-class StateFlow(anywidget.AnyWidget):
+class StateFlow(LiveWidget):
     """The task state machine, live: tokens move along its edges as events arrive.
 
     >>> flow = StateFlow(tq, queues=["default"])   # doctest: +SKIP
@@ -227,6 +227,7 @@ class StateFlow(anywidget.AnyWidget):
         self._seq = 0
         self._apply_lock = threading.Lock()
         self.feed = EventFeed(client, watched, self._apply, interval, on_error=self._show_error, name="taskq-stateflow")
+        self._runner = self.feed
         self.feed.mark_start()
         self._publish([])
 
@@ -268,43 +269,10 @@ class StateFlow(anywidget.AnyWidget):
                 self.recent = (self.recent + moves)[-RECENT:]
             self.error = ""
 
-    def _show_error(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-
-    # -- the thread ----------------------------------------------------------------------
-
-    def start(self) -> StateFlow:
-        if self._closed:
-            raise InvalidOption("this widget was closed; make a new one")
-        self.feed.start()
-        self.polling = True
-        return self
-
-    def stop(self) -> None:
-        self.feed.stop()
-        self.polling = False
-
-    @property
-    def thread_alive(self) -> bool:
-        return self.feed.running
-
-    @traitlets.observe("interval_s")
-    def _interval_changed(self, change: dict[str, Any]) -> None:
-        if hasattr(self, "feed"):
-            self.feed.interval_s = check_interval_s(change["new"])
-
     @traitlets.observe("max_tokens_s")
     def _max_changed(self, change: dict[str, Any]) -> None:
         if hasattr(self, "state"):
             self.state.max_tokens_s = float(change["new"])
-
-    def close(self) -> None:
-        if "feed" in self.__dict__:
-            self._closed = True
-            self.stop()
-            if self._owns_client:
-                self.tq.close()
-        super().close()
 
     # -- display -------------------------------------------------------------------------
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-import anywidget
 import traitlets
 
 from taskq import AsyncTaskQueue, Event, InvalidOption, TaskQueue
 from taskq_widgets.feed import EventFeed, Slots
+from taskq_widgets.live import LiveWidget
 from taskq_widgets.monitor import FRONTEND, connect, queue_list
 from taskq_widgets.polling import check_interval_s
 
@@ -110,7 +110,7 @@ class TimelineState:
         return sorted((b for b in self.bars.values() if b["id"] == task_id), key=lambda b: int(b["attempt"]))
 
 
-class Timeline(anywidget.AnyWidget):
+class Timeline(LiveWidget):
     """A live Gantt chart: one row per worker slot, a bar per attempt coloured by outcome.
 
     >>> tl = Timeline(tq, queues=["default"])   # doctest: +SKIP
@@ -158,6 +158,7 @@ class Timeline(anywidget.AnyWidget):
         self._closed = False
         self._lock = threading.Lock()
         self.feed = EventFeed(client, watched, self._apply, interval, on_error=self._show_error, name="taskq-timeline")
+        self._runner = self.feed
         self.feed.mark_start()
 
     def refresh(self) -> int:
@@ -188,37 +189,6 @@ class Timeline(anywidget.AnyWidget):
                 self.batched_claims = sum(1 for n in state.claims.values() if n > 1)
                 self.now_ms = state.now_ms
                 self.error = ""
-
-    def _show_error(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-
-    def start(self) -> Timeline:
-        if self._closed:
-            raise InvalidOption("this widget was closed; make a new one")
-        self.feed.start()
-        self.polling = True
-        return self
-
-    def stop(self) -> None:
-        self.feed.stop()
-        self.polling = False
-
-    @property
-    def thread_alive(self) -> bool:
-        return self.feed.running
-
-    @traitlets.observe("interval_s")
-    def _interval_changed(self, change: dict[str, Any]) -> None:
-        if hasattr(self, "feed"):
-            self.feed.interval_s = check_interval_s(change["new"])
-
-    def close(self) -> None:
-        if "feed" in self.__dict__:
-            self._closed = True
-            self.stop()
-            if self._owns_client:
-                self.tq.close()
-        super().close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The live widget (starts reading), plus a static SVG of the bars for renderers
