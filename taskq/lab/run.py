@@ -53,6 +53,9 @@ from taskq.lab.model import Config, LabError, Workload, check_configs, frame_att
 TASK_NAME = "taskq.lab.planned"
 #: What ends an attempt, as an event type, and the frame's outcome for it.
 END_EVENTS = {"succeeded": "succeeded", "retried": "failed", "dead": "dead", "requeued": "expired"}
+#: The most events one entry of a queue's events stream holds (``EVENTS_PER_ENTRY`` in
+#: taskq/lua/lib/common.lua; a test checks the two agree).
+EVENTS_PER_ENTRY = 100
 
 
 class PlannedFailure(Exception):
@@ -163,6 +166,22 @@ def slot_overhead_s(measured: pd.DataFrame, workload: Workload) -> float:
     return max(0.0, float((measured["end_s"] - measured["claim_s"]).mean() - sum(planned) / len(planned)))
 
 
+def events_maxlen(plan: pd.DataFrame, config: Config) -> int:
+    """An ``events_maxlen`` under which a run's events stream is never trimmed.
+
+    A script writing an entry of k events trims the stream to about ``events_maxlen / k``
+    entries (``MAXLEN ~``: "about events_maxlen events" if every entry were that size). One
+    big entry (a burst of enqueues the client batched, a flush of many outcomes) after many
+    small ones (one task claimed or finished at a time) then cuts the oldest entries, the
+    first tasks' events, and the run cannot rebuild their rows. Entries are never more than
+    events, so a cap of EVENTS_PER_ENTRY x (an upper bound on the run's events) keeps them
+    all: per task its ``enqueued``, per attempt ``started``, the end and a retry's
+    ``queued``, and one more for a release or a requeue; plus room for anything else."""
+    attempts = config.max_retries + 1
+    events = len(plan) * (1 + 4 * attempts) + 1000
+    return EVENTS_PER_ENTRY * events
+
+
 def _time_bound_s(plan: pd.DataFrame, config: Config) -> float:
     """How long a run may take before it counts as stuck: generous, it only stops a hang."""
     work_s = float((plan["service_s"] * (plan["fails"].clip(upper=config.max_retries) + 1)).sum())
@@ -199,7 +218,7 @@ async def _run_one(
     url: str, queues: list[str], config: Config, repeat: int, plan: pd.DataFrame
 ) -> list[dict[str, Any]]:
     prefix = f"taskq-lab-{os.urandom(6).hex()}"
-    app = AsyncTaskQueue(url, prefix=prefix, default_queue=queues[0], events_maxlen=max(10_000, 10 * len(plan)))
+    app = AsyncTaskQueue(url, prefix=prefix, default_queue=queues[0], events_maxlen=events_maxlen(plan, config))
     app.task(name=TASK_NAME, max_retries=config.max_retries, backoff=config.backoff)(planned)
     order: Any = dict(config.queue_weights) if config.queue_weights else queues
     workers = [

@@ -4,6 +4,8 @@ stream. Small workloads (tens to a few hundred tasks), so the file stays within 
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
 import pytest
 import redis
@@ -17,10 +19,11 @@ from taskq.lab.model import (
     Exponential,
     LabError,
     Poisson,
+    Trace,
     Workload,
     check_frame,
 )
-from taskq.lab.run import run, slot_overhead_s
+from taskq.lab.run import EVENTS_PER_ENTRY, run, slot_overhead_s
 
 FAST_RETRY = Backoff(base_s=0.01, min_s=0.01, cap_s=0.02, jitter=0)
 
@@ -131,3 +134,25 @@ def test_measured_and_simulated_agree_on_a_small_run(redis_url: str) -> None:
     for name, (m, s) in pairs.items():
         assert s > 0.005, (name, s)  # the comparison means something: a queue did form
         assert 1 / 2 <= m / s <= 2, (name, m, s)
+
+
+def test_a_burst_after_a_trickle_keeps_every_event(redis_url: str) -> None:
+    """Regression (a flaky docs build: "task 0 has no complete record in the events stream").
+    A script writing an entry of k events trims the stream to about events_maxlen / k entries.
+    Here 300 tasks arrive one at a time (an entry per event: some 900 entries), then 150 at
+    once: the client batches their enqueues into entries of up to 100 events. With the old cap
+    (10,000 events) that trimmed the stream to ~100 entries and lost the first tasks' events;
+    run() must size the cap so nothing is trimmed."""
+    times = tuple([0.002 * i for i in range(300)] + [0.7] * 150)
+    workload = Workload(Trace(times), Deterministic(0.0005), len(times), seed=3)
+    df = run(workload, Config("trickle-then-burst"), url=redis_url)
+    assert sorted(df["task"]) == list(range(len(times))) and set(df["outcome"]) == {"succeeded"}
+
+
+def test_events_per_entry_matches_the_scripts() -> None:
+    """run() sizes its events cap from the scripts' entry size: the two must agree."""
+    import taskq
+
+    common = (Path(taskq.__file__).parent / "lua" / "lib" / "common.lua").read_text()
+    found = re.search(r"^local EVENTS_PER_ENTRY = (\d+)$", common, re.MULTILINE)
+    assert found is not None and int(found.group(1)) == EVENTS_PER_ENTRY
