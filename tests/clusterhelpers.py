@@ -1,7 +1,11 @@
-"""A real Redis Cluster for the tests: three masters (no replicas) on free loopback ports, each
+"""A real Redis Cluster for the tests: three masters on free loopback ports, each
 ``redis-server --cluster-enabled yes`` with its own directory and config file, joined by
 ``redis-cli --cluster create``. Started once per session (tests/conftest.py, ``redis_cluster``)
 and stopped with it; each server also dies with the test process (PR_SET_PDEATHSIG).
+
+``LocalCluster(replicas=1)`` gives every master a replica (6 nodes) and waits until each replica
+is in sync, for the failover tests (tests/cluster/test_cluster_failover.py), which start their own
+and kill a master with :meth:`LocalCluster.kill_master`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ cluster-port {bus}
 bind 127.0.0.1
 cluster-enabled yes
 cluster-config-file nodes.conf
-cluster-node-timeout 2000
+cluster-node-timeout {node_timeout_ms}
 dir {dir}
 save ""
 appendonly no
@@ -35,12 +39,18 @@ protected-mode no
 
 
 class LocalCluster:
-    """``masters`` redis-server processes made into one cluster; :attr:`url` is its taskq URL."""
+    """``masters`` redis-server processes made into one cluster, each with ``replicas`` replicas;
+    :attr:`url` is its taskq URL. ``node_timeout_ms`` is ``cluster-node-timeout``: how long a
+    master may be silent before it is failed and a replica of it promoted."""
 
-    def __init__(self, masters: int = 3, binary: str | None = None) -> None:
+    def __init__(
+        self, masters: int = 3, binary: str | None = None, *, replicas: int = 0, node_timeout_ms: int = 2000
+    ) -> None:
         self.binary = binary or shutil.which("redis-server") or "redis-server"
         self.cli = shutil.which("redis-cli") or "redis-cli"
-        self.ports = [free_port() for _ in range(masters)]
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.ports = [free_port() for _ in range(masters * (1 + replicas))]
         self.root = Path(tempfile.mkdtemp(prefix="taskq-cluster-"))
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -54,7 +64,9 @@ class LocalCluster:
                 node_dir = self.root / str(port)
                 node_dir.mkdir()
                 config = node_dir / "redis.conf"
-                config.write_text(CONFIG.format(port=port, bus=free_port(), dir=node_dir))
+                config.write_text(
+                    CONFIG.format(port=port, bus=free_port(), dir=node_dir, node_timeout_ms=self.node_timeout_ms)
+                )
                 with (node_dir / "log").open("wb") as log:  # the child keeps its own descriptor
                     self.procs.append(
                         subprocess.Popen(
@@ -67,7 +79,7 @@ class LocalCluster:
             self._wait(lambda: all(ping("127.0.0.1", p) for p in self.ports), "the servers to answer")
             nodes = [f"127.0.0.1:{p}" for p in self.ports]
             subprocess.run(
-                [self.cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                [self.cli, "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                 check=True,
                 capture_output=True,
                 timeout=START_TIMEOUT_S,
@@ -79,12 +91,56 @@ class LocalCluster:
         return self
 
     def _ready(self) -> bool:
+        """Every node sees the whole cluster ok, and every replica's link to its master is up
+        with nothing left to copy (its offset is its master's)."""
         for port in self.ports:
             with redis.Redis(port=port, decode_responses=True, socket_timeout=2) as r:
                 info = r.cluster("info")
                 if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.ports):
                     return False
+                repl = r.info("replication")
+                if repl["role"] == "master" and int(repl["connected_slaves"]) != self.replicas:
+                    return False
+                if repl["role"] == "slave" and (repl["master_link_status"] != "up" or repl["master_sync_in_progress"]):
+                    return False
         return True
+
+    def masters(self) -> list[int]:
+        """The ports of the nodes that are masters now (a failover changes them)."""
+        found = []
+        for port, proc in zip(self.ports, self.procs, strict=True):
+            if proc.poll() is None:
+                with redis.Redis(port=port, decode_responses=True, socket_timeout=2) as r:
+                    if r.info("replication")["role"] == "master":
+                        found.append(port)
+        return found
+
+    def replica_of(self, port: int) -> int:
+        """The port of a replica of the master on ``port``."""
+        with redis.Redis(port=port, decode_responses=True, socket_timeout=2) as r:
+            return int(r.info("replication")["slave0"]["port"])
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port`` (no shutdown, no last write to its replica)."""
+        proc = self.procs[self.ports.index(port)]
+        proc.kill()
+        proc.wait()
+
+    def wait_failed_over(self, dead: int, replica: int) -> None:
+        """Wait until ``replica`` is the master of the slots ``dead`` served and every live node
+        reports cluster_state:ok."""
+
+        def done() -> bool:
+            for port, proc in zip(self.ports, self.procs, strict=True):
+                if port == dead or proc.poll() is not None:
+                    continue
+                with redis.Redis(port=port, decode_responses=True, socket_timeout=2) as r:
+                    if r.cluster("info").get("cluster_state") != "ok":
+                        return False
+            with redis.Redis(port=replica, decode_responses=True, socket_timeout=2) as r:
+                return bool(r.info("replication")["role"] == "master")
+
+        self._wait(done, f"the replica on {replica} to take over from {dead}")
 
     def _wait(self, ready: object, what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -98,8 +154,8 @@ class LocalCluster:
         return sync_client(self.url)  # type: ignore[return-value]
 
     def flush(self) -> None:
-        """Empty every master (and their script caches stay: scripts are per node)."""
-        for port in self.ports:
+        """Empty every master (their replicas follow; the script caches stay: scripts are per node)."""
+        for port in self.masters():
             with redis.Redis(port=port) as r:
                 r.flushall()
 
