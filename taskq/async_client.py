@@ -19,12 +19,13 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import async_client
 from taskq.executor import AsyncExecutor
-from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
+from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
+from taskq.shards import configure_flow, counts_flow
 from taskq.task import (
     Task,
     TaskPage,
@@ -203,10 +204,10 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         return await self._exec.run(self.ops.cancel(task_id))
 
     async def stats(self, queue: str | None = None) -> QueueCounts:
-        return (await self._exec.drive(stats_flow(self.ops, [queue or self.default_queue])))[0]
+        return (await self._exec.drive(counts_flow(self.ops, [queue or self.default_queue], self._known_queues)))[0]
 
     async def all_stats(self) -> list[QueueCounts]:
-        return await self._exec.drive(stats_flow(self.ops, None))
+        return await self._exec.drive(counts_flow(self.ops, None, self._known_queues))
 
     async def inspect(self, queue: str | None = None, *, limit: int = DEFAULT_INSPECT_LIMIT) -> Inspection:
         """A read-only look at one queue's sorted sets (see :meth:`TaskQueue.inspect`)."""
@@ -222,10 +223,12 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         aging_s: float | None = None,
         default_priority: int | None = None,
         rate: str | RateLimit | EllipsisType | None = ...,
+        shards: int | None = None,
     ) -> None:
         """See :meth:`TaskQueue.configure_queue`."""
         limit = queue_rate(rate)
-        await self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority), limit))
+        settings = check_queue_settings(queue, aging_s, default_priority)
+        await self._exec.drive(configure_flow(self.ops, self._known_queues, *settings, limit, shards))
 
     def dead_letters(self, queue: str | None = None) -> AsyncDeadLetters:
         return AsyncDeadLetters(self, queue or self.default_queue)

@@ -16,12 +16,13 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import ScheduleMethods
 from taskq.connection import sync_client
 from taskq.executor import SyncExecutor
-from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow, stats_flow
+from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
+from taskq.shards import configure_flow, counts_flow
 from taskq.task import (
     Task,
     TaskPage,
@@ -181,10 +182,10 @@ class TaskQueue(ClientBase, ScheduleMethods):
 
     def stats(self, queue: str | None = None) -> QueueCounts:
         """Counts and counters of one queue (default: the default queue)."""
-        return self._exec.drive(stats_flow(self.ops, [queue or self.default_queue]))[0]
+        return self._exec.drive(counts_flow(self.ops, [queue or self.default_queue], self._known_queues))[0]
 
     def all_stats(self) -> list[QueueCounts]:
-        return self._exec.drive(stats_flow(self.ops, None))
+        return self._exec.drive(counts_flow(self.ops, None, self._known_queues))
 
     def inspect(self, queue: str | None = None, *, limit: int = DEFAULT_INSPECT_LIMIT) -> Inspection:
         """A read-only look at one queue's sorted sets at one instant: queued (claim order,
@@ -203,6 +204,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         aging_s: float | None = None,
         default_priority: int | None = None,
         rate: str | RateLimit | EllipsisType | None = ...,
+        shards: int | None = None,
     ) -> None:
         """Set a queue's settings, shared by every producer (``None`` clears a setting).
 
@@ -212,9 +214,16 @@ class TaskQueue(ClientBase, ScheduleMethods):
         ``rate``: a rate limit for the whole queue across every worker, e.g. ``"100/s"``
         or a :func:`~taskq.ratelimit.parse_rate` result (burst, algorithm); left out, the
         limit stays as it is (``rate=None`` clears it).
+        ``shards``: split the queue into that many sub-queues (1..64), each with its own hash
+        tag, so a hot queue spreads over several Cluster masters (:mod:`taskq.shards`; priority
+        then holds within each sub-queue, approximately across them); None leaves it as it is,
+        1 unshards. Refused while the current sub-queues hold tasks (:class:`~taskq.shards.ShardsBusy`),
+        and together with a rate limit (:class:`~taskq.shards.NotSupportedOnShardedQueue`).
+        Workers read it when they start: restart them after a change.
         """
         limit = queue_rate(rate)
-        self._exec.run(self.ops.configure_queue(*check_queue_settings(queue, aging_s, default_priority), limit))
+        settings = check_queue_settings(queue, aging_s, default_priority)
+        self._exec.drive(configure_flow(self.ops, self._known_queues, *settings, limit, shards))
 
     def dead_letters(self, queue: str | None = None) -> DeadLetters:
         return DeadLetters(self, queue or self.default_queue)

@@ -25,6 +25,7 @@ from taskq.plan import Flow
 from taskq.ratelimit import RATE_KEY_META, RateLimit, rate_key_meta
 from taskq.registry import ENQUEUE_OPTIONS, RegisteredTask, TaskDef, TaskFunction, make_task_def
 from taskq.server import ServerInfo, find_server
+from taskq.shards import QueueDirectory
 from taskq.task import (
     DEFAULT_DEAD_TTL_S,
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -120,7 +121,7 @@ class ClientBase:
         self.registry: dict[str, TaskDef] = {}
         self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
         self._published_at = -REGISTRY_CACHE_S
-        self._known_queues: set[str] = set()
+        self._known_queues = QueueDirectory()  # registered queues, and shard counts (taskq.shards)
         self._snapshot_hint = SnapshotHint()  # lets a polling dashboard snapshot in one round trip
 
     @property

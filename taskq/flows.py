@@ -16,6 +16,7 @@ from taskq.errors import InvalidOption, ResultTimeout, TaskCancelled, TaskFailed
 from taskq.keys import check_queue_name, is_utf8
 from taskq.ops import MAX_BATCH, Operations, QueueCounts, chunks
 from taskq.plan import Flow, Plan
+from taskq.shards import prepare_flow
 from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
 
 #: Result polling: the pause between reads doubles from the first to the last.
@@ -48,13 +49,11 @@ def result_flow(ops: Operations, task_id: str, timeout_s: float | None) -> Flow[
 
 def enqueue_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flow[list[str]]:
     """Enqueue tasks (the one enqueue path of both clients): register queues this client
-    has not seen (``known``, updated), then one pipelined round trip per MAX_BATCH tasks."""
+    has not seen (``known``, updated) and route tasks of sharded queues to their sub-queues
+    (:func:`taskq.shards.prepare_flow`), then one pipelined round trip per MAX_BATCH tasks."""
     if not specs:
         return []
-    new_queues = {s.queue for s in specs}.difference(known)
-    if new_queues:
-        yield ops.register_queues(sorted(new_queues))
-        known.update(new_queues)
+    specs = yield from prepare_flow(ops, specs, known)
     if len(specs) <= MAX_BATCH:  # the common case, one round trip
         first: list[str] = yield _enqueue_plan(ops, specs)
         return first

@@ -36,12 +36,23 @@ Layout for queue ``emails`` and the default prefix ``taskq``::
     taskq:workers               ZSET  worker id -> last heartbeat, ms
     taskq:worker:<id>           HASH  one worker's registration (expires without heartbeat)
     taskq:schedules             HASH  schedule name -> its definition (JSON, taskq.schedules)
+
+A sharded queue (``configure_queue("hot", shards=3)``, :mod:`taskq.shards`) keeps its tasks in
+sub-queues named ``hot~0``, ``hot~1.4``, ``hot~2.1``: the logical name, the reserved separator
+``~`` (no user queue name may contain it), the shard index and, where needed, a salt chosen so
+that sub-queue i of K hashes into the i-th K-th of the cluster's slot space (so K sub-queues
+land on K different masters of an evenly split cluster). Each sub-queue is an ordinary queue
+with every key above under its own hash tag, e.g. ``taskq:{hot~1.4}:queued``; the shard count
+lives in the logical queue's ``config`` hash (field ``shards``).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from taskq.errors import InvalidQueueName, TaskNotFound, WorkflowNotFound
 
@@ -49,6 +60,10 @@ DEFAULT_PREFIX = "taskq"
 # \Z, not $: "$" also matches before a trailing newline, which would let "q\n" through.
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 TASK_ID_SEPARATOR = ":"
+#: Between a sharded queue's name and its shard: reserved, no user queue name contains it.
+SHARD_SEPARATOR = "~"
+#: A queue name as stored: a user's queue name, or a sub-queue of a sharded one ("hot~1.4").
+PHYSICAL_QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(?:~[0-9]{1,3}(?:\.[0-9]{1,6})?)?\Z")
 #: Workflow ids are made by taskq.workflows.new_workflow_id ("wf" and 16 hex digits); any id
 #: safe inside a key's hash tag is accepted.
 WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
@@ -64,10 +79,38 @@ def check_queue_name(name: object) -> str:
     return name
 
 
+def check_physical_queue_name(name: object) -> str:
+    """Return ``name`` if it is a queue name or a sharded queue's sub-queue name, else raise
+    :class:`InvalidQueueName`."""
+    if isinstance(name, str) and PHYSICAL_QUEUE_RE.match(name):
+        return name
+    return check_queue_name(name)  # raises, with the user-facing message
+
+
+@functools.lru_cache(maxsize=4096)
+def shard_queue(queue: str, index: int, shards: int) -> str:
+    """The name of sub-queue ``index`` (0-based) of ``queue`` split into ``shards``: ``queue~index``
+    and, when that does not hash into the index-th ``shards``-th of the slot space, the first salt
+    ``.n`` that does (about ``shards`` CRC16s; deterministic, so every client agrees)."""
+    base = f"{check_queue_name(queue)}{SHARD_SEPARATOR}{index}"
+    salt = 0
+    while True:
+        name = base if salt == 0 else f"{base}.{salt}"
+        if key_slot(name.encode()) * shards // REDIS_CLUSTER_HASH_SLOTS == index:
+            return name
+        salt += 1
+
+
+def logical_queue(name: str) -> str:
+    """The queue a (sub-)queue name belongs to: ``hot~1.4`` -> ``hot``; other names unchanged."""
+    return name.partition(SHARD_SEPARATOR)[0]
+
+
 def queue_of_task_id(task_id: str) -> str:
-    """The queue a task id belongs to (ids look like ``emails:0193a1b2c3d4e5f6a7b8``)."""
+    """The queue a task id belongs to (ids look like ``emails:0193a1b2c3d4e5f6a7b8``, or
+    ``hot~1.4:0193...`` for a task of a sharded queue: then the sub-queue's name)."""
     queue, sep, rest = task_id.partition(TASK_ID_SEPARATOR) if isinstance(task_id, str) else ("", "", "")
-    if not sep or not rest or not QUEUE_NAME_RE.match(queue) or not is_utf8(rest):
+    if not sep or not rest or not PHYSICAL_QUEUE_RE.match(queue) or not is_utf8(rest):
         raise TaskNotFound(f"{task_id!r} is not a taskq task id (expected 'queue:hex')")
     return queue
 
@@ -269,7 +312,8 @@ class GlobalKeys:
         return f"{self.prefix}:schedules"
 
     def queue(self, name: str) -> QueueKeys:
-        return QueueKeys(self.prefix, check_queue_name(name))
+        """The keys of a queue, or of a sharded queue's sub-queue (``hot~1.4``)."""
+        return QueueKeys(self.prefix, check_physical_queue_name(name))
 
     def workflow(self, workflow_id: str) -> WorkflowKeys:
         if not isinstance(workflow_id, str) or not WORKFLOW_ID_RE.match(workflow_id):

@@ -58,6 +58,7 @@ from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
+from taskq.shards import rated_queues, selection_flow
 from taskq.task import check_positive_s
 from taskq.ticker import ScheduleTicker
 from taskq.upkeep import WorkerUpkeep
@@ -169,10 +170,14 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         self._flush_lock = asyncio.Lock()
         self._redis = async_client(self.url, self.socket_timeout_s)
         self._exec = AsyncExecutor(self._redis, self.url)
-        channels = [self.ops.queue_keys(q).wake for q in self.selection.queues]
-        wake = WakeListener(self._redis, channels, self._work_event.set)
+        wake = WakeListener(self._redis, [], self._work_event.set)
         helpers: list[asyncio.Task[None]] = []
         try:
+            # sharded queues (taskq.shards): claim from each one's sub-queues too
+            self.selection = await self._exec.drive(
+                selection_flow(self.ops, self.selection, rated_queues(self.registry))
+            )
+            wake.channels = [self.ops.queue_keys(q).wake for q in self.selection.queues]
             await wake.start()
             await warn_if_evicting(self._redis, log)
             await self._heartbeat()
