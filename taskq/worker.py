@@ -41,7 +41,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -77,6 +77,8 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
 
     ``queues``: names (ordered affinity), a ``{name: weight}`` mapping, or a spec string
     ``"emails,default"`` / ``"emails=3,default=1"``; default: the app's default queue.
+    ``concurrency``: tasks run at once; default :func:`default_concurrency` (100 when every
+    registered task is ``async def``, else 10).
     """
 
     def __init__(
@@ -84,7 +86,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         app: Any,
         *,
         queues: str | Sequence[str] | Mapping[str, int] | None = None,
-        concurrency: int = 10,
+        concurrency: int | None = None,
         lease_s: float = 30.0,
         heartbeat_s: float | None = None,
         maintenance_s: float = 1.0,
@@ -93,6 +95,8 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         threads: int | None = None,
         worker_id: str | None = None,
     ) -> None:
+        if concurrency is None:
+            concurrency = default_concurrency(app.registry.values())
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOption(f"concurrency must be an integer >= 1, got {concurrency!r}")
         for name, value in (("lease_s", lease_s), ("maintenance_s", maintenance_s), ("idle_poll_s", idle_poll_s)):
@@ -364,6 +368,25 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                 await self._stop_event.wait()
 
 
+#: Default concurrency when every registered task is ``async def``: an awaiting task costs a
+#: coroutine, not a thread, and tasks that mostly wait on I/O need many in flight to keep one
+#: core busy (the I/O-task drain in benchmarks/README.md rises about 1.5x from 10 to 100 and
+#: flattens after).
+DEFAULT_ASYNC_CONCURRENCY = 100
+#: Default concurrency when any registered task is a plain function: each running one holds a
+#: thread of the pool (``threads`` defaults to the concurrency), and ten is a thread pool's
+#: usual size, not a hundred threads per process.
+DEFAULT_SYNC_CONCURRENCY = 10
+
+
+def default_concurrency(definitions: Iterable[TaskDef]) -> int:
+    """The concurrency a worker gets when none is given: :data:`DEFAULT_ASYNC_CONCURRENCY`
+    if every task registered is ``async def`` (and there is at least one), else
+    :data:`DEFAULT_SYNC_CONCURRENCY`."""
+    kinds = [d.is_async for d in definitions]
+    return DEFAULT_ASYNC_CONCURRENCY if kinds and all(kinds) else DEFAULT_SYNC_CONCURRENCY
+
+
 def default_queues(app: Any) -> list[str]:
     """The queues a worker serves when none are named: those of the app's registered tasks,
     in registration order, then the app's default queue."""
@@ -382,9 +405,36 @@ def _loop_is(loop: asyncio.AbstractEventLoop) -> bool:
 # Running a worker: in the foreground with signals, or in a background thread
 
 
-def run_worker(worker: Worker, *, install_signals: bool = True) -> None:
+#: Event loops :func:`run_worker` can run on: ``auto`` is uvloop when it is installed
+#: (``pip install 'taskq[speed]'``), else asyncio's own.
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def loop_factory(event_loop: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory of the loop a worker process runs on (None: asyncio's default loop).
+
+    uvloop (libuv) cuts the loop's own cost per task (socket writes, callbacks, timers),
+    which a worker running many short I/O tasks spends most of its time in; asyncio's loop
+    stays the fallback, and the choice is the worker command's alone: nothing is changed by
+    importing taskq, and no global event loop policy is set."""
+    if event_loop not in EVENT_LOOPS:
+        raise InvalidOption(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}")
+    if event_loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if event_loop == "uvloop":
+            raise InvalidOption("event_loop='uvloop' needs uvloop: pip install 'taskq[speed]'") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def run_worker(worker: Worker, *, install_signals: bool = True, event_loop: str = "asyncio") -> None:
     """Run ``worker`` in this thread until SIGTERM/SIGINT (a second one exits now). A Redis
-    that is down at start is waited for (retried with backoff, said in one log line)."""
+    that is down at start is waited for (retried with backoff, said in one log line).
+    ``event_loop``: see :func:`loop_factory` (``taskq worker`` passes ``auto``)."""
+    factory = loop_factory(event_loop)
 
     async def main() -> None:
         if install_signals:
@@ -394,7 +444,8 @@ def run_worker(worker: Worker, *, install_signals: bool = True) -> None:
         if await wait_for_server(worker.url, lambda: worker._stopping, log):
             await worker.run()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
 
 
 class BackgroundWorker:
@@ -471,7 +522,9 @@ __all__ = [
     "TaskContext",
     "Worker",
     "current_task",
+    "default_concurrency",
     "load_app",
+    "loop_factory",
     "run_worker",
     "start_background_worker",
 ]

@@ -4,8 +4,9 @@ calls, plus Redis's own per-command CPU (INFO commandstats).
     python -m taskq_bench.profile_taskq --out bench-results/profile      # needs py-spy on PATH
                                                                        # or in .venv-bench
 
-* **worker**: ``--tasks`` no-op tasks queued, one ``taskq worker`` process (concurrency
-  200) drains them under ``py-spy record``; the top functions by own time and by total
+* **worker**: ``--tasks`` tasks queued (``--task io``, one Redis round trip each, or
+  ``noop``), one ``taskq worker`` process (its default concurrency, or ``--concurrency C``)
+  drains them under ``py-spy record``; the top functions by own time and by total
   time are printed, and the raw folded stacks kept (``flamegraph.pl`` or speedscope read them).
 * **enqueue**: ``py-spy record`` on a process doing single sync enqueues, single async
   enqueues, and bulk ``enqueue_many``; the same summaries.
@@ -35,22 +36,22 @@ PRODUCER_CODE = """
 import asyncio, os, sys, time
 import taskq
 url, mode, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-name = "taskq_bench.systems.taskq.noop"
+name = "taskq_bench.systems.taskq." + (sys.argv[4] if len(sys.argv) > 4 else "noop")
 if mode == "async":
     async def main():
         tq = taskq.AsyncTaskQueue(url)
         for _ in range(count):
-            await tq.enqueue(name, [0.0], queue="bench")
+            await tq.enqueue(name, [0.0], queue="bench", force=True)
         await tq.aclose()
     asyncio.run(main())
 elif mode == "bulk":
     tq = taskq.TaskQueue(url)
     for _ in range(count // 1000):
-        tq.enqueue_many([{"name": name, "args": [0.0], "queue": "bench"}] * 1000)
+        tq.enqueue_many([{"name": name, "args": [0.0], "queue": "bench", "force": True}] * 1000)
 else:
     tq = taskq.TaskQueue(url)
     for _ in range(count):
-        tq.enqueue(name, [0.0], queue="bench")
+        tq.enqueue(name, [0.0], queue="bench", force=True)
 """
 
 
@@ -112,12 +113,14 @@ def env_for(url: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=HARNESS_PATH, TASKQ_REDIS_URL=url, **{recorder.URL_ENV: url})
 
 
-def profile_worker(url: str, tasks: int, out: Path) -> str:
+def profile_worker(url: str, tasks: int, out: Path, task: str = "io", concurrency: int | None = None) -> str:
     client = redis.Redis.from_url(url)
     client.flushall()
-    subprocess.run([sys.executable, "-c", PRODUCER_CODE, url, "bulk", str(tasks)], env=env_for(url), check=True)
+    subprocess.run([sys.executable, "-c", PRODUCER_CODE, url, "bulk", str(tasks), task], env=env_for(url), check=True)
     argv = [sys.executable, "-m", "taskq.cli", "worker", "taskq_bench.systems.taskq:tq", "--queues", "bench",
-            "--concurrency", "200", "--log-level", "warning"]  # fmt: skip
+            "--log-level", "warning"]  # fmt: skip
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
     before = commandstats(client)
     worker = procs.launch(argv, env_for(url), ROOT, out / "worker.log")
     folded = out / "worker.folded"
@@ -132,7 +135,9 @@ def profile_worker(url: str, tasks: int, out: Path) -> str:
     spy.wait(30)
     rate = done / (window[1] - window[0]) if window else 0.0
     stats = commandstats_delta(before, commandstats(client), max(done, 1))
-    return f"worker drained {done} tasks at {rate:,.0f}/s (under py-spy)\n{summarize_folded(folded)}\n{stats}"
+    setting = f"concurrency {concurrency}" if concurrency is not None else "default concurrency"
+    head = f"worker drained {done} {task} tasks at {rate:,.0f}/s ({setting}, under py-spy)"
+    return f"{head}\n{summarize_folded(folded)}\n{stats}"
 
 
 def profile_enqueue(url: str, mode: str, count: int, out: Path) -> str:
@@ -155,12 +160,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "profile")
     parser.add_argument("--tasks", type=int, default=60_000)
     parser.add_argument("--only", choices=["worker", "enqueue"], default=None)
+    parser.add_argument("--task", choices=["io", "noop"], default="io", help="the worker's task body")
+    parser.add_argument("--concurrency", type=int, default=None, help="default: taskq worker's own")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with EmbeddedServer(kind="redis-server") as server:
         reports = []
         if args.only in (None, "worker"):
-            reports.append(profile_worker(server.url, args.tasks, args.out))
+            reports.append(profile_worker(server.url, args.tasks, args.out, args.task, args.concurrency))
         if args.only in (None, "enqueue"):
             reports += [profile_enqueue(server.url, mode, n, args.out)
                         for mode, n in (("sync", 10_000), ("async", 10_000), ("bulk", 50_000))]  # fmt: skip

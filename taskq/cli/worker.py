@@ -42,11 +42,13 @@ def load_app_or_exit(app_path: str) -> Any:
 
 
 def _pool_options(
-    concurrency: int, lease_s: float, grace_s: float, log_level: LogLevel, log_format: LogFormat,
-    queues: str | None, threads: int | None, heartbeat_s: float | None = None,
+    concurrency: int | None, lease_s: float, grace_s: float, log_level: LogLevel, log_format: LogFormat,
+    queues: str | None, threads: int | None, heartbeat_s: float | None = None, event_loop: str = "auto",
 ) -> list[str]:  # fmt: skip
     """The command-line options each process of a ``--processes N`` pool gets."""
-    options = ["--concurrency", str(concurrency), "--lease-s", str(lease_s), "--grace-s", str(grace_s)]
+    options = ["--lease-s", str(lease_s), "--grace-s", str(grace_s), "--loop", event_loop]
+    if concurrency is not None:
+        options += ["--concurrency", str(concurrency)]
     if heartbeat_s is not None:
         options += ["--heartbeat-s", str(heartbeat_s)]
     options += ["--log-level", log_level.value, "--log-format", log_format.value]
@@ -72,7 +74,17 @@ def worker(
             show_default=False,
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Tasks run at once per process.")] = 10,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Tasks run at once per process. Default: 100 when every task of APP is async def "
+            "(a waiting coroutine is cheap), else 10 (each running sync task holds a thread).",
+            show_default=False,
+        ),
+    ] = None,
     processes: Annotated[
         int, typer.Option("--processes", "-p", min=1, help="Worker processes; more than 1 runs a supervised pool.")
     ] = 1,
@@ -100,6 +112,13 @@ def worker(
         LogFormat,
         typer.Option("--log-format", help="Log lines for people (text) or one JSON object per line (json)."),
     ] = LogFormat.text,
+    event_loop: Annotated[
+        str,
+        typer.Option(
+            "--loop",
+            help="Event loop: auto (uvloop when installed, pip install 'taskq[speed]'), asyncio or uvloop.",
+        ),
+    ] = "auto",
 ) -> None:
     """Run a worker: claim tasks from QUEUES and run them, until SIGTERM or Ctrl-C.
 
@@ -112,7 +131,7 @@ def worker(
     worker. For anything longer-lived, run `taskq server`.
     """
     from taskq.pool import run_supervisor
-    from taskq.worker import Worker, run_worker
+    from taskq.worker import Worker, loop_factory, run_worker
     from taskq.worker_context import check_heartbeat_s
 
     configure_logging(log_level.value, log_format.value)
@@ -122,6 +141,7 @@ def worker(
         os.environ["TASKQ_REDIS_URL"] = settings.url
     with reported_errors():
         check_heartbeat_s(lease_s, heartbeat_s)  # here too, so a --processes pool fails before it forks
+        loop_factory(event_loop)  # an unknown --loop, or uvloop not installed, fails here too
         tq = load_app_or_exit(app_path)
         if tq.server_info.source == "embedded":
             print_note(
@@ -129,7 +149,9 @@ def worker(
                 f"must use it: export TASKQ_REDIS_URL={tq.url} (or run `taskq server` and pass --url)"
             )
         if processes > 1:
-            options = _pool_options(concurrency, lease_s, grace_s, log_level, log_format, queues, threads, heartbeat_s)
+            options = _pool_options(
+                concurrency, lease_s, grace_s, log_level, log_format, queues, threads, heartbeat_s, event_loop
+            )
             raise typer.Exit(run_supervisor(app_path, processes, options, tq.url))
         settings_kw: dict[str, Any] = {"concurrency": concurrency, "lease_s": lease_s, "grace_s": grace_s}
         if queues:
@@ -139,7 +161,7 @@ def worker(
         if heartbeat_s is not None:
             settings_kw["heartbeat_s"] = heartbeat_s
         the_worker = Worker(tq, **settings_kw)
-        run_worker(the_worker)
+        run_worker(the_worker, event_loop=event_loop)
     _exit_past_abandoned_threads(the_worker)
 
 

@@ -150,7 +150,10 @@ def test_every_adapter_states_its_defaults_and_its_producer() -> None:
     from taskq_bench.systems import taskq as taskq_system
 
     adapter = taskq_system.ADAPTER("redis://x")
-    assert adapter.default_one == WorkerSetting(1, 10)  # `taskq worker`'s own default
+    from taskq.worker import default_concurrency
+
+    own = default_concurrency(taskq_system.tq.registry.values())  # `taskq worker`'s own default for these tasks
+    assert adapter.default_one == WorkerSetting(1, own) and adapter.default_two == WorkerSetting(2, own) and own == 100
     assert "batched" in adapter.producer_note and "feature" in adapter.producer_note
     for point in grid.plan(adapter, SUITES["short"].grid):
         assert point.setting is not None  # taskq runs every point of the grid
@@ -189,14 +192,14 @@ def test_taskq_drains_the_io_task_and_the_high_load_is_flagged(
     document = run_to_document("taskq", redis_url, suite, ["drain"], tmp_path, _taskq_adapter)
     assert document["errors"] == []
     rows = {(r["case"], r["setting"]): r for r in document["rows"]}
-    default = rows[("io: default 1 process", "1p x 10")]
+    default = rows[("io: default 1 process", "1p x 100")]
     assert default["value"] > 0 and default["note"] == ""  # all 100 done, not partial
     assert default["loaded"] is True and default["load_before"] == 64.0
     with redis.Redis.from_url(redis_url) as client:
         assert int(client.get(IO_KEY) or 0) == 100  # each task made its one round trip
-    assert document["info"]["defaults"][0] == "1p x 10" and "feature" in document["info"]["producer"]
+    assert document["info"]["defaults"][0] == "1p x 100" and "feature" in document["info"]["producer"]
     (io_row,) = [r for r in document["rows"] if r["case"] == "io"]
-    assert io_row["setting"] == "1p x 10" and io_row["loaded"] is True
+    assert io_row["setting"] == "1p x 100" and io_row["loaded"] is True
 
 
 def _taskq_adapter(system: str, url: str) -> Adapter:

@@ -8,8 +8,10 @@
 * defaults kept: at-least-once leases (30 s), retries, the event stream and telemetry on;
 * tasks are ``async def`` (awaited on the worker's loop; sync tasks would go to threads); the
   I/O task makes its Redis round trip through ``redis.asyncio``;
-* defaults: ``taskq worker``'s own (``--concurrency 10``, one process); the grid varies
-  ``--concurrency`` with ``--processes`` 1 and 2.
+* defaults: ``taskq worker``'s own: ``--concurrency`` 100 (its default when every task is
+  ``async def``, as these are), one process, and ``--loop auto`` (uvloop, installed with
+  ``taskq[speed]``, else asyncio's loop); the grid varies ``--concurrency`` with ``--processes``
+  1 and 2, on the same loop.
 """
 
 from __future__ import annotations
@@ -74,9 +76,9 @@ class TaskqAdapter(Adapter):
     one_process: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(1, 200),)
     two_core: ClassVar[tuple[WorkerSetting, ...]] = (WorkerSetting(2, 200), WorkerSetting(2, 50))
     default_concurrency = 200
-    # `taskq worker`: --concurrency 10, --processes 1 (taskq/cli/worker.py)
-    default_one = WorkerSetting(1, 10)
-    default_two = WorkerSetting(2, 10)
+    # `taskq worker`: --concurrency 100 for async-only apps, --processes 1 (taskq/cli/worker.py)
+    default_one = WorkerSetting(1, 100)
+    default_two = WorkerSetting(2, 100)
     producer_note = ("blocking client: one enqueue script call per task; async client (open loop): concurrent "
                      "sends are batched into one script call (a feature of taskq's async client)")  # fmt: skip
 
