@@ -19,13 +19,13 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import async_client
 from taskq.executor import AsyncExecutor
-from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
+from taskq.flows import enqueue_flow, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
-from taskq.shards import configure_flow, counts_flow
+from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow
 from taskq.task import (
     Task,
     TaskPage,
@@ -72,7 +72,9 @@ class AsyncDeadLetters:
         self.queue = check_queue_name(queue)
 
     async def list(self, limit: int = 100, offset: int = 0) -> list[Task]:
-        return await self._tq._exec.drive(dead_list_flow(self._tq.ops, self.queue, limit, offset))
+        return await self._tq._exec.drive(
+            dead_page_flow(self._tq.ops, self._tq._known_queues, self.queue, limit, offset)
+        )
 
     async def requeue(
         self,
@@ -82,7 +84,16 @@ class AsyncDeadLetters:
         error_type: str | None = None,
         all: bool = False,  # noqa: A002
     ) -> int:
-        return await self._tq._exec.drive(redrive_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+        ops = self._tq.ops
+        return await self._tq._exec.drive(
+            each_dead_flow(
+                ops,
+                self._tq._known_queues,
+                self.queue,
+                ids,
+                lambda q, chosen: redrive_flow(ops, q, chosen, name, error_type, all),
+            )
+        )
 
     async def purge(
         self,
@@ -92,7 +103,16 @@ class AsyncDeadLetters:
         error_type: str | None = None,
         all: bool = False,  # noqa: A002
     ) -> int:
-        return await self._tq._exec.drive(purge_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+        ops = self._tq.ops
+        return await self._tq._exec.drive(
+            each_dead_flow(
+                ops,
+                self._tq._known_queues,
+                self.queue,
+                ids,
+                lambda q, chosen: purge_flow(ops, q, chosen, name, error_type, all),
+            )
+        )
 
 
 class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):

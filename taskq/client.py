@@ -16,13 +16,13 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import ScheduleMethods
 from taskq.connection import sync_client
 from taskq.executor import SyncExecutor
-from taskq.flows import dead_list_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
+from taskq.flows import enqueue_flow, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
-from taskq.shards import configure_flow, counts_flow
+from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow
 from taskq.task import (
     Task,
     TaskPage,
@@ -76,7 +76,7 @@ class DeadLetters:
 
     def list(self, limit: int = 100, offset: int = 0) -> list[Task]:
         """Dead tasks, oldest death first, with error, traceback and attempts."""
-        return self._tq._exec.drive(dead_list_flow(self._tq.ops, self.queue, limit, offset))
+        return self._tq._exec.drive(dead_page_flow(self._tq.ops, self._tq._known_queues, self.queue, limit, offset))
 
     def count(self) -> int:
         return self._tq.stats(self.queue).dead
@@ -90,7 +90,16 @@ class DeadLetters:
         all: bool = False,  # noqa: A002 - reads best at the call site: requeue(all=True)
     ) -> int:
         """Re-drive dead tasks (by ids, by name/error type, or all) to queued; returns how many."""
-        return self._tq._exec.drive(redrive_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+        ops = self._tq.ops
+        return self._tq._exec.drive(
+            each_dead_flow(
+                ops,
+                self._tq._known_queues,
+                self.queue,
+                ids,
+                lambda q, chosen: redrive_flow(ops, q, chosen, name, error_type, all),
+            )
+        )
 
     def purge(
         self,
@@ -101,7 +110,16 @@ class DeadLetters:
         all: bool = False,  # noqa: A002
     ) -> int:
         """Delete dead tasks for good; returns how many."""
-        return self._tq._exec.drive(purge_flow(self._tq.ops, self.queue, ids, name, error_type, all))
+        ops = self._tq.ops
+        return self._tq._exec.drive(
+            each_dead_flow(
+                ops,
+                self._tq._known_queues,
+                self.queue,
+                ids,
+                lambda q, chosen: purge_flow(ops, q, chosen, name, error_type, all),
+            )
+        )
 
 
 class TaskQueue(ClientBase, ScheduleMethods):

@@ -17,6 +17,9 @@ so one busy queue spreads over K Redis Cluster masters (and works the same on on
   predates the change to sharded).
 * **Counts** (:func:`counts_flow`): the logical queue's figures are the sums over the base
   queue and its sub-queues, shown as one queue.
+* **Dead letters** (:func:`dead_page_flow`, :func:`each_dead_flow`): ``dead_letters("hot")``
+  lists the sub-queues' dead merged by time of death; re-drive and purge apply to each
+  sub-queue (a listed id to the sub-queue it names), and a re-driven task stays in its own.
 * **Refused** (typed errors below): rate limits on a sharded queue (each sub-queue would
   enforce its own, K times the rate), and changing K while the current sub-queues hold tasks.
 
@@ -31,18 +34,18 @@ import itertools
 import random
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any
 
 from taskq.errors import InvalidOption, TaskqError
-from taskq.keys import SHARD_SEPARATOR, TASK_ID_SEPARATOR, check_queue_name, shard_queue
+from taskq.keys import SHARD_SEPARATOR, TASK_ID_SEPARATOR, check_queue_name, queue_of_task_id, shard_queue
 from taskq.ops import Operations, QueueCounts
-from taskq.ops_base import no_result
+from taskq.ops_base import no_result, score_pairs
 from taskq.plan import Command, Flow, Plan
 from taskq.ratelimit import RateLimit
-from taskq.task import TaskSpec
+from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
 from taskq.worker_context import QueueSelection
 
 #: The most sub-queues a queue may have.
@@ -250,6 +253,63 @@ def configure_flow(
     directory.remember(queue, after, time.monotonic())
 
 
+def layout_flow(ops: Operations, directory: QueueDirectory, queue: str) -> Flow[tuple[str, ...]]:
+    """Every queue that holds ``queue``'s tasks (its base queue, then its sub-queues)."""
+    yield from _refresh_flow(ops, directory, [queue])
+    return physical_queues(queue, directory.shards(queue))
+
+
+def dead_page_flow(ops: Operations, directory: QueueDirectory, queue: str, limit: int, offset: int) -> Flow[list[Task]]:
+    """Dead tasks of a queue, oldest death first, over its sub-queues merged by time of death."""
+    check_non_negative_int("limit", limit)
+    check_non_negative_int("offset", offset, upper=2**53)
+    layout = yield from layout_flow(ops, directory, queue)
+    if limit == 0:
+        return []
+    if len(layout) == 1:
+        ids: list[str] = yield ops.list_ids(queue, TaskStatus.DEAD, offset, limit)
+    else:
+        replies = yield Plan(
+            [Command(("ZRANGE", ops.queue_keys(q).dead, 0, offset + limit - 1, "WITHSCORES")) for q in layout], list
+        )
+        merged = sorted((score, task_id) for reply in replies for task_id, score in score_pairs(reply))
+        ids = [task_id for _, task_id in merged[offset : offset + limit]]
+    if not ids:
+        return []
+    tasks: list[Task | None] = yield ops.get_many(ids)
+    return [t for t in tasks if t is not None]
+
+
+#: A dead-letter action on one (sub-)queue: (queue, ids or None) -> how many tasks it moved.
+DeadAction = Callable[[str, "Iterable[str] | None"], Flow[int]]
+
+
+def each_dead_flow(
+    ops: Operations, directory: QueueDirectory, queue: str, ids: Iterable[str] | None, action: DeadAction
+) -> Flow[int]:
+    """Re-drive or purge (``action``) over a queue's base queue and sub-queues: listed ids go
+    to the sub-queue their id names; a filter, or all, applies to each. Returns the sum."""
+    layout = yield from layout_flow(ops, directory, queue)
+    if len(layout) == 1 or isinstance(ids, (str, bytes)) or (ids is not None and not isinstance(ids, Iterable)):
+        return (yield from action(queue, ids))  # a bad ids argument is refused there, as unsharded
+    groups: dict[str, list[str]] = {q: [] for q in layout}
+    for task_id in ids if ids is not None else ():
+        groups[_sub_queue_of(task_id, queue, layout)].append(task_id)
+    total = 0
+    for q, chosen in groups.items():
+        if ids is None or chosen or q == queue:
+            total += yield from action(q, None if ids is None else chosen)
+    return total
+
+
+def _sub_queue_of(task_id: object, queue: str, layout: Sequence[str]) -> str:
+    try:
+        named = queue_of_task_id(task_id)  # type: ignore[arg-type]
+    except TaskqError:
+        return queue  # not a task id: the base queue's action says so, as unsharded
+    return named if named in layout else queue
+
+
 @dataclass(frozen=True, slots=True)
 class ShardedSelection(QueueSelection):
     """A worker's queues with each sharded one expanded: ``queues`` holds every queue claimed
@@ -313,6 +373,8 @@ __all__ = [
     "check_shards",
     "configure_flow",
     "counts_flow",
+    "dead_page_flow",
+    "each_dead_flow",
     "physical_queues",
     "prepare_flow",
     "selection_flow",

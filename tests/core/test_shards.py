@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 from collections import Counter
 
 import pytest
 import redis
+from helpers import wait_until
 from redis.crc import key_slot
 
 import taskq
@@ -24,13 +24,6 @@ from taskq.shards import (
     physical_queues,
     sub_queues,
 )
-
-
-def wait_until(done: object, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_sub_queue_names_are_reserved_and_spread_over_the_slot_space() -> None:
@@ -169,7 +162,7 @@ def drain_order(tq: taskq.TaskQueue, workers: list, shards: int, n: int, seed: i
     prios = [rng.randint(1, 10) for _ in range(n)]
     tq.enqueue_many([{"name": "job", "args": [p], "queue": "prio", "priority": p} for p in prios])
     workers.append(tq.start_worker(queues=["prio"], concurrency=1))
-    wait_until(lambda: len(started) == n)
+    wait_until(lambda: len(started) == n, timeout_s=30, what="the drain")
     return started
 
 
@@ -189,8 +182,36 @@ def test_priority_is_strict_within_each_shard(tq: taskq.TaskQueue, workers: list
     if shards == 1:
         assert total == 0
     else:
-        # Across sub-queues the order is approximate but never worse than random order
-        # (half of all unequal pairs); measured ~1/3 of random (docs/ARCHITECTURE.md).
+        # Across sub-queues the order is approximate: the worker takes the sub-queues in turn,
+        # each in strict order, so a pair goes wrong only across sub-queues. Random order would
+        # invert half of the unequal pairs; measured here 8-14% over 12 runs, 12.5% (median) at
+        # 600 tasks (benchmarks/shard_inversions.py, docs/ARCHITECTURE.md): bound at a quarter.
         prios = [p for _, p in started]
         unequal = sum(1 for i, a in enumerate(prios) for b in prios[i + 1 :] if a != b)
-        assert 0 < total < unequal / 2
+        assert 0 < total < unequal / 4
+
+
+def test_dead_letters_span_every_shard(tq: taskq.TaskQueue, workers: list) -> None:
+    @tq.task(queue="hot", max_retries=0)
+    def broken(i: int) -> None:
+        raise ValueError(i)
+
+    tq.configure_queue("hot", shards=3)
+    ids = {broken.enqueue(i).id for i in range(9)}
+    worker = tq.start_worker(queues=["hot"], concurrency=3)
+    workers.append(worker)
+    wait_until(lambda: tq.stats("hot").dead == 9, what="nine dead")
+    worker.stop()
+    dead = tq.dead_letters("hot")
+    listed = dead.list()
+    assert {t.id for t in listed} == ids
+    assert len({queue_of_task_id(t.id) for t in listed}) == 3
+    assert [t.id for t in dead.list(limit=4, offset=2)] == [t.id for t in listed[2:6]]
+    one = listed[0].id
+    assert dead.requeue([one]) == 1
+    assert tq.get(one).status is taskq.TaskStatus.QUEUED
+    assert dead.purge([listed[1].id, listed[2].id, "hot:nonsense"]) == 2
+    assert dead.requeue(error_type="ValueError") == 6
+    counts = tq.stats("hot")
+    assert (counts.queued, counts.dead) == (7, 0)
+    assert dead.list() == []
