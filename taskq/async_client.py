@@ -139,7 +139,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         """See :meth:`TaskQueue.enqueue`."""
         depends_on = options.pop("depends_on", None)
         if not isinstance(name, str) or name not in self.registry:  # not a str: refused by the lookup
-            await self._exec.drive(self._lookup_flow([name]))
+            await self._exec.drive(self._lookup_flow([name], force=options.get("force") is True))
         spec = self._spec(name, args, kwargs, **options)
         if depends_on is not None:
             return AsyncTaskHandle(await self._exec.drive(self._depends_flow(spec, depends_on)), self)

@@ -164,7 +164,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         :class:`UnknownTaskName`, unless ``force=True``."""
         depends_on = options.pop("depends_on", None)
         if not isinstance(name, str) or name not in self.registry:  # not a str: refused by the lookup
-            self._exec.drive(self._lookup_flow([name]))
+            self._exec.drive(self._lookup_flow([name], force=options.get("force") is True))
         spec = self._spec(name, args, kwargs, **options)
         if depends_on is not None:
             return TaskHandle(self._exec.drive(self._depends_flow(spec, depends_on)), self)

@@ -193,14 +193,16 @@ class ClientBase:
             max_payload_bytes=self.max_payload_bytes,
         )
 
-    def _lookup_flow(self, names: Iterable[str]) -> Flow[None]:
+    def _lookup_flow(self, names: Iterable[str], force: bool = False) -> Flow[None]:
         """Read the published task registry if a name has no local ``@tq.task`` and is not
-        in a copy younger than ``REGISTRY_CACHE_S`` (an unknown name always reads it afresh)."""
+        in a copy younger than ``REGISTRY_CACHE_S`` (an unknown name always reads it afresh,
+        unless ``force``: nothing is refused then, so a fresh copy that lacks it is trusted,
+        and a stream of forced enqueues is one round trip each, not two)."""
         missing = {n for n in map(check_task_name, names) if n not in self.registry}  # a list is no name
         if not missing:
             return
         fresh = time.monotonic() - self._published_at < REGISTRY_CACHE_S
-        if fresh and missing <= self._published.keys():
+        if fresh and (force or missing <= self._published.keys()):
             return
         self._published = yield from self.ops.registered_tasks()
         self._published_at = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -82,6 +83,31 @@ def test_force_enqueues_an_unknown_name(producer: taskq.TaskQueue) -> None:
     (many,) = producer.enqueue_many([{"name": "other", "force": True}])
     assert producer.get(handle.id).queue == "later"
     assert producer.get(many.id).queue == producer.default_queue
+
+
+def test_forced_enqueues_of_an_unknown_name_read_the_registry_once_per_cache_period(
+    producer: taskq.TaskQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    registered_tasks = type(producer.ops).registered_tasks
+
+    def counted(ops: object) -> object:
+        reads.append(1)
+        return registered_tasks(ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(producer.ops), "registered_tasks", counted)
+    producer.enqueue("nobody.runs.this", force=True)
+    assert len(reads) == 1
+    producer._published_at = time.monotonic() + 3600  # the copy just read stays fresh (no clock in the test)
+    for _ in range(4):
+        producer.enqueue("nobody.runs.this", force=True)
+    assert len(reads) == 1  # a fresh copy that lacks the name is trusted when nothing is refused
+    with pytest.raises(taskq.UnknownTaskName):
+        producer.enqueue("nobody.runs.this")  # without force an unknown name still reads afresh
+    assert len(reads) == 2
+    producer._published_at = -3600.0  # an old copy is read again, forced or not
+    producer.enqueue("nobody.runs.this", force=True)
+    assert len(reads) == 3
 
 
 def test_a_name_published_after_the_first_refusal_is_found(tq: taskq.TaskQueue, producer: taskq.TaskQueue) -> None:
