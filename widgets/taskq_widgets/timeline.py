@@ -222,15 +222,25 @@ COLOURS = {
 
 
 def timeline_svg(bars: list[dict[str, Any]], rows: list[str], now_ms: int, window_s: float) -> str:
-    """The static fallback: the bars as an SVG (one row per slot, the last ``window_s``)."""
-    width, label_w, row_h = 720, 150, 18
+    """The static fallback: the bars as an SVG (one row per slot, the last ``window_s``), under a
+    legend of the outcome colours, so a static page says what black or orange means."""
+    width, label_w, row_h, legend_h = 720, 150, 18, 18
     start = now_ms - window_s * 1000
     scale = (width - label_w) / (window_s * 1000)
-    y = {row: i * row_h for i, row in enumerate(rows)}
+    y = {row: legend_h + i * row_h for i, row in enumerate(rows)}
     parts = [
         f'<svg class="taskq-timeline-static" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{max(1, len(rows)) * row_h + 4}" font-family="sans-serif" font-size="11">'
+        f'height="{legend_h + max(1, len(rows)) * row_h + 4}" font-family="sans-serif" font-size="11">'
     ]
+    x = 2
+    for outcome, colour in COLOURS.items():
+        label = "lost (lease expired)" if outcome == "lost" else outcome
+        parts.append(f'<rect x="{x}" y="3" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 13}" y="12">{label}</text>')
+        x += 20 + 6 * len(label)
+    parts.append(f'<text x="{width - 2}" y="12" text-anchor="end">last {window_s:g} s</text>')
+    if not bars:
+        parts.append(f'<text x="{label_w}" y="{legend_h + 13}">no attempts yet</text>')
     for row, top in y.items():
         parts.append(f'<text x="2" y="{top + 13}">{escape(row[-22:])}</text>')
     for b in bars:
