@@ -1,7 +1,7 @@
 """Suites: how much of everything a run measures. ``short`` for a quick comparison (a few
 minutes per system), ``full`` for figures worth publishing, ``tiny`` and ``smoke`` for
 tests, ``notebook`` for the benchmark notebook's quick run (some 15 s per system, two offered
-loads)."""
+loads), ``readme`` for the README's tables (``short``'s grid and rounds, smaller and fewer runs)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,14 @@ SUITES: dict[str, Suite] = {
         drain_count=20_000, drain_reps=1, drain_timeout_s=8, workloads=("cpu", "sleep", "mix"),
         workload_count=3000, rates=(200.0, 1000.0, 2000.0, 5000.0), latency_s=3.0, latency_min_samples=1000,
         latency_grace_s=5, system_timeout_s=3600, grid=GRID, rounds=3,
+    ),
+    # The README's run: the short suite's grid, rounds and offered loads up to 2,000/s with half
+    # the drain size and no extra workloads, so a few systems finish within the hour on 2 cores.
+    "readme": Suite(
+        name="readme", enqueue_count=3000, bulk_count=20_000, bulk_batch=1000, producers=(1,), enqueue_reps=3,
+        drain_count=10_000, drain_reps=1, drain_timeout_s=8, workloads=(), workload_count=0,
+        rates=(200.0, 1000.0, 2000.0), latency_s=3.0, latency_min_samples=1000, latency_grace_s=5,
+        system_timeout_s=3600, grid=GRID, rounds=3,
     ),
     "full": Suite(
         name="full", enqueue_count=20_000, bulk_count=200_000, bulk_batch=1000, producers=(1, 2, 4),
