@@ -116,8 +116,6 @@ class ClientBase:
             cluster=is_cluster_url(self.url),
             durable=bool(durable),
         )
-        if durable:
-            self._refuse_on_cluster("durable=True (WAIT cannot be routed with the enqueue yet)")
         self.registry: dict[str, TaskDef] = {}
         self._published: dict[str, RegisteredTask] = {}  # the workers' registry, as last read
         self._published_at = -REGISTRY_CACHE_S
@@ -272,8 +270,10 @@ class ClientBase:
 
     def _refuse_on_cluster(self, what: str) -> None:
         if self.ops.cluster:
-            why = "" if what.startswith("durable") else " (workflow scripts span several queues' slots)"
-            raise NotSupportedOnCluster(f"{what}: not supported on a Redis Cluster yet{why}; nothing was written")
+            raise NotSupportedOnCluster(
+                f"{what}: not supported on a Redis Cluster yet (workflow scripts span several queues' slots); "
+                "nothing was written"
+            )
 
     def workflow(self, workflow_id: str) -> Any:
         """A workflow's state and every node's (:class:`~taskq.WorkflowInfo`)."""

@@ -3,8 +3,14 @@ parse the replies; drive flows (:data:`~taskq.plan.Flow`) and streams. One sync 
 async, sharing every decision but the I/O.
 
 A reply of NOSCRIPT (the server restarted or its script cache was flushed) is healed
-here: the scripts are loaded again and only the commands that failed are re-sent. A
-command that got NOSCRIPT did not run, so nothing runs twice.
+here: the scripts are loaded again and only the commands that failed are re-sent (and the
+plan's ``WAIT`` s, which waited for nothing: :mod:`taskq.durable`). A command that got
+NOSCRIPT did not run, so nothing runs twice.
+
+On a Redis Cluster, a plan whose commands name a ``node_key`` (a durable enqueue) is sent
+one pipeline per master, each on one connection to it, not through the cluster client's
+routing; a slot that moved meanwhile (MOVED, ASK) is :class:`~taskq.errors.ServerUnavailable`,
+after the cluster client has been made to read the new slot map.
 
 Everything here is plain redis-py. The one speed trick (single script calls that skip
 redis-py's command layers) lives in :mod:`taskq.speedups`, with its switch.
@@ -16,11 +22,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, ClusterError, NoScriptError, ResponseError
+import redis.asyncio.cluster as aiocluster
+import redis.cluster
+from redis.exceptions import AskError, AuthenticationError, ClusterError, MovedError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -45,10 +53,36 @@ def _scripts_to_load(commands: Sequence[Command], replies: Sequence[Any]) -> dic
     return missing
 
 
-def _merge(replies: list[Any], retried: list[int], again: list[Any]) -> list[Any]:
+def _to_resend(commands: Sequence[Command], replies: Sequence[Any]) -> list[int]:
+    """The commands to send again once the missing scripts are loaded: those that got NOSCRIPT
+    and, if any did, every ``WAIT`` (it answered at once for a script that did not run)."""
+    failed = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+    return sorted({*failed, *(i for i, c in enumerate(commands) if c.args[0] == "WAIT")}) if failed else []
+
+
+def _merge(commands: Sequence[Command], replies: list[Any], retried: list[int], again: list[Any]) -> list[Any]:
     for i, reply in zip(retried, again, strict=True):
-        replies[i] = reply
+        first = replies[i]
+        both_counts = isinstance(first, int) and isinstance(reply, int)  # a WAIT sent twice: the fewer replicas
+        replies[i] = min(first, reply) if commands[i].args[0] == "WAIT" and both_counts else reply
     return replies
+
+
+def _by_node(key_node: Any, commands: Sequence[Command]) -> dict[str, tuple[Any, list[int]]]:
+    """The commands' indexes grouped by the master owning each one's ``node_key`` (``key_node``:
+    the cluster client's ``get_node_from_key``), in order."""
+    groups: dict[str, tuple[Any, list[int]]] = {}
+    for i, cmd in enumerate(commands):
+        node = key_node(cmd.node_key)
+        groups.setdefault(node.name, (node, []))[1].append(i)
+    return groups
+
+
+def _moved(url: str, replies: Sequence[Any]) -> ServerUnavailable | None:
+    reply = next((r for r in replies if isinstance(r, (MovedError, AskError))), None)
+    if reply is None:
+        return None
+    return ServerUnavailable(f"Redis Cluster at {redact_url(url)} moved a slot, nothing more was sent: {reply}")
 
 
 def _finish(plan: Plan[T], replies: list[Any]) -> T:
@@ -87,6 +121,7 @@ class SyncExecutor:
         on = speedups.enabled() if speedups_on is None else speedups_on
         # a cluster client routes each call by its key's slot: no connection to write to directly
         self._scripts = speedups.SyncScriptCalls(client) if on and not is_cluster(client) else None
+        self._cluster = is_cluster(client)
 
     def run(self, plan: Plan[T]) -> T:
         try:
@@ -95,13 +130,16 @@ class SyncExecutor:
             if missing:
                 for script in missing.values():
                     self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-                retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-                replies = _merge(replies, retry, self._send([plan.commands[i] for i in retry]))
+                retry = _to_resend(plan.commands, replies)
+                again = self._send([plan.commands[i] for i in retry])
+                replies = _merge(plan.commands, replies, retry, again)
         except _UNAVAILABLE as exc:
             raise _unavailable(self.url, exc) from exc
         return _finish(plan, replies)
 
     def _send(self, commands: Sequence[Command]) -> list[Any]:
+        if self._cluster and commands and commands[0].node_key is not None:
+            return self._send_on_nodes(commands)
         if len(commands) == 1:
             cmd = commands[0]
             try:
@@ -114,6 +152,33 @@ class SyncExecutor:
         for cmd in commands:
             pipe.execute_command(*cmd.args)  # type: ignore[no-untyped-call]
         return list(pipe.execute(raise_on_error=False))
+
+    def _send_on_nodes(self, commands: Sequence[Command]) -> list[Any]:
+        """Each master's commands in one pipeline on one of its connections (module docstring)."""
+        cluster = cast(redis.cluster.RedisCluster, self.client)
+        replies: list[Any] = [None] * len(commands)
+        for node, indexes in _by_node(cluster.get_node_from_key, commands).values():
+            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
+            for i in indexes:
+                pipe.execute_command(*commands[i].args)  # type: ignore[no-untyped-call]
+            try:
+                got = pipe.execute(raise_on_error=False)
+            except _UNAVAILABLE:
+                self._follow(commands[indexes[0]].node_key)
+                raise
+            for i, reply in zip(indexes, got, strict=True):
+                replies[i] = reply
+        moved = _moved(self.url, replies)
+        if moved is not None:
+            self._follow(commands[0].node_key)
+            raise moved
+        return replies
+
+    def _follow(self, key: str | None) -> None:
+        """Touch ``key`` through the cluster client, so it follows a moved slot or a failover
+        and reads the new slot map (which the per-node sends route by)."""
+        with contextlib.suppress(Exception):
+            self.client.exists(str(key))
 
     def drive(self, flow: Flow[T]) -> T:
         """Run a flow to its end: plans are executed, floats are slept."""
@@ -156,6 +221,7 @@ class AsyncExecutor:
         self.url = url
         on = speedups.enabled() if speedups_on is None else speedups_on
         self._scripts = speedups.AsyncScriptCalls(client) if on and not is_cluster(client) else None
+        self._cluster = is_cluster(client)
 
     async def run(self, plan: Plan[T]) -> T:
         try:
@@ -164,14 +230,16 @@ class AsyncExecutor:
             if missing:
                 for script in missing.values():
                     await self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-                retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                retry = _to_resend(plan.commands, replies)
                 again = await self._send([plan.commands[i] for i in retry])
-                replies = _merge(replies, retry, again)
+                replies = _merge(plan.commands, replies, retry, again)
         except _UNAVAILABLE as exc:
             raise _unavailable(self.url, exc) from exc
         return _finish(plan, replies)
 
     async def _send(self, commands: Sequence[Command]) -> list[Any]:
+        if self._cluster and commands and commands[0].node_key is not None:
+            return await self._send_on_nodes(commands)
         if len(commands) == 1:
             cmd = commands[0]
             try:
@@ -184,6 +252,31 @@ class AsyncExecutor:
         for cmd in commands:
             pipe.execute_command(*cmd.args)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def _send_on_nodes(self, commands: Sequence[Command]) -> list[Any]:
+        """As :meth:`SyncExecutor._send_on_nodes`: a node's ``execute_pipeline`` sends its
+        commands on one connection."""
+        cluster = cast(aiocluster.RedisCluster, self.client)
+        await cluster.initialize()  # the slot map, if no command read it yet
+        replies: list[Any] = [None] * len(commands)
+        for node, indexes in _by_node(cluster.get_node_from_key, commands).values():
+            batch = [aiocluster.PipelineCommand(i, *commands[i].args) for i in indexes]
+            try:
+                await node.execute_pipeline(batch)
+            except _UNAVAILABLE:
+                await self._follow(commands[indexes[0]].node_key)
+                raise
+            for i, cmd in zip(indexes, batch, strict=True):
+                replies[i] = cmd.result
+        moved = _moved(self.url, replies)
+        if moved is not None:
+            await self._follow(commands[0].node_key)
+            raise moved
+        return replies
+
+    async def _follow(self, key: str | None) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.exists(str(key))
 
     async def _execute(self, args: Sequence[Any]) -> Any:
         """``execute_command``, tried once more on a lost connection: redis-py's asyncio

@@ -27,10 +27,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One Redis command. ``script`` is set for EVALSHA, so a NOSCRIPT reply can be healed."""
+    """One Redis command. ``script`` is set for EVALSHA, so a NOSCRIPT reply can be healed.
+
+    ``node_key``: on a Redis Cluster, send this command on one connection to the master that
+    owns this key's slot, in order with the plan's other commands for that master, bypassing
+    the cluster client's routing (a keyless ``WAIT`` must follow the writes it waits for, on
+    their connection: :mod:`taskq.durable`). A plan uses it for all of its commands or none."""
 
     args: tuple[Any, ...]
     script: Script | None = None
+    node_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,11 @@
   over; the workers carry on. Replication is asynchronous, so what the dead master acknowledged
   but had not yet sent to its replica is lost, and claims and outcomes it had not sent are done
   again: those are *counted and printed* for the dead master's queues, not asserted 0. What is
-  asserted: every task enqueued after the failover runs, and the queues on the surviving masters
-  lose nothing and run nothing twice.
+  asserted: every task enqueued after the failover runs, the queues on the surviving masters
+  lose nothing and run nothing twice, and a second producer with ``durable=True`` (each enqueue
+  acknowledged once the owning master's replica has it) loses nothing at all.
+* ``durable=True`` on a cluster: an enqueue, one task or a batch over every master, is on the
+  replica of each queue's master when the call returns (blocking and asyncio clients).
 * A worker dies: real ``taskq worker`` processes (tests/apps/clusterapp.py) drain queues on every
   master; one is SIGKILLed mid-run and a replacement started; the dead one's leases expire and
   are run again: nothing is lost, and a task runs twice only if the killed worker had it.
@@ -42,10 +45,11 @@ BEFORE = 600
 PER_MASTER = 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def replicated_cluster() -> Iterator[LocalCluster]:
-    """3 masters and 3 replicas, in sync; a master silent for 1 s is failed over (on loopback a
-    live node answers the cluster bus in well under that, even on a loaded 2-core machine)."""
+    """3 masters and 3 replicas, in sync, for one test (the kill test leaves a master dead); a
+    master silent for 1 s is failed over (on loopback a live node answers the cluster bus in well
+    under that, even on a loaded 2-core machine)."""
     cluster = LocalCluster(masters=3, replicas=1, node_timeout_ms=1000).start()
     yield cluster
     cluster.stop()
@@ -66,13 +70,71 @@ def queues_by_master(tq: taskq.TaskQueue, per_master: int) -> dict[str, list[str
     raise AssertionError("no queue names spread over every master")
 
 
+def replica_has(cluster: LocalCluster, tq: Any, handles: list[Any], queue_of: list[str]) -> bool:
+    """Whether every task of ``handles`` (in ``queue_of[i]``) is on the replica of its master."""
+    rc: redis.cluster.RedisCluster = tq.redis
+    for handle, queue in zip(handles, queue_of, strict=True):
+        key = tq.ops.queue_keys(queue).task(handle.id)
+        master = rc.get_node_from_key(key)
+        with redis.Redis(port=cluster.replica_of(master.port)) as replica:
+            replica.execute_command("READONLY")  # a replica serves reads of its master's slots
+            if replica.exists(key) != 1:
+                return False
+    return True
+
+
+def test_durable_enqueue_waits_for_the_queue_masters_replica(replicated_cluster: LocalCluster) -> None:
+    with taskq.TaskQueue(replicated_cluster.url, durable=True) as tq:
+        queues = [q for qs in queues_by_master(tq, 1).values() for q in qs]
+        for n in range(6):  # read on the replica right after: it is there
+            queue = queues[n % len(queues)]
+            handle = tq.enqueue("t", [n], queue=queue, force=True)
+            assert replica_has(replicated_cluster, tq, [handle], [queue])
+        batch = [queues[n % len(queues)] for n in range(60)]  # one batch over every master
+        handles = tq.enqueue_many([{"name": "t", "args": [n], "queue": q, "force": True} for n, q in enumerate(batch)])
+        assert replica_has(replicated_cluster, tq, handles, batch)
+        # the WAIT goes to the queue's own master: with that master's replica stopped, only its queue waits in vain
+        rc: redis.cluster.RedisCluster = tq.redis  # type: ignore[assignment]
+        master = rc.get_node_from_key(tq.ops.queue_keys(queues[0]).queued)
+        stopped = replicated_cluster.procs[replicated_cluster.ports.index(replicated_cluster.replica_of(master.port))]
+        stopped.send_signal(signal.SIGSTOP)
+        try:
+            with redis.Redis(port=master.port) as r:
+                r.script_flush()  # NOSCRIPT: the script is loaded and sent again, with a WAIT after it
+            with pytest.raises(taskq.NotReplicated, match="0 of 1 replica"):
+                tq.enqueue("t", [2], queue=queues[0], force=True)
+            with pytest.raises(taskq.NotReplicated, match="0 of 1 replica"):
+                tq.enqueue("t", [0], queue=queues[0], force=True, idempotency_key="k0")
+            tq.enqueue("t", [1], queue=queues[1], force=True)
+            with pytest.raises(taskq.NotReplicated):  # a batch touching it too
+                tq.enqueue_many([{"name": "t", "queue": q, "force": True} for q in queues])
+        finally:
+            stopped.send_signal(signal.SIGCONT)
+
+
+async def test_durable_enqueue_on_a_cluster_asyncio(replicated_cluster: LocalCluster) -> None:
+    async with taskq.AsyncTaskQueue(replicated_cluster.url, durable=True) as atq:
+        with taskq.TaskQueue(replicated_cluster.url) as tq:
+            queues = [q for qs in queues_by_master(tq, 1).values() for q in qs]
+            batch = [queues[n % len(queues)] for n in range(30)]
+            handles = await atq.enqueue_many(
+                [{"name": "t", "args": [n], "queue": q, "force": True} for n, q in enumerate(batch)]
+            )
+            one = await atq.enqueue("t", [0], queue=queues[0], force=True)
+            assert replica_has(replicated_cluster, tq, [*handles, one], [*batch, queues[0]])
+
+
 def test_killing_a_master_fails_over_and_the_workers_carry_on(replicated_cluster: LocalCluster) -> None:
     runs: Counter[int] = Counter()
     lock = threading.Lock()
     acked: dict[int, str] = {}  # task number -> its queue, once the enqueue returned
+    durable_acked: dict[int, str] = {}  # the same for the durable=True producer (numbers from 10**6)
     after: list[int] = []  # enqueued once the failover was over
     failed_over = threading.Event()
-    with taskq.TaskQueue(replicated_cluster.url) as tq:
+    with (
+        taskq.TaskQueue(replicated_cluster.url) as tq,
+        taskq.TaskQueue(replicated_cluster.url, durable=True) as durable_tq,
+    ):
 
         @tq.task(name="count", max_retries=50)
         def count(n: int) -> None:
@@ -100,10 +162,24 @@ def test_killing_a_master_fails_over_and_the_workers_carry_on(replicated_cluster
                 if failed_over.is_set():
                     after.append(n)
 
+        def produce_durably() -> None:  # until the failover: then the promoted replica has no replica
+            n = 10**6
+            while not failed_over.is_set():
+                n += 1
+                queue = queues[n % len(queues)]
+                try:
+                    durable_tq.enqueue("count", [n], queue=queue, idempotency_key=f"n{n}", force=True)
+                except (taskq.ServerUnavailable, taskq.NotReplicated):
+                    time.sleep(0.01)  # not acknowledged: the producer knows it may be lost
+                    continue
+                durable_acked[n] = queue
+
         worker = tq.start_worker(queues=queues, concurrency=4, lease_s=2)
         try:
             producer = threading.Thread(target=produce, daemon=True)
+            durable_producer = threading.Thread(target=produce_durably, daemon=True)
             producer.start()
+            durable_producer.start()
             wait_until(lambda: len(acked) >= BEFORE, timeout_s=60, what=f"{BEFORE} enqueued")
             port = int(victim.rsplit(":", 1)[1])
             replica = replicated_cluster.replica_of(port)
@@ -112,16 +188,18 @@ def test_killing_a_master_fails_over_and_the_workers_carry_on(replicated_cluster
             replicated_cluster.wait_failed_over(port, replica)
             failed_over.set()
             producer.join(120)
-            assert not producer.is_alive(), "the producer is stuck"
+            durable_producer.join(30)
+            assert not producer.is_alive() and not durable_producer.is_alive(), "a producer is stuck"
             wait_until(lambda: all(runs[n] for n in after), timeout_s=60, what="every task enqueued after it run")
             wait_until(lambda: all(tq.stats(q).pending == 0 for q in queues), timeout_s=60, what="every queue drained")
             assert worker.alive
         finally:
             worker.stop(grace_s=0)
     lost = {n for n in acked if runs[n] == 0}
+    durable_lost = sorted(n for n in durable_acked if runs[n] == 0)
     twice = {n for n, c in runs.items() if c > 1}
     survivors_lost = sorted(n for n in lost if acked[n] not in doomed)
-    survivors_twice = sorted(n for n in twice if acked[n] not in doomed)
+    survivors_twice = sorted(n for n in twice if queues[n % len(queues)] not in doomed)  # both producers' rule
     counts = {
         "tasks": len(acked),
         "acked_before_kill": killed_at,
@@ -129,11 +207,15 @@ def test_killing_a_master_fails_over_and_the_workers_carry_on(replicated_cluster
         "on_killed_master": sum(q in doomed for q in acked.values()),
         "lost": len(lost),
         "run_twice": len(twice),
+        "durable_tasks": len(durable_acked),
+        "durable_on_killed_master": sum(q in doomed for q in durable_acked.values()),
+        "durable_lost": len(durable_lost),
     }
     print(f"\nmaster kill fault counts: {json.dumps(counts)}")
     assert after and not [n for n in after if runs[n] == 0]  # the workers carried on after the failover
     assert (survivors_lost, survivors_twice) == ([], [])  # the other masters' queues were untouched
     assert lost <= {n for n, q in acked.items() if q in doomed}
+    assert durable_lost == [] and counts["durable_on_killed_master"] > 0
 
 
 KILL_TASKS = 400

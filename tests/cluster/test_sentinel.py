@@ -101,8 +101,3 @@ def test_durable_enqueue_without_a_replica_is_not_replicated(redis_url: str) -> 
         with pytest.raises(taskq.NotReplicated):
             tq.enqueue("t", force=True, idempotency_key="k1")
         assert tq.stats().queued == 1  # the same key: still one task
-
-
-def test_durable_is_refused_on_a_cluster(cluster_url: str) -> None:
-    with pytest.raises(taskq.NotSupportedOnCluster, match="durable"):
-        taskq.TaskQueue(cluster_url, durable=True)
