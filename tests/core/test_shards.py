@@ -215,3 +215,24 @@ def test_dead_letters_span_every_shard(tq: taskq.TaskQueue, workers: list) -> No
     counts = tq.stats("hot")
     assert (counts.queued, counts.dead) == (7, 0)
     assert dead.list() == []
+
+
+def test_the_async_client_routes_counts_and_configures_alike(redis_url: str) -> None:
+    async def scenario() -> None:
+        atq = taskq.AsyncTaskQueue(redis_url)
+        try:
+            await atq.configure_queue("hot", shards=3, default_priority=7)
+            handles = [await atq.enqueue("t", force=True, queue="hot") for _ in range(6)]
+            handles += await atq.enqueue_many([{"name": "t", "force": True, "queue": "hot"} for _ in range(6)])
+            assert Counter(queue_of_task_id(h.id) for h in handles) == dict.fromkeys(sub_queues("hot", 3), 4)
+            assert (await atq.get(handles[0].id)).priority == 7
+            assert (await atq.stats("hot")).queued == 12
+            assert await handles[0].cancel() == "cancelled"
+            assert [c.queue for c in await atq.all_stats()] == ["hot"]
+            assert await atq.dead_letters("hot").list() == []
+            with pytest.raises(ShardsBusy):
+                await atq.configure_queue("hot", shards=2)
+        finally:
+            await atq.aclose()
+
+    asyncio.run(scenario())
