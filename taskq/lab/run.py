@@ -29,7 +29,8 @@ How one run (one configuration, one repeat) goes:
   outcome landed, a millisecond or so after the function returned). taskq records no separate "the
   function began" time, so start_s is the claim (the function begins on the same loop right
   after the claim returns). Times are seconds from the run's start, the server's clock when
-  the producer began.
+  the producer began. The client's ``events_maxlen`` is sized (:func:`events_maxlen`) so
+  that the stream keeps every event of the run: a trimmed one would lose the first tasks.
 """
 
 from __future__ import annotations
