@@ -62,16 +62,26 @@ def io_round_trip() -> None:
     _io_sync[1].incr(IO_KEY)
 
 
+#: Connections of the I/O task's asyncio client per process: redis-py's default pool size (100
+#: since redis-py 6), but a task past it waits for a free one instead of failing with
+#: ``MaxConnectionsError`` (at concurrency 200 it did, and the failed attempts were retried).
+AIO_MAX_CONNECTIONS = 100
+
+
 async def aio_round_trip() -> None:
     """The I/O task's work for asyncio systems: one ``INCR`` on a ``redis.asyncio`` client of
-    this process and event loop (its pool opens a connection per concurrent task, as needed)."""
+    this process and event loop (its pool opens a connection per concurrent task, as needed,
+    up to :data:`AIO_MAX_CONNECTIONS`; beyond that a task waits for one)."""
     import redis.asyncio
 
     key = id(asyncio.get_running_loop())
     client = _io_async.get(key)
     if client is None:
         _io_async.clear()  # an earlier loop's client is never used again
-        client = _io_async[key] = redis.asyncio.Redis.from_url(redis_url())
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            redis_url(), max_connections=AIO_MAX_CONNECTIONS, timeout=None
+        )
+        client = _io_async[key] = redis.asyncio.Redis(connection_pool=pool)
     await client.incr(IO_KEY)
 
 
