@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss bignum
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss bignum cluster-scaling
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -45,6 +45,13 @@ aof-loss: venv
 # (benchmarks/bignum.py; about 3 GB of RAM). make bignum ARGS="--queues 1000 --json out.json"
 bignum: venv
 	nice $(VENV)/bin/python benchmarks/bignum.py $(ARGS)
+
+# make cluster-scaling: drain throughput on one redis-server vs a 3-master Redis Cluster (1 queue,
+# 6 queues, one queue sharded K=3), Redis CPU per task per node, 3 rounds rotated, and the scaling
+# model for 3/10/30 nodes (benchmarks/cluster_scaling.py, docs/ARCHITECTURE.md). Not in CI.
+# make cluster-scaling ARGS="--tasks 20000 --rounds 5 --json out.json"
+cluster-scaling: venv
+	nice $(VENV)/bin/python benchmarks/cluster_scaling.py $(ARGS)
 
 SOAK_S ?= 1800
 soak: venv
