@@ -20,12 +20,22 @@ from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import async_client
 from taskq.executor import AsyncExecutor
 from taskq.flows import enqueue_flow, purge_flow, redrive_flow, result_flow
-from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
+from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
-from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow
+from taskq.shards import (
+    configure_flow,
+    counts_flow,
+    dead_page_flow,
+    each_dead_flow,
+    inspect_flow,
+    layouts_flow,
+    list_page_flow,
+    reader_queues,
+    snapshot_flow,
+)
 from taskq.task import (
     Task,
     TaskPage,
@@ -215,7 +225,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
 
     async def list_tasks(self, queue: str, state: str, *, cursor: str | None = None, limit: int = 100) -> TaskPage:
         """See :meth:`TaskQueue.list_tasks`."""
-        return await self._exec.run(self.ops.list_page(check_queue_name(queue), state, cursor, limit))
+        return await self._exec.drive(list_page_flow(self.ops, self._known_queues, queue, state, cursor, limit))
 
     def handle(self, task_id: str) -> AsyncTaskHandle:
         return AsyncTaskHandle(task_id, self)
@@ -231,7 +241,8 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
 
     async def inspect(self, queue: str | None = None, *, limit: int = DEFAULT_INSPECT_LIMIT) -> Inspection:
         """A read-only look at one queue's sorted sets (see :meth:`TaskQueue.inspect`)."""
-        return await self._exec.run(inspect_plan(self.ops, self.default_queue if queue is None else queue, limit))
+        name = self.default_queue if queue is None else queue
+        return await self._exec.drive(inspect_flow(self.ops, self._known_queues, name, limit))
 
     async def queues(self) -> list[str]:
         return await self._exec.run(self.ops.queues())
@@ -272,7 +283,9 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         lifetime: bool = True,
     ) -> Snapshot:
         """See :meth:`TaskQueue.snapshot`."""
-        flow = self.ops.snapshot(queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint)
+        flow = snapshot_flow(
+            self.ops, self._known_queues, queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint
+        )
         flow = with_memory(flow, self.result_ttl_s)  # used_memory and retained records, same round trip
         return await self._exec.drive(flow)
 
@@ -289,7 +302,10 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         close it: ``async with contextlib.aclosing(tq.events()) as events: async for ...``."""
         names = queue_list(queues)
         known = await self.queues() if names is None else ()
-        reader = self._event_reader(names, since, follow, block_s, poll_s, known)
+        layout = await self._exec.drive(
+            layouts_flow(self.ops, self._known_queues, reader_queues(names, known, self.default_queue))
+        )
+        reader = self._event_reader(names, since, follow, block_s, poll_s, known, layout)
         async with contextlib.aclosing(self._exec.stream(reader.flow())) as events:
             async for event in events:
                 yield event

@@ -17,12 +17,22 @@ from taskq.client_schedules import ScheduleMethods
 from taskq.connection import sync_client
 from taskq.executor import SyncExecutor
 from taskq.flows import enqueue_flow, purge_flow, redrive_flow, result_flow
-from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection, inspect_plan
+from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
-from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow
+from taskq.shards import (
+    configure_flow,
+    counts_flow,
+    dead_page_flow,
+    each_dead_flow,
+    inspect_flow,
+    layouts_flow,
+    list_page_flow,
+    reader_queues,
+    snapshot_flow,
+)
 from taskq.task import (
     Task,
     TaskPage,
@@ -188,7 +198,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         ``next_cursor`` for the next one: a task that stays in that state is listed exactly
         once however the queue changes meanwhile. Bad state, limit (1..1000) or cursor:
         :class:`InvalidOption`."""
-        return self._exec.run(self.ops.list_page(check_queue_name(queue), state, cursor, limit))
+        return self._exec.drive(list_page_flow(self.ops, self._known_queues, queue, state, cursor, limit))
 
     def handle(self, task_id: str) -> TaskHandle:
         return TaskHandle(task_id, self)
@@ -209,7 +219,8 @@ class TaskQueue(ClientBase, ScheduleMethods):
         """A read-only look at one queue's sorted sets at one instant: queued (claim order,
         scores decoded), scheduled (due times), running (lease deadlines, worker, attempt,
         fencing token) and dead, each listed up to ``limit`` (1..1000) with its total."""
-        return self._exec.run(inspect_plan(self.ops, self.default_queue if queue is None else queue, limit))
+        name = self.default_queue if queue is None else queue
+        return self._exec.drive(inspect_flow(self.ops, self._known_queues, name, limit))
 
     def queues(self) -> list[str]:
         """Names of every queue that has had a task."""
@@ -273,7 +284,9 @@ class TaskQueue(ClientBase, ScheduleMethods):
         each window in ``windows_s`` (seconds, up to 900); and every worker with its health.
         ``queues=None``: every known queue. ``lifetime=False`` skips the all-time latency
         percentiles (the lifetime counters are always there)."""
-        flow = self.ops.snapshot(queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint)
+        flow = snapshot_flow(
+            self.ops, self._known_queues, queue_list(queues), windows_s, running_limit, lifetime, self._snapshot_hint
+        )
         flow = with_memory(flow, self.result_ttl_s)  # used_memory and retained records, same round trip
         return self._exec.drive(flow)
 
@@ -291,7 +304,11 @@ class TaskQueue(ClientBase, ScheduleMethods):
         :class:`~taskq.telemetry.EventReader`). With ``follow`` it waits for new events for
         ever (break out of the loop to stop); without, it stops once caught up."""
         names = queue_list(queues)
-        reader = self._event_reader(names, since, follow, block_s, poll_s, self.queues() if names is None else ())
+        known = self.queues() if names is None else ()
+        layout = self._exec.drive(
+            layouts_flow(self.ops, self._known_queues, reader_queues(names, known, self.default_queue))
+        )
+        reader = self._event_reader(names, since, follow, block_s, poll_s, known, layout)
         yield from self._exec.stream(reader.flow())
 
     def start_worker(self, **settings: Any) -> BackgroundWorker:

@@ -234,16 +234,20 @@ class ClientBase:
         block_s: float,
         poll_s: float,
         known: Sequence[str] = (),
+        layout: Mapping[str, Sequence[str]] | None = None,
     ) -> EventReader:
-        """``queues=None``: the ``known`` queues, and those created later (read from the registry)."""
+        """``queues=None``: the ``known`` queues, and those created later (read from the registry).
+        ``layout``: each sharded queue's physical queues (:func:`taskq.shards.layouts_flow`)."""
         # A blocking read must end well inside the connection's socket timeout (taskq.connection).
         if isinstance(block_s, bool) or not isinstance(block_s, (int, float)) or not 0 <= block_s <= MAX_BLOCK_S:
             raise InvalidOption(f"block_s must be a number of seconds from 0 to {MAX_BLOCK_S:g}, got {block_s!r}")
         block_ms = int(block_s * 1000)
         if queues is None:
-            return EventReader(self.ops, known, since, block_ms=block_ms, poll_s=poll_s, follow=follow, discover=True)
+            return EventReader(
+                self.ops, known, since, block_ms=block_ms, poll_s=poll_s, follow=follow, discover=True, layout=layout
+            )
         names = [check_queue_name(q) for q in queues] or [self.default_queue]
-        return EventReader(self.ops, names, since, block_ms=block_ms, poll_s=poll_s, follow=follow)
+        return EventReader(self.ops, names, since, block_ms=block_ms, poll_s=poll_s, follow=follow, layout=layout)
 
     def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError  # TaskQueue returns a handle, AsyncTaskQueue a coroutine of one

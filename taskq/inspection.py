@@ -2,7 +2,9 @@
 what each score means, and the record fields that say who holds what (``tq.inspect()``).
 
 One plan (no I/O here): one call of ``inspect.lua``, which reads every place of the queue in
-the same instant, so a task is never seen in two places or in none. The clients run it with
+the same instant, so a task is never seen in two places or in none. A sharded queue
+(:mod:`taskq.shards`) is read with one call per sub-queue and shown as one
+(:func:`merge_inspections`). The clients run it with
 their executor (docs/ARCHITECTURE.md, "One implementation, two I/O styles").
 
 What the scores mean (``lua/lib/common.lua``): a queued task's score is ``ready + (10 -
@@ -14,7 +16,8 @@ deadline (ms), a dead task's the time it died (ms).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -131,8 +134,12 @@ def check_limit(limit: object) -> int:
 
 def inspect_plan(settings: PlanSettings, queue: str, limit: int = DEFAULT_INSPECT_LIMIT) -> Plan[Inspection]:
     """The plan of ``tq.inspect(queue, limit=...)``: one read-only script call."""
-    name = check_queue_name(queue)
-    count = check_limit(limit)
+    return checked_inspect_plan(settings, check_queue_name(queue), check_limit(limit))
+
+
+def checked_inspect_plan(settings: PlanSettings, name: str, count: int) -> Plan[Inspection]:
+    """:func:`inspect_plan` for a name and limit already checked (or a sub-queue's name,
+    which the queue-name check refuses: :mod:`taskq.shards`)."""
     k = settings.queue_keys(name)
     cmd = script_call("inspect", [k.queued, k.scheduled, k.running, k.dead, k.config], [k.task_prefix, count])
     return Plan([cmd], lambda replies: decode_inspection(name, count, replies[0]))
@@ -170,6 +177,33 @@ def decode_inspection(queue: str, limit: int, reply: list[Any]) -> Inspection:
     return Inspection(queue, now_ms, limit, aging_s, q, q_total, s, s_total, r, r_total, d, d_total)
 
 
+def merge_inspections(queue: str, limit: int, parts: Sequence[Inspection]) -> Inspection:
+    """One :class:`Inspection` of a sharded queue from those of its base queue (first) and its
+    sub-queues (each read atomically on its own slot, so not all at one instant): each place's
+    entries merged by score (queued: claim score, then id; the others by due time, lease
+    deadline or time of death), the first ``limit`` kept, queued positions renumbered, totals
+    summed; the aging window is the base queue's."""
+
+    def merged(entries: Iterable[E], key: Callable[[E], tuple[int, str]]) -> tuple[E, ...]:
+        return tuple(sorted(entries, key=key)[:limit])
+
+    queued = merged((e for p in parts for e in p.queued), lambda e: (e.score, e.id))
+    return Inspection(
+        queue,
+        max(p.taken_ms for p in parts),
+        limit,
+        parts[0].aging_s,
+        tuple(dataclasses.replace(e, position=i) for i, e in enumerate(queued)),
+        sum(p.queued_total for p in parts),
+        merged((e for p in parts for e in p.scheduled), lambda e: (e.due_ms, e.id)),
+        sum(p.scheduled_total for p in parts),
+        merged((e for p in parts for e in p.running), lambda e: (e.deadline_ms, e.id)),
+        sum(p.running_total for p in parts),
+        merged((e for p in parts for e in p.dead), lambda e: (e.died_ms, e.id)),
+        sum(p.dead_total for p in parts),
+    )
+
+
 def _place(flat: list[Any], make: Callable[[int, str, int, list[Any]], E]) -> tuple[tuple[E, ...], int]:
     entries = []
     for i, at in enumerate(range(1, len(flat), 3)):
@@ -198,6 +232,8 @@ __all__ = [
     "RunningEntry",
     "ScheduledEntry",
     "check_limit",
+    "checked_inspect_plan",
     "decode_inspection",
     "inspect_plan",
+    "merge_inspections",
 ]

@@ -87,6 +87,7 @@ from taskq.telemetry.snapshot import (
     check_windows,
     decode_queue_snapshot,
     decode_worker,
+    merge_queue_snapshots,
     to_plain,
     worker_health,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "decode_queue_snapshot",
     "decode_worker",
     "log_formatter",
+    "merge_queue_snapshots",
     "nearest_rank_ms",
     "prometheus_text",
     "to_plain",

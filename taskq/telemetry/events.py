@@ -143,6 +143,11 @@ class EventReader:
     events arrive at once. Two cases fall back to polling every ``poll_s`` (one XREAD per
     queue, pipelined): a Redis Cluster, which refuses one XREAD across slots, and a server
     that answers a blocking read at once without waiting (an old fakeredis).
+
+    ``layout`` maps a sharded queue (:mod:`taskq.shards`) to its base queue and sub-queues:
+    the reader follows each of their streams from the same ``since`` (a stream id or a cursor
+    is then an instant: each stream resumes after it), and their events name the sharded
+    queue. A queue found by ``discover`` is read by its own stream only.
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class EventReader:
         discover: bool = False,
         discover_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        layout: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not queues and not discover:
             raise InvalidOption("read events of at least one queue")
@@ -181,16 +187,21 @@ class EventReader:
         self._blocked = False  # the last read was a blocking one
         self._block_used_ms = 0  # for how long
         self._resolving = False  # the last plan read no events (where "now" is, or the registry)
+        self._layout = dict(layout or {})
+        self._shown: dict[str, str] = {}  # a sub-queue's stream: the sharded queue its events name
         self._add_queues(queues)
 
     def _add_queues(self, queues: Iterable[str]) -> None:
         since = self._since
-        for q in queues:
-            if q in self.positions or q in self._unresolved:
-                continue
-            self.queues.append(q)
-            start = since.get(q, "$") if isinstance(since, Mapping) else (since or "$")
-            self._set_start(q, str(start))
+        for name in queues:
+            start = since.get(name, "$") if isinstance(since, Mapping) else (since or "$")
+            for q in self._layout.get(name, (name,)):
+                if q in self.positions or q in self._unresolved:
+                    continue
+                self.queues.append(q)
+                if q != name:
+                    self._shown[q] = name
+                self._set_start(q, str(start))
 
     def _set_start(self, queue: str, start: str) -> None:
         if not _START_RE.fullmatch(start) or any(int(n) >= 2**64 for n in re.findall(r"\d+", start)):
@@ -275,7 +286,7 @@ class EventReader:
         out: list[Event] = []
         for q in self.queues:
             for stream_id, fields in entries.get(q, []):
-                events = decode_event_entry(q, stream_id, fields)
+                events = decode_event_entry(self._shown.get(q, q), stream_id, fields)
                 skip = self._skip.pop(q, None)
                 if skip is not None and skip[0] == stream_id:
                     events = events[skip[1] + 1 :]

@@ -230,9 +230,118 @@ def test_the_async_client_routes_counts_and_configures_alike(redis_url: str) -> 
             assert await handles[0].cancel() == "cancelled"
             assert [c.queue for c in await atq.all_stats()] == ["hot"]
             assert await atq.dead_letters("hot").list() == []
+            snap = (await atq.snapshot("hot")).queue("hot")
+            assert (snap.queued, snap.shards, snap.counters["cancelled"]) == (11, 3, 1)
+            assert (await atq.inspect("hot")).queued_total == 11
+            page = await atq.list_tasks("hot", "queued", limit=1000)
+            assert sorted(t.id for t in page.tasks) == sorted(h.id for h in handles[1:])
+            events = [e async for e in atq.events("hot", since="0", follow=False)]
+            assert sorted(e.task_id for e in events if e.type == "enqueued") == sorted(h.id for h in handles)
+            assert {e.queue for e in events} == {"hot"}
             with pytest.raises(ShardsBusy):
                 await atq.configure_queue("hot", shards=2)
         finally:
             await atq.aclose()
 
     asyncio.run(scenario())
+
+
+def fill_sharded_queue(tq: taskq.TaskQueue) -> tuple[list[str], list[str], list[int]]:
+    """One task in the base queue (enqueued before the queue was sharded), then 12 queued with
+    mixed priorities and 3 delayed ones over K=3 sub-queues: (queued ids, scheduled ids,
+    queued priorities)."""
+    first = tq.enqueue("t", force=True, queue="hot", priority=2).id
+    tq.configure_queue("hot", shards=3)
+    priorities = [2, *(1 + i % 10 for i in range(12))]
+    queued = [first, *(tq.enqueue("t", force=True, queue="hot", priority=p).id for p in priorities[1:])]
+    scheduled = [tq.enqueue("t", force=True, queue="hot", delay_s=60 + i).id for i in range(3)]
+    assert queue_of_task_id(first) == "hot" and {queue_of_task_id(i) for i in queued[1:]} == set(sub_queues("hot", 3))
+    return queued, scheduled, priorities
+
+
+def test_snapshot_shows_a_sharded_queue_as_one(tq: taskq.TaskQueue) -> None:
+    _, scheduled, priorities = fill_sharded_queue(tq)
+    one = tq.snapshot("hot").queue("hot")
+    (every,) = tq.snapshot().queues  # every queue: the sub-queues are not listed
+    for q in (one, every):
+        assert (q.queue, q.shards, q.queued, q.scheduled, q.running, q.dead) == ("hot", 3, 13, 3, 0, 0)
+        assert dict(q.by_priority) == Counter(priorities)
+        assert q.counters["enqueued"] == 16
+        assert q.windows[0].length_s == 10 and q.latency["wait"].samples == 0
+    counts = tq.stats("hot")
+    assert (counts.queued, counts.scheduled, counts.counters["enqueued"]) == (one.queued, one.scheduled, 16)
+    due = [tq.get(i).due_ms for i in scheduled]
+    assert one.next_due_ms == min(d for d in due if d is not None)
+    assert "~" not in taskq.prometheus_text(tq.snapshot())  # `taskq metrics` names the logical queue
+
+
+def test_inspect_and_list_tasks_merge_the_sub_queues(tq: taskq.TaskQueue) -> None:
+    queued, scheduled, priorities = fill_sharded_queue(tq)
+    seen = tq.inspect("hot")
+    assert (seen.queue, seen.totals) == ("hot", {"queued": 13, "scheduled": 3, "running": 0, "dead": 0})
+    assert sorted(e.id for e in seen.queued) == sorted(queued)
+    assert [e.position for e in seen.queued] == list(range(13))
+    assert [e.score for e in seen.queued] == sorted(e.score for e in seen.queued)
+    assert [e.priority for e in seen.queued] == sorted(priorities, reverse=True)  # strict: by score is by priority
+    assert [e.id for e in seen.scheduled] == scheduled  # by due time
+    few = tq.inspect("hot", limit=4)
+    assert [e.id for e in few.queued] == [e.id for e in seen.queued[:4]] and few.queued_total == 13
+
+    for state, expected in (("queued", [e.id for e in seen.queued]), ("scheduled", scheduled)):
+        listed: list[str] = []
+        cursor = None
+        while True:
+            page = tq.list_tasks("hot", state, cursor=cursor, limit=5)
+            listed += [t.id for t in page.tasks]
+            assert len(page.tasks) <= 5
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert listed == expected  # each once, in the merged order, the pages neither skip nor repeat
+    assert tq.list_tasks("hot", "running").tasks == []
+    with pytest.raises(taskq.InvalidOption):
+        tq.list_tasks("hot", "sideways")
+
+
+def test_events_of_a_sharded_queue_name_the_queue(tq: taskq.TaskQueue, workers: list) -> None:
+    @tq.task(queue="hot")
+    def work(i: int) -> int:
+        return i
+
+    tq.configure_queue("hot", shards=3)
+    handles = [work.enqueue(i) for i in range(9)]
+    workers.append(tq.start_worker(queues=["hot"], concurrency=3))
+    assert [h.result(timeout_s=20) for h in handles] == list(range(9))
+    ids = {h.id for h in handles}
+    for queues in ("hot", None):
+        events = list(tq.events(queues, since="0", follow=False))
+        assert {e.queue for e in events} == {"hot"}
+        for kind in ("enqueued", "started", "succeeded"):
+            assert sorted(e.task_id for e in events if e.type == kind) == sorted(ids), kind
+    # lifetime latency counts up to the start of the current second: each sub-queue's samples, summed
+    wait_until(lambda: tq.snapshot("hot").queue("hot").latency["run"].samples == 9, what="nine run samples")
+    assert tq.snapshot("hot").queue("hot").counters["succeeded"] == 9
+
+
+def test_running_tasks_of_every_sub_queue_are_listed(tq: taskq.TaskQueue, workers: list) -> None:
+    release = threading.Event()
+
+    @tq.task(queue="hot")
+    def hold() -> None:
+        release.wait(20)
+
+    tq.configure_queue("hot", shards=2)
+    handles = [hold.enqueue() for _ in range(4)]
+    workers.append(tq.start_worker(queues=["hot"], concurrency=4))
+    try:
+        wait_until(lambda: tq.stats("hot").running == 4, what="four running")
+        q = tq.snapshot("hot", running_limit=5).queue("hot")
+        assert q.running == 4 and sorted(t.id for t in q.running_tasks) == sorted(h.id for h in handles)
+        assert [t.deadline_ms for t in q.running_tasks] == sorted(t.deadline_ms for t in q.running_tasks)
+        assert len(tq.snapshot("hot", running_limit=2).queue("hot").running_tasks) == 2
+        seen = tq.inspect("hot")
+        assert seen.running_total == 4 and {e.id for e in seen.running} == {h.id for h in handles}
+        assert {t.id for t in tq.list_tasks("hot", "running").tasks} == {h.id for h in handles}
+    finally:
+        release.set()
+    assert [h.result(timeout_s=20) for h in handles] == [None] * 4
