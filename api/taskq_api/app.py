@@ -63,6 +63,9 @@ CANCEL_ERRORS: dict[int | str, dict[str, Any]] = {
     **NOT_FOUND,
     409: {"model": m.Problem, "description": "Already finished"},
 }
+CONFIG_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": m.Problem, "description": "ShardsBusy or NotSupportedOnShardedQueue: nothing written"},
+}
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ServerUnavailable, OSError)
 
 
@@ -105,7 +108,10 @@ FIELD_OF_ERROR = {
     "InvalidArguments": "args",
     "NotSerializable": "args",
     "PayloadTooLarge": "args",
+    "InvalidShards": "shards",
 }
+#: taskq errors that are a conflict with the queue's state, not a bad field (409).
+CONFLICT_ERRORS = frozenset({"ShardsBusy", "NotSupportedOnShardedQueue"})
 
 
 def invalid(exc: Exception, loc: list[str], **extra: Any) -> JSONResponse:
@@ -299,6 +305,8 @@ def _add_error_handlers(app: FastAPI, tq: AsyncTaskQueue) -> None:
     async def taskq_error(_: Request, exc: TaskqError) -> JSONResponse:
         if isinstance(exc, ServerUnavailable):
             return problem(503, "RedisUnavailable", str(exc))
+        if type(exc).__name__ in CONFLICT_ERRORS:
+            return problem(409, type(exc).__name__, str(exc))
         return invalid(exc, ["body", FIELD_OF_ERROR.get(type(exc).__name__, "")])
 
     for error in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
@@ -383,11 +391,14 @@ def _add_queue_routes(app: FastAPI, tq: AsyncTaskQueue, write: list[Any], read: 
         snap = await tq.snapshot(queue, windows_s=(10, 60, 900), running_limit=20)
         return _queue_model(snap.queue(queue))
 
-    @app.put(f"{API}/queues/{{queue}}/config", dependencies=write, tags=["queues"])
+    @app.put(f"{API}/queues/{{queue}}/config", dependencies=write, responses=CONFIG_ERRORS, tags=["queues"])
     async def configure_queue(queue: QueuePath, req: m.QueueConfigRequest) -> m.QueueConfigResponse:
-        """Set the queue's aging window and default priority (null turns a setting off)."""
-        await tq.configure_queue(queue, aging_s=req.aging_s, default_priority=req.default_priority)
-        return m.QueueConfigResponse(queue=queue, aging_s=req.aging_s, default_priority=req.default_priority)
+        """Set the queue's aging window and default priority (null turns a setting off), and its
+        shard count (null or left out: as it is)."""
+        await tq.configure_queue(queue, aging_s=req.aging_s, default_priority=req.default_priority, shards=req.shards)
+        return m.QueueConfigResponse(
+            queue=queue, aging_s=req.aging_s, default_priority=req.default_priority, shards=req.shards
+        )
 
     @app.get(f"{API}/queues/{{queue}}/tasks", dependencies=read, tags=["queues"])
     async def list_tasks(

@@ -192,6 +192,8 @@ class QueueModel(BaseModel):
     default_priority: int | None
     events_length: int
     retained_finished: int | None = None
+    shards: int = 1
+    """Sub-queues of a sharded queue (1: not sharded); the figures are then theirs merged."""
 
 
 class QueueConfigRequest(Strict):
@@ -201,16 +203,31 @@ class QueueConfigRequest(Strict):
 
     aging_s: Annotated[float, Field(gt=0, le=30 * 86400, allow_inf_nan=False)] | None = None
     default_priority: Priority | None = None
+    shards: (
+        Annotated[
+            int,
+            Field(
+                strict=True,
+                description="Keep the queue in this many sub-queues (1..64; 1 unshards), spread over a "
+                "Redis Cluster's masters; left out or null: as it is. Out of range: 422 InvalidShards; "
+                "while the current sub-queues hold tasks: 409 ShardsBusy; on a rate-limited queue: "
+                "409 NotSupportedOnShardedQueue. Nothing is written then.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class QueueConfigResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"queue": "default", "aging_s": 60, "default_priority": 5}]}
+        json_schema_extra={"examples": [{"queue": "default", "aging_s": 60, "default_priority": 5, "shards": None}]}
     )
 
     queue: str
     aging_s: float | None
     default_priority: int | None
+    shards: int | None = None
+    """The shard count set by this request (None: left as it was)."""
 
 
 class DeadSummary(BaseModel):

@@ -90,6 +90,27 @@ def test_configure_queue(api: Api) -> None:
         assert c.put(f"{API}/queues/{QUEUE}/config", json={"default_priority": 0}).status_code == 422
 
 
+def test_a_sharded_queue_is_configured_and_shown_as_one(api: Api) -> None:
+    with api.client() as c:
+        r = c.put(f"{API}/queues/{QUEUE}/config", json={"shards": 3})
+        assert r.status_code == 200 and r.json()["shards"] == 3, r.text
+        ids = c.post(f"{API}/tasks/bulk", json={"tasks": [{"name": "add", "args": [i, 0]} for i in range(9)]}).json()
+        assert len({i.partition(":")[0] for i in ids["ids"]}) == 3  # spread over three sub-queues
+        queue = c.get(f"{API}/queues/{QUEUE}").json()  # the dashboard's snapshot of the queue
+        assert (queue["queue"], queue["queued"], queue["shards"], queue["counters"]["enqueued"]) == (QUEUE, 9, 3, 9)
+        assert [(q["queue"], q["queued"]) for q in c.get(f"{API}/queues").json()] == [(QUEUE, 9)]
+        page = c.get(f"{API}/queues/{QUEUE}/tasks", params={"state": "queued", "limit": 4}).json()
+        assert len(page["tasks"]) == 4 and page["next_cursor"]
+        assert "~" not in c.get("/metrics").text
+        busy = c.put(f"{API}/queues/{QUEUE}/config", json={"shards": 2})
+        assert (busy.status_code, busy.json()["error"]) == (409, "ShardsBusy"), busy.text
+        for bad in (0, 65, "3", 2.5):
+            r = c.put(f"{API}/queues/{QUEUE}/config", json={"shards": bad})
+            assert r.status_code == 422 and any("shards" in e["loc"] for e in r.json()["detail"]), (bad, r.text)
+        assert c.put(f"{API}/queues/{QUEUE}/config", json={"shards": 0}).json()["error"] == "InvalidShards"
+        assert c.get(f"{API}/queues/{QUEUE}").json()["shards"] == 3  # nothing written
+
+
 def test_registered_tasks_have_parameter_schemas(api: Api) -> None:
     with api.client() as c:
         tasks = {t["name"]: t for t in c.get(f"{API}/registered-tasks").json()}

@@ -1,18 +1,21 @@
 """A sharded hot queue on the real 3-master cluster: its K=3 sub-queues land on three
-different masters, and one worker drains a few hundred tasks from all of them, none lost
-and none run twice."""
+different masters, one worker drains a few hundred tasks from all of them, none lost and none
+run twice, and snapshot, inspect, list_tasks and events show it as one queue without a
+cross-slot command."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis.cluster
 from clusterhelpers import LocalCluster
 from helpers import wait_until
 from redis.crc import key_slot
+from test_cluster import command_slots, sent  # noqa: F401 - sent: the fixture recording every command sent
 
 import taskq
 from taskq.keys import queue_of_task_id
@@ -64,3 +67,40 @@ def test_a_worker_drains_a_sharded_queue_on_three_masters(
     assert (counts.queued, counts.running, counts.dead) == (0, 0, 0)
     for q in physical_queues("hot", 3):
         assert rc.zcard(f"taskq:{{{q}}}:queued") == 0
+
+
+def test_reads_show_one_queue_without_a_cross_slot_command(
+    tq: taskq.TaskQueue,
+    rc: redis.cluster.RedisCluster,
+    sent: list[tuple[Any, ...]],  # noqa: F811 - the fixture imported above
+) -> None:
+    tq.configure_queue("hot", shards=3)
+    queued = [h.id for h in tq.enqueue_many([{"name": "t", "force": True, "queue": "hot"} for _ in range(30)])]
+    scheduled = [tq.enqueue("t", force=True, queue="hot", delay_s=60 + i).id for i in range(3)]
+    sent.clear()  # the reads from here on
+
+    for snap in (tq.snapshot("hot"), tq.snapshot()):
+        q = snap.queue("hot")
+        assert (q.queued, q.scheduled, q.shards, q.counters["enqueued"]) == (30, 3, 3, 33)
+        assert not any("~" in x.queue for x in snap.queues)  # sub-queues are not listed
+    seen = tq.inspect("hot", limit=100)
+    assert (seen.queued_total, seen.scheduled_total) == (30, 3)
+    assert sorted(e.id for e in seen.queued) == sorted(queued)
+    listed: list[str] = []
+    cursor = None
+    while True:
+        page = tq.list_tasks("hot", "queued", cursor=cursor, limit=7)
+        listed += [t.id for t in page.tasks]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert listed == [e.id for e in seen.queued]  # the merged claim order, each once
+    assert [t.id for t in tq.list_tasks("hot", "scheduled").tasks] == scheduled
+    events = list(tq.events("hot", since="0", follow=False))
+    assert sorted(e.task_id for e in events if e.type == "enqueued") == sorted(queued)
+    assert sorted(e.task_id for e in events if e.type == "scheduled") == sorted(scheduled)
+    assert {e.queue for e in events} == {"hot"}
+
+    spanning = [args for args in sent if len(command_slots(rc, args)) > 1]
+    assert spanning == [], spanning[:3]
+    touched = {slot for args in sent for slot in command_slots(rc, args)}
+    assert {key_slot(f"taskq:{{{q}}}:queued".encode()) for q in physical_queues("hot", 3)} <= touched
