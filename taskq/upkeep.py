@@ -21,6 +21,7 @@ from taskq.execution import _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import Operations
 from taskq.registry import TaskDef
+from taskq.shards import NotSupportedOnShardedQueue, ShardedSelection, rated_queues, selection_flow
 from taskq.worker_context import QueueSelection
 
 log = logging.getLogger("taskq.worker")
@@ -142,9 +143,28 @@ class WorkerUpkeep:
 
     # -- maintenance -----------------------------------------------------------------
 
+    async def _follow_shards(self) -> None:
+        """Re-read the shard counts of the queues served (one round trip per maintenance run)
+        and, after a ``configure_queue(q, shards=K)``, claim from the new sub-queues
+        (:func:`taskq.shards.selection_flow`). Their wake-ups are not subscribed until the
+        worker restarts: the idle poll (``idle_poll_s``) finds their tasks meanwhile."""
+        current = self.selection
+        served = current.served if isinstance(current, ShardedSelection) else current.queues
+        try:
+            fresh = await self._exec.drive(
+                selection_flow(self.ops, QueueSelection(served, current.weights), rated_queues(self.registry))
+            )
+        except (ServerUnavailable, NotSupportedOnShardedQueue) as exc:
+            log.warning("shard counts not re-read: %s", exc)
+            return
+        if fresh.queues != current.queues:
+            log.info("worker %s now claims from %s (shard count changed)", self.id, ",".join(fresh.queues))
+            self.selection = fresh
+
     async def _maintenance_loop(self) -> None:
         while not self._stopping:
             await self._sleep(self.maintenance_s * (0.75 + 0.5 * self._rng.random()))
+            await self._follow_shards()
             for queue in self.selection.queues:
                 try:
                     requeued, dead = await self._exec.run(self.ops.requeue_expired(queue))

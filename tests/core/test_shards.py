@@ -345,3 +345,18 @@ def test_running_tasks_of_every_sub_queue_are_listed(tq: taskq.TaskQueue, worker
     finally:
         release.set()
     assert [h.result(timeout_s=20) for h in handles] == [None] * 4
+
+
+def test_a_running_worker_follows_a_change_of_k(tq: taskq.TaskQueue, workers: list) -> None:
+    @tq.task(queue="hot")
+    def work(i: int) -> int:
+        return i
+
+    workers.append(tq.start_worker(queues=["hot"], concurrency=4, maintenance_s=0.2))
+    assert work.enqueue(-1).result(timeout_s=20) == -1  # running, unsharded
+    tq.configure_queue("hot", shards=3)
+    handles = [work.enqueue(i) for i in range(9)]
+    assert {queue_of_task_id(h.id) for h in handles} == set(sub_queues("hot", 3))
+    assert [h.result(timeout_s=20) for h in handles] == list(range(9))  # claimed from the new sub-queues
+    tq.configure_queue("hot", shards=1)
+    assert work.enqueue(9).result(timeout_s=20) == 9
