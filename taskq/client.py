@@ -248,7 +248,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         then holds within each sub-queue, approximately across them); None leaves it as it is,
         1 unshards. Refused while the current sub-queues hold tasks (:class:`~taskq.shards.ShardsBusy`),
         and together with a rate limit (:class:`~taskq.shards.NotSupportedOnShardedQueue`).
-        Workers read it when they start: restart them after a change.
+        Running workers follow a change at their next maintenance run (``maintenance_s``).
         """
         limit = queue_rate(rate)
         settings = check_queue_settings(queue, aging_s, default_priority)

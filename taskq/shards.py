@@ -3,8 +3,8 @@ so one busy queue spreads over K Redis Cluster masters (and works the same on on
 
 * **Where K lives**: field ``shards`` of the logical queue's ``config`` hash, written by
   ``configure_queue(q, shards=K)`` (:func:`configure_flow`). Producers cache it per queue for
-  :data:`SHARDS_CACHE_S` (:class:`QueueDirectory`); a worker reads it when it starts
-  (:func:`selection_flow`).
+  :data:`SHARDS_CACHE_S` (:class:`QueueDirectory`); a worker reads it when it starts and at
+  each maintenance run (:func:`selection_flow`).
 * **Names**: sub-queue i of K is :func:`taskq.keys.shard_queue` (``hot~0``, ``hot~1.4``, ...);
   a task's id carries its sub-queue (``hot~1.4:0193...``), so ``get``, ``cancel``, results and
   the worker's complete/fail find it by id alone, as for any queue.
@@ -20,6 +20,10 @@ so one busy queue spreads over K Redis Cluster masters (and works the same on on
 * **Dead letters** (:func:`dead_page_flow`, :func:`each_dead_flow`): ``dead_letters("hot")``
   lists the sub-queues' dead merged by time of death; re-drive and purge apply to each
   sub-queue (a listed id to the sub-queue it names), and a re-driven task stays in its own.
+* **Reads** (:func:`snapshot_flow`, :func:`inspect_flow`, :func:`list_page_flow`,
+  :func:`layouts_flow` for ``events``): one read per physical queue, each on its own slot,
+  merged client-side into the logical queue; the sub-queues are named nowhere in the result
+  but in task ids (``QueueSnapshot.shards`` gives K).
 * **Refused** (typed errors below): rate limits on a sharded queue (each sub-queue would
   enforce its own, K times the rate), and changing K while the current sub-queues hold tasks.
 
@@ -448,7 +452,8 @@ class ShardedSelection(QueueSelection):
 def selection_flow(
     ops: Operations, selection: QueueSelection, rated_queues: Iterable[str] = ()
 ) -> Flow[QueueSelection]:
-    """A worker's selection with its sharded queues expanded (read once, when it starts);
+    """A worker's selection with its sharded queues expanded (read when it starts and at each
+    maintenance run, ``WorkerUpkeep._follow_shards``);
     unchanged when none is sharded. A task rate limit on a sharded queue is refused."""
     replies = yield Plan([read_shards_command(ops, q) for q in selection.queues], list)
     shards = {q: parse_shards(raw) for q, raw in zip(selection.queues, replies, strict=True)}
