@@ -449,6 +449,12 @@ class ShardedSelection(QueueSelection):
         return out
 
 
+def served_queues(selection: QueueSelection) -> tuple[str, ...]:
+    """The queues a worker was asked to serve (a sharded one by its own name, not its
+    sub-queues): what its registration shows."""
+    return selection.served if isinstance(selection, ShardedSelection) else selection.queues
+
+
 def selection_flow(
     ops: Operations, selection: QueueSelection, rated_queues: Iterable[str] = ()
 ) -> Flow[QueueSelection]:
@@ -498,6 +504,7 @@ __all__ = [
     "prepare_flow",
     "reader_queues",
     "selection_flow",
+    "served_queues",
     "snapshot_flow",
     "sub_queues",
 ]

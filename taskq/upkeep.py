@@ -21,7 +21,7 @@ from taskq.execution import _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import Operations
 from taskq.registry import TaskDef
-from taskq.shards import NotSupportedOnShardedQueue, ShardedSelection, rated_queues, selection_flow
+from taskq.shards import NotSupportedOnShardedQueue, rated_queues, selection_flow, served_queues
 from taskq.worker_context import QueueSelection
 
 log = logging.getLogger("taskq.worker")
@@ -104,7 +104,7 @@ class WorkerUpkeep:
             "id": self.id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "queues": list(self.selection.queues),
+            "queues": list(served_queues(self.selection)),  # a sharded queue by its name
             "concurrency": self.concurrency,
             "ttl_ms": int(self._registration_ttl_s() * 1000),
             "interval_ms": round(self.heartbeat_s * 1000),
@@ -149,11 +149,9 @@ class WorkerUpkeep:
         (:func:`taskq.shards.selection_flow`). Their wake-ups are not subscribed until the
         worker restarts: the idle poll (``idle_poll_s``) finds their tasks meanwhile."""
         current = self.selection
-        served = current.served if isinstance(current, ShardedSelection) else current.queues
+        served = QueueSelection(served_queues(current), current.weights)
         try:
-            fresh = await self._exec.drive(
-                selection_flow(self.ops, QueueSelection(served, current.weights), rated_queues(self.registry))
-            )
+            fresh = await self._exec.drive(selection_flow(self.ops, served, rated_queues(self.registry)))
         except (ServerUnavailable, NotSupportedOnShardedQueue) as exc:
             log.warning("shard counts not re-read: %s", exc)
             return

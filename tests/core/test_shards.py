@@ -78,6 +78,7 @@ def test_a_worker_drains_every_shard_and_get_cancel_work_by_id(tq: taskq.TaskQue
     assert [h.result(timeout_s=20) for h in handles] == list(range(60))
     assert sorted(done) == sorted(h.id for h in handles)  # each ran once, none of the cancelled
     assert {queue_of_task_id(i) for i in done} == set(sub_queues("hot", 3))
+    assert [w.queues for w in tq.workers()] == [("hot",)]  # registered by the queue's name
     assert tq.stats("hot").counters.get("succeeded") == 60
 
 
