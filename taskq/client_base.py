@@ -5,6 +5,7 @@ validation of enqueue requests. The blocking client is :mod:`taskq.client`, the 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from taskq.plan import Flow
 from taskq.ratelimit import RATE_KEY_META, RateLimit, rate_key_meta
 from taskq.registry import ENQUEUE_OPTIONS, RegisteredTask, TaskDef, TaskFunction, make_task_def
 from taskq.server import ServerInfo, find_server
-from taskq.shards import QueueDirectory
+from taskq.shards import QueueDirectory, layout_plan
 from taskq.task import (
     DEFAULT_DEAD_TTL_S,
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -244,7 +245,15 @@ class ClientBase:
         block_ms = int(block_s * 1000)
         if queues is None:
             return EventReader(
-                self.ops, known, since, block_ms=block_ms, poll_s=poll_s, follow=follow, discover=True, layout=layout
+                self.ops,
+                known,
+                since,
+                block_ms=block_ms,
+                poll_s=poll_s,
+                follow=follow,
+                discover=True,
+                layout=layout,
+                layout_plan=functools.partial(layout_plan, self.ops),
             )
         names = [check_queue_name(q) for q in queues] or [self.default_queue]
         return EventReader(self.ops, names, since, block_ms=block_ms, poll_s=poll_s, follow=follow, layout=layout)

@@ -338,6 +338,18 @@ def reader_queues(names: Sequence[str] | None, known: Sequence[str], default_que
     return [check_queue_name(q) for q in names] or [default_queue]
 
 
+def layout_plan(ops: Operations, queues: Sequence[str]) -> Plan[dict[str, tuple[str, ...]]]:
+    """One read of the shard counts of ``queues`` (uncached: an events reader's discovery
+    calls it every second): the physical queues of each sharded one."""
+    names = list(queues)
+
+    def parse(replies: list[Any]) -> dict[str, tuple[str, ...]]:
+        counts = {q: parse_shards(raw) for q, raw in zip(names, replies, strict=True)}
+        return {q: physical_queues(q, k) for q, k in counts.items() if k > 1}
+
+    return Plan([read_shards_command(ops, q) for q in names], parse)
+
+
 def snapshot_flow(
     ops: Operations,
     directory: QueueDirectory,
@@ -498,6 +510,7 @@ __all__ = [
     "dead_page_flow",
     "each_dead_flow",
     "inspect_flow",
+    "layout_plan",
     "layouts_flow",
     "list_page_flow",
     "physical_queues",

@@ -147,7 +147,10 @@ class EventReader:
     ``layout`` maps a sharded queue (:mod:`taskq.shards`) to its base queue and sub-queues:
     the reader follows each of their streams from the same ``since`` (a stream id or a cursor
     is then an instant: each stream resumes after it), and their events name the sharded
-    queue. A queue found by ``discover`` is read by its own stream only.
+    queue. With ``discover``, ``layout_plan`` (:func:`taskq.shards.layout_plan`) reads the
+    shard counts of the queues known with each registry read, so a queue found later, or
+    sharded after the start, has its sub-queues' streams added (from where a queue found then
+    is read); a sub-queue no longer in use stays followed.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class EventReader:
         discover_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         layout: Mapping[str, Sequence[str]] | None = None,
+        layout_plan: Callable[[Sequence[str]], Plan[dict[str, tuple[str, ...]]]] | None = None,
     ) -> None:
         if not queues and not discover:
             raise InvalidOption("read events of at least one queue")
@@ -188,12 +192,16 @@ class EventReader:
         self._block_used_ms = 0  # for how long
         self._resolving = False  # the last plan read no events (where "now" is, or the registry)
         self._layout = dict(layout or {})
+        self._layout_plan = layout_plan
+        self._names: list[str] = []  # the queues as named (a sharded one once)
         self._shown: dict[str, str] = {}  # a sub-queue's stream: the sharded queue its events name
         self._add_queues(queues)
 
     def _add_queues(self, queues: Iterable[str]) -> None:
         since = self._since
         for name in queues:
+            if name not in self._names:
+                self._names.append(name)
             start = since.get(name, "$") if isinstance(since, Mapping) else (since or "$")
             for q in self._layout.get(name, (name,)):
                 if q in self.positions or q in self._unresolved:
@@ -250,7 +258,14 @@ class EventReader:
             self._resolving = True
             self._next_discovery = self._clock() + self.discover_s
             registry = self.ops.queues()
-            return Plan(registry.commands, lambda rs: self._discovered(registry.parse(rs)))
+            if self._layout_plan is None or not self._names:
+                return Plan(registry.commands, lambda rs: self._discovered(registry.parse(rs)))
+            layout = self._layout_plan(self._names)  # the queues' shard counts, same round trip
+            n = len(registry.commands)
+            return Plan(
+                [*registry.commands, *layout.commands],
+                lambda rs: self._discovered(registry.parse(rs[:n]), layout.parse(rs[n:])),
+            )
         self._blocked = self.blocking and (self.together or len(self.queues) == 1)
         together = self.together and len(self.queues) > 1
         block_ms = self.block_ms if self._blocked else None
@@ -268,11 +283,19 @@ class EventReader:
         self._unresolved = []
         return []
 
-    def _discovered(self, names: Sequence[str]) -> list[Event]:
-        new = [q for q in names if q not in self.positions]
-        for q in new:
-            self.queues.append(q)
-            self.positions[q] = self._discovered_start()
+    def _discovered(self, names: Sequence[str], layout: Mapping[str, Sequence[str]] | None = None) -> list[Event]:
+        if layout is not None:
+            self._layout.update(layout)
+        for name in names:
+            if name not in self._names:
+                self._names.append(name)
+        for name in self._names:  # a queue found earlier may have been sharded since
+            for q in self._layout.get(name, (name,)):
+                if q not in self.positions and q not in self._unresolved:
+                    self.queues.append(q)
+                    self.positions[q] = self._discovered_start()
+                    if q != name:
+                        self._shown[q] = name
         return []
 
     def _decoded(self, parse: Callable[[list[Any]], Mapping[str, list[Entry]]], replies: list[Any]) -> list[Event]:

@@ -8,6 +8,7 @@ import asyncio
 import random
 import threading
 from collections import Counter
+from functools import partial
 
 import pytest
 import redis
@@ -21,9 +22,11 @@ from taskq.shards import (
     InvalidShards,
     NotSupportedOnShardedQueue,
     ShardsBusy,
+    layout_plan,
     physical_queues,
     sub_queues,
 )
+from taskq.telemetry import EventReader
 
 
 def test_sub_queue_names_are_reserved_and_spread_over_the_slot_space() -> None:
@@ -361,3 +364,23 @@ def test_a_running_worker_follows_a_change_of_k(tq: taskq.TaskQueue, workers: li
     assert [h.result(timeout_s=20) for h in handles] == list(range(9))  # claimed from the new sub-queues
     tq.configure_queue("hot", shards=1)
     assert work.enqueue(9).result(timeout_s=20) == 9
+
+
+def test_events_of_every_queue_find_a_queue_sharded_after_the_start(tq: taskq.TaskQueue) -> None:
+    tq.enqueue("t", force=True, queue="cold")
+    clock = [0.0]
+    reader = EventReader(
+        tq.ops, tq.queues(), None, follow=False, discover=True, discover_s=1, clock=lambda: clock[0],
+        layout_plan=partial(layout_plan, tq.ops),
+    )  # fmt: skip
+    assert tq._exec.run(reader.next_plan()) == []  # where "now" is
+    tq.configure_queue("hot", shards=3)
+    ids = {tq.enqueue("t", force=True, queue="hot").id for _ in range(6)}
+    read: list[taskq.Event] = []
+    for second in range(1, 4):  # found, then its shard count read, then its sub-queues read
+        clock[0] = float(second)
+        for _ in range(3):
+            read += tq._exec.run(reader.next_plan())
+    assert {e.task_id for e in read if e.type == "enqueued"} == ids
+    assert {e.queue for e in read} == {"hot"}
+    assert sorted(reader.queues) == sorted(["cold", *physical_queues("hot", 3)])
