@@ -25,17 +25,8 @@ from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
-from taskq.shards import (
-    configure_flow,
-    counts_flow,
-    dead_page_flow,
-    each_dead_flow,
-    inspect_flow,
-    layouts_flow,
-    list_page_flow,
-    reader_queues,
-    snapshot_flow,
-)
+from taskq.shard_reads import inspect_flow, list_page_flow, reader_queues, snapshot_flow
+from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow, layouts_flow
 from taskq.task import (
     Task,
     TaskPage,

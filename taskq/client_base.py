@@ -26,7 +26,8 @@ from taskq.plan import Flow
 from taskq.ratelimit import RATE_KEY_META, RateLimit, rate_key_meta
 from taskq.registry import ENQUEUE_OPTIONS, RegisteredTask, TaskDef, TaskFunction, make_task_def
 from taskq.server import ServerInfo, find_server
-from taskq.shards import QueueDirectory, layout_plan
+from taskq.shard_reads import layout_plan
+from taskq.shards import QueueDirectory
 from taskq.task import (
     DEFAULT_DEAD_TTL_S,
     DEFAULT_MAX_PAYLOAD_BYTES,

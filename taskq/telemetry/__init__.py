@@ -68,6 +68,7 @@ from taskq.telemetry.logs import (
     JsonLogFormatter,
     log_formatter,
 )
+from taskq.telemetry.merge import merge_queue_snapshots
 from taskq.telemetry.prometheus import (
     PrometheusWriter,
     prometheus_text,
@@ -87,7 +88,6 @@ from taskq.telemetry.snapshot import (
     check_windows,
     decode_queue_snapshot,
     decode_worker,
-    merge_queue_snapshots,
     to_plain,
     worker_health,
 )

@@ -147,7 +147,7 @@ class EventReader:
     ``layout`` maps a sharded queue (:mod:`taskq.shards`) to its base queue and sub-queues:
     the reader follows each of their streams from the same ``since`` (a stream id or a cursor
     is then an instant: each stream resumes after it), and their events name the sharded
-    queue. With ``discover``, ``layout_plan`` (:func:`taskq.shards.layout_plan`) reads the
+    queue. With ``discover``, ``layout_plan`` (:func:`taskq.shard_reads.layout_plan`) reads the
     shard counts of the queues known with each registry read, so a queue found later, or
     sharded after the start, has its sub-queues' streams added (from where a queue found then
     is read); a sub-queue no longer in use stays followed.

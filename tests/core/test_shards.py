@@ -17,12 +17,12 @@ from redis.crc import key_slot
 
 import taskq
 from taskq.keys import check_queue_name, logical_queue, queue_of_task_id, shard_queue
+from taskq.shard_reads import layout_plan
 from taskq.shards import (
     MAX_SHARDS,
     InvalidShards,
     NotSupportedOnShardedQueue,
     ShardsBusy,
-    layout_plan,
     physical_queues,
     sub_queues,
 )
