@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import taskq
-from taskq.worker import DEFAULT_ASYNC_CONCURRENCY, DEFAULT_SYNC_CONCURRENCY, Worker, loop_factory
+from taskq.worker import Worker
+from taskq.worker_defaults import DEFAULT_ASYNC_CONCURRENCY, DEFAULT_SYNC_CONCURRENCY, loop_factory
 
 
 @pytest.mark.parametrize("heartbeat_s", [0, 0.0, -1, float("nan"), float("inf")])
