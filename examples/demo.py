@@ -89,7 +89,12 @@ def part_two(tq, work, log, url: str) -> None:  # type: ignore[no-untyped-def]
         if w.poll() is None:
             w.send_signal(signal.SIGTERM)
     for w in workers:
-        w.wait(30)
+        try:
+            w.wait(30)
+        except subprocess.TimeoutExpired:  # never leave a worker behind (it holds our stdout)
+            for other in workers:
+                other.kill()
+            raise SystemExit(f"worker {w.pid} did not stop within 30 s of SIGTERM; killed") from None
     assert lost == 0, "a task was lost"
     assert all(first_pid[n] == victim.pid for n, c in runs.items() if c > 1), "a duplicate not caused by the kill"
     console.print("[green]✓ every task finished; the killed worker's tasks were requeued when their leases expired")

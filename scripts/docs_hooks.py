@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -181,6 +182,18 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
     if page.file.src_uri == "readme.md":
         return html.replace('src="docs/', 'src="../')
     return html
+
+
+#: nbconvert's loader of the Jupyter widget manager (from unpkg.com), on the page of a notebook
+#: that displayed widgets.
+_WIDGET_LOADER = re.compile(r"<script>\s*\(function\(\) \{\s*function addWidgetsRenderer\(\).*?</script>", re.S)
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    """The site loads nothing from elsewhere, and without a kernel a notebook page shows each
+    widget's static fallback (the lessons display it after the live widget): the widget
+    manager's loader goes."""
+    return _WIDGET_LOADER.sub("", output)
 
 
 def on_post_build(config: MkDocsConfig) -> None:

@@ -178,8 +178,11 @@ def prepare_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flo
 def counts_flow(ops: Operations, queues: Sequence[str] | None, directory: QueueDirectory) -> Flow[list[QueueCounts]]:
     """Counts of each queue (None: every registered queue), a sharded queue's summed over its
     base queue and sub-queues and shown as one."""
-    names: list[str] = list(queues) if queues is not None else (yield ops.queues())
-    names = [check_queue_name(q) for q in names if SHARD_SEPARATOR not in q or queues is not None]
+    if queues is not None:
+        names = [check_queue_name(q) for q in queues]  # a name that is not a string is refused here
+    else:
+        registered: list[str] = yield ops.queues()
+        names = [q for q in registered if SHARD_SEPARATOR not in q]
     if not names:
         return []
     yield from _refresh_flow(ops, directory, names)
