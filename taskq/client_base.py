@@ -210,6 +210,8 @@ class ClientBase:
     def _check_requests(self, requests: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         checked = list(requests)
         for i, req in enumerate(checked):
+            if not isinstance(req, Mapping):
+                raise InvalidOption(f"enqueue_many item {i} is a {type(req).__name__}, not a mapping (name, args, ...)")
             if "name" not in req:
                 raise InvalidOption(f"enqueue_many item {i} has no 'name'")
             if "depends_on" in req:

@@ -297,6 +297,8 @@ def test_enqueue_many_names_the_bad_item(tq: taskq.TaskQueue, empty_db: None) ->
     refused(taskq.InvalidOption, lambda: tq.enqueue_many(requests), "item 2", "colour")
     requests[2] = {"args": []}
     refused(taskq.InvalidOption, lambda: tq.enqueue_many(requests), "item 2", "'name'")
+    requests[2] = ("t", [1])  # type: ignore[assignment]  # a tuple, not a mapping: typed, not a TypeError
+    refused(taskq.InvalidOption, lambda: tq.enqueue_many(requests), "item 2", "not a mapping")
 
 
 def test_enqueue_many_with_an_unknown_registered_name_writes_nothing(tq: taskq.TaskQueue, empty_db: None) -> None:
