@@ -19,14 +19,14 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import async_client
 from taskq.executor import AsyncExecutor
-from taskq.flows import enqueue_flow, purge_flow, redrive_flow, result_flow
+from taskq.flows import dead_letters_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.shard_reads import inspect_flow, list_page_flow, reader_queues, snapshot_flow
-from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow, layouts_flow
+from taskq.shards import configure_flow, counts_flow, dead_page_flow, layouts_flow
 from taskq.task import (
     Task,
     TaskPage,
@@ -85,16 +85,9 @@ class AsyncDeadLetters:
         error_type: str | None = None,
         all: bool = False,  # noqa: A002
     ) -> int:
-        ops = self._tq.ops
-        return await self._tq._exec.drive(
-            each_dead_flow(
-                ops,
-                self._tq._known_queues,
-                self.queue,
-                ids,
-                lambda q, chosen: redrive_flow(ops, q, chosen, name, error_type, all),
-            )
-        )
+        tq = self._tq
+        flow = dead_letters_flow(redrive_flow, tq.ops, tq._known_queues, self.queue, ids, name, error_type, all)
+        return await tq._exec.drive(flow)
 
     async def purge(
         self,
@@ -104,16 +97,9 @@ class AsyncDeadLetters:
         error_type: str | None = None,
         all: bool = False,  # noqa: A002
     ) -> int:
-        ops = self._tq.ops
-        return await self._tq._exec.drive(
-            each_dead_flow(
-                ops,
-                self._tq._known_queues,
-                self.queue,
-                ids,
-                lambda q, chosen: purge_flow(ops, q, chosen, name, error_type, all),
-            )
-        )
+        tq = self._tq
+        flow = dead_letters_flow(purge_flow, tq.ops, tq._known_queues, self.queue, ids, name, error_type, all)
+        return await tq._exec.drive(flow)
 
 
 class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):

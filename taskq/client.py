@@ -16,14 +16,14 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import ScheduleMethods
 from taskq.connection import sync_client
 from taskq.executor import SyncExecutor
-from taskq.flows import enqueue_flow, purge_flow, redrive_flow, result_flow
+from taskq.flows import dead_letters_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
 from taskq.ratelimit import RateLimit, queue_rate
 from taskq.registry import RegisteredTask, TaskDef
 from taskq.shard_reads import inspect_flow, list_page_flow, reader_queues, snapshot_flow
-from taskq.shards import configure_flow, counts_flow, dead_page_flow, each_dead_flow, layouts_flow
+from taskq.shards import configure_flow, counts_flow, dead_page_flow, layouts_flow
 from taskq.task import (
     Task,
     TaskPage,
@@ -91,16 +91,9 @@ class DeadLetters:
         all: bool = False,  # noqa: A002 - reads best at the call site: requeue(all=True)
     ) -> int:
         """Re-drive dead tasks (by ids, by name/error type, or all) to queued; returns how many."""
-        ops = self._tq.ops
-        return self._tq._exec.drive(
-            each_dead_flow(
-                ops,
-                self._tq._known_queues,
-                self.queue,
-                ids,
-                lambda q, chosen: redrive_flow(ops, q, chosen, name, error_type, all),
-            )
-        )
+        tq = self._tq
+        flow = dead_letters_flow(redrive_flow, tq.ops, tq._known_queues, self.queue, ids, name, error_type, all)
+        return tq._exec.drive(flow)
 
     def purge(
         self,
@@ -111,16 +104,9 @@ class DeadLetters:
         all: bool = False,  # noqa: A002
     ) -> int:
         """Delete dead tasks for good; returns how many."""
-        ops = self._tq.ops
-        return self._tq._exec.drive(
-            each_dead_flow(
-                ops,
-                self._tq._known_queues,
-                self.queue,
-                ids,
-                lambda q, chosen: purge_flow(ops, q, chosen, name, error_type, all),
-            )
-        )
+        tq = self._tq
+        flow = dead_letters_flow(purge_flow, tq.ops, tq._known_queues, self.queue, ids, name, error_type, all)
+        return tq._exec.drive(flow)
 
 
 class TaskQueue(ClientBase, ScheduleMethods):

@@ -7,17 +7,20 @@ client drives flows with ``redis.Redis``, the async client with ``redis.asyncio`
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from taskq.backoff import exponential_s
 from taskq.durable import replicated
 from taskq.errors import InvalidOption, ResultTimeout, TaskCancelled, TaskFailed
-from taskq.keys import check_queue_name, is_utf8
-from taskq.ops import MAX_BATCH, Operations, QueueCounts, chunks
+from taskq.keys import is_utf8
+from taskq.ops import MAX_BATCH, Operations, chunks
 from taskq.plan import Flow, Plan
-from taskq.shards import prepare_flow
+from taskq.shards import QueueDirectory, each_dead_flow, prepare_flow
 from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
+
+#: A DLQ action on one physical queue: :func:`redrive_flow` or :func:`purge_flow`.
+DeadFlow = Callable[[Operations, str, Iterable[str] | None, str | None, str | None, bool], Flow[int]]
 
 #: Result polling: the pause between reads doubles from the first to the last.
 POLL_FIRST_S = 0.001
@@ -145,11 +148,20 @@ def purge_flow(
     return total
 
 
-def stats_flow(ops: Operations, queues: Sequence[str] | None) -> Flow[list[QueueCounts]]:
-    names: list[str] = list(queues) if queues is not None else (yield ops.queues())
-    if not names:
-        return []
-    for q in names:
-        check_queue_name(q)
-    counts: list[QueueCounts] = yield ops.counts(names)
-    return counts
+def dead_letters_flow(
+    action: DeadFlow,
+    ops: Operations,
+    directory: QueueDirectory,
+    queue: str,
+    ids: Iterable[str] | None,
+    name: str | None,
+    error_type: str | None,
+    all_: bool,
+) -> Flow[int]:
+    """``action`` (:func:`redrive_flow` or :func:`purge_flow`) on a queue's dead tasks, over its
+    sub-queues when it is sharded (:func:`taskq.shards.each_dead_flow`): both clients' DLQ calls."""
+    return (
+        yield from each_dead_flow(
+            ops, directory, queue, ids, lambda q, chosen: action(ops, q, chosen, name, error_type, all_)
+        )
+    )
