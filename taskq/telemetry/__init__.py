@@ -33,7 +33,7 @@ script call, not per task:
   claim of 500 tasks costs 5 XADDs, not 500. The cap is about ``events_maxlen`` events.
   With a sample rate N, the high-volume types (enqueued, scheduled, queued, started,
   succeeded) are kept for about 1 task in N (the same tasks for every type); failures,
-  retries, deaths, cancellations, releases, requeues and re-drives are always kept.
+  retries, deaths, cancellations, releases, requeues, re-drives and purges are always kept.
 
 The package, by concern (no I/O anywhere: the clients drive it):
 

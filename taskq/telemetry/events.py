@@ -45,10 +45,12 @@ class Event:
 
     ``type`` is one of enqueued, scheduled, queued (a delayed or retried task became due),
     started, succeeded, cancelled, cancel_requested, retried, dead, requeued (its lease
-    expired), released (given back at shutdown), redriven, or progress (a running task's
-    ``current_task().progress(...)``, in ``progress``). ``stream_id`` is the stream
-    entry (the events of one script call share it); ``cursor`` resumes right after this
-    event.
+    expired), released (given back at shutdown), redriven, purged (deleted from the
+    dead-letter queue for good: its record is gone; ``priority`` and ``attempt`` are the ones
+    it died with), or progress (a running task's ``current_task().progress(...)``, in
+    ``progress``). Readers should ignore a type they do not know: new ones may be added.
+    ``stream_id`` is the stream entry (the events of one script call share it); ``cursor``
+    resumes right after this event.
     """
 
     type: str

@@ -72,6 +72,9 @@ export interface Snapshot {
 }
 
 export interface TaskEvent {
+  // enqueued, scheduled, queued, started, succeeded, cancelled, cancel_requested, retried, dead,
+  // requeued, released, redriven, purged (deleted from the dead-letter queue), progress
+  // (taskq.Event); kept a string: a type the page does not know shows as a plain badge.
   type: string;
   task_id: string;
   queue: string;
