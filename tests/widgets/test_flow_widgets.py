@@ -1,8 +1,8 @@
 """StateFlow and Timeline against a real Redis and real workers: tokens and bars follow the
 task events (enqueue, claim, finish), a retry goes through backoff and leaves a gap on the
-timeline, a dead task lands in dead and a re-drive takes it out, a killed worker's attempt
-ends as lost and the task comes back on another worker, and above a rate StateFlow samples
-its tokens while still counting every move."""
+timeline, a dead task lands in dead and a re-drive takes it out, a purge moves it from dead
+to purged, a killed worker's attempt ends as lost and the task comes back on another worker,
+and above a rate StateFlow samples its tokens while still counting every move."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from helpers import wait_until
 from taskq_widgets import Playground, StateFlow, Timeline
-from taskq_widgets.stateflow import LANES
+from taskq_widgets.stateflow import ARROW, LANES, FlowState
+from taskq_widgets.timeline import TimelineState
 
 import taskq
 from taskq.backoff import Backoff
@@ -119,6 +120,72 @@ def test_retry_backoff_gap_dead_and_redrive(
     assert tq.dead_letters(QUEUE).requeue(all=True) == 1
     _settled(flow, lambda: flow.edges["dead>queued"] == 1, "the re-drive")
     assert flow.occupancy["dead"] == 0 and flow.occupancy["q5"] == 1
+
+
+def test_purge_moves_dead_tasks_to_purged(
+    tq: taskq.TaskQueue, flow: StateFlow, timeline: Timeline, workers: list[taskq.BackgroundWorker]
+) -> None:
+    @tq.task(queue=QUEUE, max_retries=0)
+    def doomed(i: int) -> None:
+        raise ValueError(i)
+
+    ids = [doomed.enqueue(i, priority=3).id for i in range(3)]
+    workers.append(tq.start_worker(queues=[QUEUE], concurrency=3))
+    _settled(flow, lambda: flow.occupancy["dead"] == 3, "3 tokens in dead")
+    _settled(timeline, lambda: sum(1 for b in timeline.bars if b["outcome"] == "dead") == 3, "3 dead bars")
+    workers[0].stop(grace_s=0)
+    dlq = tq.dead_letters(QUEUE)
+    assert dlq.purge(ids[:2]) == 2
+    _settled(flow, lambda: flow.occupancy["purged"] == 2, "2 tokens in purged")
+    assert flow.occupancy["dead"] == 1 and flow.edges["dead>purged"] == 2
+    assert [(m[2], m[1], m[3], m[4], m[5]) for m in flow.recent[-2:]] == [
+        ("purged", ids[0], "dead", "purged", 3),
+        ("purged", ids[1], "dead", "purged", 3),
+    ]
+    assert set(flow.state.where) == {ids[2]}  # purged tasks are no longer tracked
+    html = flow._repr_html_()
+    assert f"dead{ARROW}purged</td><td style" in html and ">purged</td>" in html
+    assert dlq.purge(all=True) == 1
+    _settled(flow, lambda: flow.occupancy["purged"] == 3, "the last token in purged")
+    assert flow.occupancy["dead"] == 0 and flow.edges["dead>purged"] == 3
+    timeline.refresh()  # the bars had ended as dead already: a purge leaves them as they were
+    assert sorted(b["id"] for b in timeline.bars if b["outcome"] == "dead") == sorted(ids)
+
+
+def _event(
+    etype: str,
+    task_id: str,
+    t_ms: int,
+    priority: int | None = None,
+    attempt: int | None = None,
+    worker: str | None = None,
+) -> taskq.Event:
+    return taskq.Event(etype, task_id, QUEUE, priority, attempt, worker, stream_id=f"{t_ms}-0", index=0)
+
+
+def test_purge_of_a_task_placed_before_the_widget_and_unknown_event_types() -> None:
+    state = FlowState(max_tokens_s=100)
+    # dead before the widget started: it was never counted in dead, so dead stays at 0
+    move = state.apply(_event("purged", "q:old", 1000, priority=4, attempt=3))
+    assert move is not None and move[3:5] == ["dead", "purged"]
+    assert (state.occupancy["dead"], state.occupancy["purged"], state.edges["dead>purged"]) == (0, 1, 1)
+    assert "q:old" not in state.where
+    # an event type this widget does not know moves nothing and breaks nothing
+    before = (dict(state.occupancy), dict(state.edges), state.seen)
+    assert state.apply(_event("archived", "q:old", 1001)) is None
+    assert (dict(state.occupancy), dict(state.edges), state.seen) == before
+
+
+def test_a_purge_ends_a_timeline_bar_whose_dead_event_was_missed() -> None:
+    line = TimelineState(window_s=60, max_bars=10)
+    assert line.apply(_event("started", "q:a", 1000, priority=5, attempt=1, worker="w"))
+    # its `dead` event was trimmed from the capped stream before the widget read it
+    assert line.apply(_event("purged", "q:a", 1500, priority=5, attempt=1))
+    (bar,) = line.attempts("q:a")
+    assert (bar["outcome"], bar["end_ms"]) == ("dead", 1500) and "q:a" not in line.open
+    assert line.slots.take("w", "q:b") == bar["row"]  # its slot is free again
+    assert not line.apply(_event("purged", "q:a", 1600))  # nothing open: nothing changes
+    assert not line.apply(_event("archived", "q:b", 1700))  # an unknown type is ignored
 
 
 def test_sampling_above_the_rate_counts_every_move(tq: taskq.TaskQueue) -> None:

@@ -2,10 +2,12 @@
 
 Nodes: ``scheduled`` (delayed), ``backoff`` (waiting for a retry), one lane per priority
 ``q10`` .. ``q1`` (queued), one node per worker slot ``<worker>#<n>`` (running), and the
-ends ``succeeded``, ``dead`` and ``cancelled``. Each event moves its task from a node to
-another; the front end (``frontend/stateflow.js``) animates the moves as tokens coloured
-by priority. Above ``max_tokens_s`` moves a second it samples: the extra moves only add to
-the counts on the edges, so a run of thousands of tasks a second never floods the page.
+ends ``succeeded``, ``dead``, ``cancelled`` and ``purged`` (deleted from the dead-letter
+queue: a ``purged`` event takes the task out of ``dead`` for good). Each event moves its
+task from a node to another; the front end (``frontend/stateflow.js``) animates the moves as
+tokens coloured by priority. Above ``max_tokens_s`` moves a second it samples: the extra
+moves only add to the counts on the edges, so a run of thousands of tasks a second never
+floods the page.
 The front end buffers what it is sent (pause, step, slow motion); the queue is never held.
 """
 
@@ -26,12 +28,12 @@ from taskq_widgets.monitor import FRONTEND, connect, queue_list
 from taskq_widgets.polling import check_interval_s
 
 LANES = tuple(f"q{p}" for p in range(10, 0, -1))
-ENDS = ("succeeded", "dead", "cancelled")
-#: Ends a task never leaves (dead ones can be re-driven, so the dead are still tracked).
-FINAL = ("succeeded", "cancelled")
+ENDS = ("succeeded", "dead", "cancelled", "purged")
+#: Ends a task never leaves (dead ones can be re-driven or purged, so the dead are still tracked).
+FINAL = ("succeeded", "cancelled", "purged")
 MOVES = frozenset(
     ("enqueued", "scheduled", "queued", "started", "succeeded", "retried", "dead", "requeued", "released")
-) | {"redriven", "cancelled"}
+) | {"redriven", "cancelled", "purged"}
 #: Edges between kinds of node, as shown with their counts: "<from>><to>".
 EDGES = (
     "new>queued",
@@ -44,6 +46,7 @@ EDGES = (
     "running>queued",
     "running>dead",
     "dead>queued",
+    "dead>purged",
     "queued>cancelled",
     "scheduled>cancelled",
     "backoff>cancelled",
@@ -109,7 +112,7 @@ class FlowState:
             return lane(e.priority)
         if t == "queued":
             return "backoff" if e.attempt else "scheduled"
-        if t == "redriven":
+        if t in ("redriven", "purged"):
             return "dead"
         if t == "cancelled":
             return lane(e.priority)

@@ -4,8 +4,10 @@ A bar runs from an attempt's ``started`` event (the claim) to the event that end
 coloured by how it ended: succeeded, retried (a gap follows until the next attempt: the
 backoff), dead, cancelled, released (given back at shutdown) or lost (its lease expired:
 the worker died or stalled, and the reaper requeued the task; the next attempt appears on
-another row). Claims made by one claim call share a ``claim`` id, so a batch shows as
-bars that start together. Rows are ``<worker>#<n>`` slots (:class:`~taskq_widgets.feed.Slots`).
+another row). A ``purged`` event (the task deleted from the dead-letter queue) ends a bar
+still open as dead and frees its slot. Claims made by one claim call share a ``claim`` id,
+so a batch shows as bars that start together. Rows are ``<worker>#<n>`` slots
+(:class:`~taskq_widgets.feed.Slots`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ ENDINGS = {
     "cancelled": "cancelled",
     "released": "released",
     "requeued": "lost",
+    # Only dead tasks are purged, so a bar still open at a purge lost its `dead` event (trimmed
+    # from the capped stream before it was read): the attempt ended dead, by this time at latest.
+    "purged": "dead",
 }
 
 

@@ -36,9 +36,9 @@ const COL = { src: 20, wait: 110, lanes: 300, slots: 520, ends: 720 };
 /** Where the edges' counts are written: [from>to, x, y offset from the middle]. */
 const EDGE_LABELS = [
   ["new>queued", 205, -60], ["new>scheduled", 60, -110], ["scheduled>queued", 205, -110],
-  ["backoff>queued", 205, 100], ["queued>running", 410, 0], ["running>succeeded", 620, -80],
-  ["running>backoff", 410, 130], ["running>queued", 410, 60], ["running>dead", 620, 0],
-  ["dead>queued", 520, 150], ["running>cancelled", 620, 80],
+  ["backoff>queued", 205, 100], ["queued>running", 410, 0], ["running>succeeded", 620, -100],
+  ["running>backoff", 410, 130], ["running>queued", 410, 60], ["running>cancelled", 620, -40],
+  ["running>dead", 620, 20], ["dead>queued", 520, 150], ["dead>purged", COL.ends, 64],
 ];
 
 /**
@@ -128,9 +128,11 @@ function render({ model, el: host }) {
       const [worker, n] = [name.slice(0, name.lastIndexOf("#")), name.slice(name.lastIndexOf("#") + 1)];
       box(name, COL.slots, TOP + i * LANE_H + 10, 170, `${worker.slice(-10)} #${n}`);
     });
-    box("succeeded", COL.ends, middle - 60, 110, "succeeded");
-    box("dead", COL.ends, middle, 110, "dead");
-    box("cancelled", COL.ends, middle + 60, 110, "cancelled");
+    // The ends, top to bottom; purged sits under dead, the one place a task reaches it from.
+    box("succeeded", COL.ends, middle - 90, 110, "succeeded");
+    box("cancelled", COL.ends, middle - 30, 110, "cancelled");
+    box("dead", COL.ends, middle + 30, 110, "dead");
+    box("purged", COL.ends, middle + 90, 110, "purged");
     for (const [edge, x, dy] of EDGE_LABELS) {
       const t = svg("text", { x, y: middle + Number(dy), class: "taskq-edge", "data-edge": String(edge),
         "text-anchor": "middle" }, "");
