@@ -32,6 +32,8 @@ def script_call(name: str, keys: Sequence[str], argv: Sequence[Any]) -> Command:
 
 def reply_error(reply: object) -> Exception | None:
     """The taskq exception a reply stands for (script errors mapped), or None for a value."""
+    if not isinstance(reply, Exception):  # a value: never turned into text (a claim's reply is long)
+        return None
     if isinstance(reply, TaskqError):
         return reply
     if isinstance(reply, NoPermissionError):  # ACL: raised by redis-py, or by redis.call in a script
@@ -41,9 +43,7 @@ def reply_error(reply: object) -> Exception | None:
     if isinstance(reply, (TryAgainError, ClusterDownError)) or "non local key" in str(reply):
         # a Redis Cluster moving the queue's slot (or failing over): the same call works afterwards
         return ServerUnavailable(f"Redis Cluster is moving or failing over this slot, try again: {reply}")
-    if isinstance(reply, Exception):
-        return error_from_reply(str(reply)) or reply
-    return None
+    return error_from_reply(str(reply)) or reply
 
 
 #: Most tasks one script call enqueues, claims, completes, re-drives or purges (Lua's

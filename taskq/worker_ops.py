@@ -169,10 +169,13 @@ class WorkerPlans(PlanSettings):
             commands[index] = self._complete_call(batch)
 
         def parse(replies: list[Any]) -> list[Any]:
+            # Once per command, not per outcome: a completion batch's reply is one list for
+            # up to MAX_BATCH outcomes, and reply_error reads the text of what it is given.
+            errors = [reply_error(reply) for reply in replies]
             out: list[Any] = []
             for item, (index, position) in zip(outcomes, slots, strict=True):
                 reply = replies[index]
-                error = reply_error(reply)
+                error = errors[index]
                 if error is not None:
                     out.append(error)
                 elif position < 0:

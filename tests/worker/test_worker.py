@@ -55,6 +55,21 @@ def test_results_async_and_sync_tasks(tq: taskq.TaskQueue, workers: list) -> Non
     assert tq.stats().counters["succeeded"] == 2
 
 
+def test_values_that_read_like_redis_errors_stay_values(tq: taskq.TaskQueue, workers: list) -> None:
+    # reply_error once searched the text of every reply, values included, for a Cluster error
+    # ("non local key"): this result read as ServerUnavailable, and every claim and completion
+    # reply (one list per batch) was turned into text to be searched.
+    @tq.task
+    async def echo(text: str) -> str:
+        return text
+
+    start(tq, workers, concurrency=4)
+    text = "ERR Error running script: non local key"
+    handles = [echo.enqueue(text) for _ in range(20)]
+    assert [h.result(timeout_s=10) for h in handles] == [text] * 20
+    assert tq.stats().counters["succeeded"] == 20
+
+
 def test_failure_retries_with_backoff_then_dead_letter(tq: taskq.TaskQueue, workers: list) -> None:
     attempts: list[float] = []
 
