@@ -1,7 +1,7 @@
 """StateFlow and Timeline in JupyterLab (Debian's headless Chromium, Playwright): with an
-in-kernel worker draining a trickle of tasks, tokens appear on the diagram and move, and bars
-appear on the Gantt chart and slide as time passes. Screenshots: test-artifacts/stateflow.png
-and timeline.png.
+in-kernel worker draining a trickle of tasks, tokens appear on the diagram and move (a dead
+task, once purged, is counted in purged), and bars appear on the Gantt chart and slide as
+time passes. Screenshots: test-artifacts/stateflow.png and timeline.png.
 
 A measurement too (figures, not assertions on time): about 1,000 tasks a second are driven
 through a StateFlow in the page for a few seconds, and the frames the page dropped
@@ -68,6 +68,19 @@ def feed() -> None:
 
 threading.Thread(target=feed, daemon=True).start()
 print("FEEDING")""",
+    f"""\
+import time
+
+@tq.task(queue={QUEUE!r}, max_retries=0)
+def doomed() -> None:
+    raise ValueError("a bug: purge it")
+
+doomed_id = doomed.enqueue(priority=9).id
+deadline = time.monotonic() + 60
+while tq.get(doomed_id).status is not taskq.TaskStatus.DEAD:
+    assert time.monotonic() < deadline, "the doomed task never died"
+    time.sleep(0.05)
+print("PURGE-DONE", tq.dead_letters({QUEUE!r}).purge([doomed_id]))""",
 ]
 
 # Returns, after ``ms``, whether an element found by ``selector`` (keyed by ``key``) changed
@@ -116,6 +129,11 @@ def test_stateflow_and_timeline_move_with_live_tasks(lab: Lab, tq: taskq.TaskQue
             wait_for(lambda: int(succeeded.text_content() or 0) > 0, STEP_S, "a count in succeeded")
             assert int(succeeded.text_content() or 0) <= tq.stats(QUEUE).counters.get("succeeded", 0)
             assert page.locator(f'{FLOW} g[data-node="q9"]').count() == 1
+            # a purged dead task leaves dead along dead -> purged (its `purged` event)
+            assert "PURGE-DONE 1" in wait_for_output(page, "PURGE-DONE")  # (has_text ignores case)
+            purged = page.locator(f'{FLOW} g[data-node="purged"] .taskq-count').first
+            wait_for(lambda: (purged.text_content() or "") == "1", STEP_S, "the purged task's count on the diagram")
+            assert page.locator(f'{FLOW} text[data-edge="dead>purged"]').first.text_content() == "dead\u2192purged 1"
             flow.screenshot(path=str(ARTIFACTS / "stateflow.png"))
 
             line = page.locator(TIMELINE).first
