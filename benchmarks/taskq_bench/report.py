@@ -27,7 +27,8 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-#: Marks a figure some measurement of which started above 1.0 load per core.
+#: Marks a figure during some measurement of which processes outside the benchmark used more
+#: than 10% of the machine's CPU (:mod:`taskq_bench.fairness`).
 LOADED = "⚠"
 DASH = "\N{EN DASH}"
 
@@ -130,13 +131,36 @@ def fairness_text(document: dict[str, Any], rows: Sequence[Row]) -> str:
             if orders else f"Rounds: {rounds}."]  # fmt: skip
     text.append(f"Each figure is the median over the rounds, (min{DASH}max) the spread of the rounds (of the "
                 "repetitions in a single round); [setting]: the worker setting, processes x concurrency.")  # fmt: skip
-    loaded = [r for r in rows if r.loaded]
-    if loaded:
-        text.append(f"{LOADED} {len(loaded)} figures include a measurement that started with the 1-minute load "
-                    "average above 1.0 per core: another workload shared the machine.")  # fmt: skip
+    text.append(outside_text(document, rows))
     if rounds < 3:
         text.append("Fewer than 3 rounds: not for publication.")
     return " ".join(text)
+
+
+def outside_text(document: dict[str, Any], rows: Sequence[Row]) -> str:
+    """What the load flag measured, and what it found."""
+    loaded = [r for r in rows if r.loaded]
+    shares = [r.outside_share for r in rows if r.outside_share is not None]
+    if document.get("schema", 0) < 3:  # a file from before: the load average flagged
+        old = "started with the 1-minute load average above 1.0 per core (its own previous measurement counted too)."
+        return f"{LOADED} {len(loaded)} figures include a measurement that {old}" if loaded else ""
+    if not shares:
+        return "CPU used outside the benchmark: not measured (no /proc)."
+    text = (f"Around each measurement, the CPU used by processes outside the benchmark's own process tree "
+            f"(/proc; kernel threads and interrupts not counted): at most {max(shares):.1%} of the machine "
+            f"(cores x wall time), median of the figures' highest {_median(shares):.1%}.")  # fmt: skip
+    if loaded:
+        text += (f" {LOADED} {len(loaded)} of {len(rows)} figures include a measurement during which that was above "
+                 "10%: another workload shared the machine.")  # fmt: skip
+    else:
+        text += " No measurement reached 10% (the flag's bound): nothing else used the machine."
+    return text
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def latency_table(rows: Sequence[Row], measure: str = "to_start") -> str:
@@ -201,21 +225,29 @@ def producers_table(systems: dict[str, dict[str, Any]]) -> str:
     return _table(["system", "producer (per enqueue call)", "defaults: 1 process / 2 cores"], lines) if lines else ""
 
 
+def _share(info: dict[str, Any]) -> str:
+    share = info.get("outside_share_max")
+    return ("—" if share is None else f"{share:.1%}") + f" ({info.get('flagged', 0)})"
+
+
 def systems_table(systems: dict[str, dict[str, Any]]) -> str:
-    """Per system: version, and per round the load average around it and Redis's CPU time."""
+    """Per system: version, and per round the load average around it, the highest share of the
+    machine used outside the benchmark during a measurement, and Redis's CPU time."""
     lines = []
     for name, entry in systems.items():
         rounds = entry.get("rounds", [entry])
         errors = [info["error"] for info in rounds if "error" in info]
         ok = [info for info in rounds if "error" not in info]
         if not ok:
-            lines.append([name, "could not run", "", "", "", errors[0][:160]])
+            lines.append([name, "could not run", "", "", "", "", errors[0][:160]])
             continue
         loads = ", ".join(f"{i['loadavg_before'][0]} → {i['loadavg_after'][0]}" for i in ok if "loadavg_before" in i)
+        outside = ", ".join(_share(i) for i in ok if "outside_share_max" in i) or "—"
         cpu = ", ".join(_fmt(i.get("redis_cpu_s"), 1) for i in ok)
-        lines.append([name, ok[0]["version"], ok[0]["redis_py"], loads, cpu, ok[0].get("bulk_api") or "—"])
+        lines.append([name, ok[0]["version"], ok[0]["redis_py"], loads, outside, cpu, ok[0].get("bulk_api") or "—"])
     header = ["system", "version", "redis-py", "load avg (1 min) before → after, per round",
-              "redis-server CPU s, per round", "bulk API"]  # fmt: skip
+              "outside CPU, highest share (flagged figures), per round", "redis-server CPU s, per round",
+              "bulk API"]  # fmt: skip
     return _table(header, lines)
 
 

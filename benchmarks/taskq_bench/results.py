@@ -24,8 +24,10 @@ from typing import Any
 
 import redis
 
-SCHEMA_VERSION = 2
-"""2: rows carry load_before, load_after and loaded; drain has per-workload grid rows."""
+SCHEMA_VERSION = 3
+"""2: rows carry load_before, load_after and loaded; drain has per-workload grid rows.
+3: rows carry outside_share, and ``loaded`` means CPU used outside the benchmark's processes
+(``taskq_bench.fairness``), no longer a load average above 1.0 per core."""
 #: How the harness knows a run is over, for the record (the same for every system).
 COMPLETION_METHOD = (
     "each task calls taskq_bench.recorder.task_done as its last step; per worker process the count, "
@@ -51,7 +53,11 @@ class Row:
     """The highest 1-minute load average at the start of the measurements behind this figure."""
     load_after: float | None = None
     loaded: bool = False
-    """Some measurement behind this figure started above 1.0 load per core (``taskq_bench.fairness``)."""
+    """During some measurement behind this figure, processes outside the benchmark's own process
+    tree used more than 10% of the machine's CPU (``taskq_bench.fairness``; before schema 3: it
+    started above 1.0 load per core)."""
+    outside_share: float | None = None
+    """The highest share of the machine's CPU used outside the benchmark during a measurement behind it."""
 
     @classmethod
     def columns(cls) -> list[str]:
@@ -175,9 +181,10 @@ def merge_rounds(rounds: list[list[Row]]) -> list[Row]:
         runs = [v for v in values if v is not None] if len(same) > 1 else list(first.runs)  # one round: its reps
         befores = [r.load_before for r in same if r.load_before is not None]
         afters = [r.load_after for r in same if r.load_after is not None]
+        shares = [r.outside_share for r in same if r.outside_share is not None]
         merged.append(Row(first.system, first.experiment, first.case, first.metric, _median_value(values, first.unit),
                           first.unit, settings, runs, notes, max(befores, default=None), max(afters, default=None),
-                          any(r.loaded for r in same)))  # fmt: skip
+                          any(r.loaded for r in same), max(shares, default=None)))  # fmt: skip
     return merged
 
 

@@ -11,8 +11,9 @@ data is lost: never point it at a Redis that holds anything). A system that cann
 reported with its error, never dropped. ``--rounds N`` repeats everything N
 times (default: the suite's, 3 for ``short`` and ``full``), the systems' order rotated
 each round (``--seed S``: shuffled instead, reproducibly), and reports the median and
-the spread of the rounds; the load average around every measurement is recorded and a
-measurement that started above 1.0 per core is flagged (:mod:`taskq_bench.fairness`).
+the spread of the rounds; the load average around every measurement is recorded, and so is
+the CPU used meanwhile by processes outside the benchmark's own process tree: a measurement
+during which they used more than 10% of the machine is flagged (:mod:`taskq_bench.fairness`).
 Writes ``bench-<suite>-<time>.json`` (machine, versions, settings, rows, errors, latency
 CDFs), the rows as ``.csv``, and ``.md`` tables.
 """
@@ -41,6 +42,7 @@ from taskq.cli import url_problem
 from taskq.errors import TaskqError
 from taskq.server import EmbeddedServer, redact_url
 from taskq_bench.fairness import round_order
+from taskq_bench.outside import TREE_ROOT_ENV
 from taskq_bench.report import render
 from taskq_bench.results import (
     COMPLETION_METHOD,
@@ -171,6 +173,7 @@ def run_one(
                 "--suite", suite.name, "--experiments", ",".join(experiments), "--out", str(fragment),
                 "--logs", str(out_dir / "logs"), "--round", str(round_number)]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=HARNESS_PATH)
+        env.setdefault(TREE_ROOT_ENV, str(os.getpid()))  # this process's tree is the benchmark's own
         if not sys.stdout.isatty():  # a log file, a notebook: no progress bars (every frame would stay)
             env[PROGRESS_ENV] = "0"
         load_before, cpu_before = loadavg(), redis_cpu_s(server_url)
@@ -181,8 +184,16 @@ def run_one(
     if returncode != 0 or not fragment.exists():
         return failed(system, f"taskq_bench.system_run exited with {returncode}: {stderr_tail[-1500:]}")
     document: dict[str, Any] = json.loads(fragment.read_text())
-    document["info"].update(loadavg_before=load_before, loadavg_after=loadavg(), redis_cpu_s=round(cpu_used, 2))
+    document["info"].update(loadavg_before=load_before, loadavg_after=loadavg(), redis_cpu_s=round(cpu_used, 2),
+                            **outside_summary(document["rows"]))  # fmt: skip
     return document
+
+
+def outside_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A round's highest share of the machine used outside the benchmark during a measurement,
+    and how many of its figures were flagged."""
+    shares = [row["outside_share"] for row in rows if row.get("outside_share") is not None]
+    return {"outside_share_max": max(shares, default=None), "flagged": sum(bool(row.get("loaded")) for row in rows)}
 
 
 def failed(system: str, error: str) -> dict[str, Any]:

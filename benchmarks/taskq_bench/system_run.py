@@ -348,7 +348,7 @@ def latency_once(ctx: Context, setting: WorkerSetting, rate: float) -> dict[str,
         "sender_lateness_p99_ms": max(lateness) if lateness else None,
         "to_start_ms": summarize_ms([s.to_start_ms for s in samples], unfinished),
         "to_finish_ms": summarize_ms([s.to_finish_ms for s in samples], unfinished),
-        "load": [load.before, load.after, load.cores],
+        "load": load.as_list(),
         "to_start_cdf": LogHistogram.of([s.to_start_ms for s in samples], lowest=0.01, precision=0.02).cdf(),
     }
 

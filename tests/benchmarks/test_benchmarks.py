@@ -133,7 +133,7 @@ def test_results_json_and_csv_schema(tmp_path: Path) -> None:
     json_path, csv_path = results.write(tmp_path, "bench")
     document = json.loads(json_path.read_text())
     assert set(document) == {"machine", "settings", "systems", "rows", "errors", "details", "started", "schema"}
-    assert document["schema"] == 2
+    assert document["schema"] == 3
     assert rows_from_dicts(document["rows"]) == results.rows
     with csv_path.open() as f:
         lines = list(csv.DictReader(f))

@@ -1,17 +1,23 @@
 """Benchmarks fair by construction (issue 14): the systems' order rotates each round, every
 figure is the median of the rounds with its spread, a setting a system cannot run is reported
-(not dropped), the load around each measurement is recorded and flagged when high, and the I/O
-task really makes its Redis round trip (a short real run of taskq alone)."""
+(not dropped), the CPU used outside the benchmark around each measurement is recorded and
+flagged when high, and the I/O task really makes its Redis round trip (a short real run of
+taskq alone)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import redis
-from taskq_bench import fairness, grid, run
+from taskq_bench import fairness, grid, outside, run
 from taskq_bench.grid import Measured
 from taskq_bench.report import DASH, LOADED, grid_table, render, settings_table
 from taskq_bench.results import Row, merge_rounds
@@ -164,37 +170,113 @@ def test_every_adapter_states_its_defaults_and_its_producer() -> None:
             assert "default_one = " in text and "producer_note = " in text and "def io(" in text, module.stem
 
 
-# -- load --------------------------------------------------------------------------
+# -- load: CPU used outside the benchmark's process tree -------------------------------
+
+#: Burns argv[1] seconds of CPU time (not wall time: the same work however busy the machine is).
+BURN = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < float(sys.argv[1]):\n    pass\n"
+#: A stand-in for the benchmark's own tree: on "go", a child burns 0.5 s of CPU; then "done".
+BENCH = (
+    "import subprocess, sys\nsys.stdin.readline()\n"
+    f"subprocess.run([sys.executable, '-c', {BURN!r}, '0.5'], check=True)\n"
+    "print('done', flush=True)\nsys.stdin.read()\n"
+)
 
 
-def test_a_measurement_that_starts_above_one_load_per_core_is_flagged() -> None:
-    readings = iter([2.5, 1.0, 1.9, 3.0])
-    with fairness.measured_load(lambda: next(readings), ncores=2) as high:
-        pass
-    with fairness.measured_load(lambda: next(readings), ncores=2) as quiet:
-        pass
-    assert (high.before, high.after, high.loaded) == (2.5, 1.0, True)
-    assert (quiet.before, quiet.after, quiet.loaded) == (1.9, 3.0, False)  # only the start counts
-    assert fairness.load_fields([quiet, high]) == {"load_before": 2.5, "load_after": 3.0, "loaded": True}
+def _cpu_s(pid: int) -> float:
+    proc = outside.parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    assert proc is not None
+    return proc.own / outside.TICKS_PER_S
+
+
+def _measure_bench(busy: list[subprocess.Popen[bytes]]) -> fairness.Load:
+    """One measurement of the stand-in benchmark, counting only this test's processes as the
+    machine (``within``: other work on a shared machine stays out), with ``busy`` processes
+    burning beside it until they have used 0.5 s of CPU between them."""
+    bench = subprocess.Popen([sys.executable, "-c", BENCH], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert bench.stdin is not None and bench.stdout is not None
+    try:
+        with fairness.measured_load(ncores=1, root=bench.pid, within=os.getpid()) as load:
+            mark = sum(_cpu_s(p.pid) for p in busy)
+            bench.stdin.write("go\n")
+            bench.stdin.flush()
+            assert bench.stdout.readline().strip() == "done"
+            while busy and sum(_cpu_s(p.pid) for p in busy) - mark < 0.5:
+                time.sleep(0.02)
+    finally:
+        bench.stdin.close()
+        bench.wait(10)
+        bench.stdout.close()
+    return load
+
+
+def test_only_cpu_used_outside_the_benchmarks_process_tree_flags_a_measurement() -> None:
+    quiet = _measure_bench([])  # the benchmark's own child burns 0.5 s: its own load, not flagged
+    assert quiet.own_s is not None and quiet.own_s >= 0.45
+    assert quiet.outside_s is not None and quiet.outside_s < fairness.OUTSIDE_FLOOR_S
+    assert not quiet.loaded
+    # Real processes outside the tree; four, so that on a machine other work keeps busy they still
+    # get a good share of it between them (as another workload would).
+    busy = [subprocess.Popen([sys.executable, "-c", BURN, "60"]) for _ in range(4)]
+    try:
+        shared = _measure_bench(busy)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert shared.outside_s is not None and shared.outside_s >= 0.45  # the busy processes' 0.5 s
+    assert shared.own_s is not None and shared.own_s >= 0.45
+    assert shared.outside_share is not None and shared.outside_share > fairness.OUTSIDE_LIMIT
+    assert shared.loaded
+    assert fairness.load_fields([quiet, shared]) == {
+        "load_before": max(quiet.before, shared.before),
+        "load_after": max(quiet.after or 0, shared.after or 0),
+        "outside_share": shared.outside_share,
+        "loaded": True,
+    }
     assert fairness.load_fields([quiet])["loaded"] is False
-    row = Row("taskq", "drain", "io: default 1 process", "tasks_per_s", 5.0, "tasks/s", **fairness.load_fields([high]))
+    fields = fairness.load_fields([shared])
+    row = Row("taskq", "drain", "io: default 1 process", "tasks_per_s", 5.0, "tasks/s", **fields)
     assert LOADED in grid_table([row], "io")
+    text = render({"machine": {}, "settings": {"rounds": 3}, "rows": [asdict(row)], "systems": {}, "schema": 3})
+    assert f"{LOADED} 1 of 1 figures include a measurement during which that was above 10%" in text
+    (merged,) = merge_rounds([[replace(row, outside_share=0.02, loaded=False)], [row]])
+    assert merged.loaded and merged.outside_share == shared.outside_share
+
+
+def test_a_high_load_average_alone_does_not_flag() -> None:
+    readings = iter([64.0, 64.0])
+    with fairness.measured_load(lambda: next(readings), ncores=2, within=os.getpid()) as load:
+        pass  # the load average of a run's own previous measurement: recorded, not a flag
+    assert (load.before, load.after, load.loaded) == (64.0, 64.0, False)
+
+
+def test_outside_parses_a_name_with_spaces_and_parentheses() -> None:
+    fields = ["S", "7", "0", "0", "0", "-1", str(outside.PF_KTHREAD), *["0"] * 4, "3", "4", "5", "6", *["0"] * 4, "99"]
+    proc = outside.parse_stat("42 (a (b) c) " + " ".join(fields))
+    assert proc == outside.Proc(42, 7, 99, 7, 11, True)
 
 
 # -- a real run: taskq alone, the I/O task ----------------------------------------------
 
 
-def test_taskq_drains_the_io_task_and_the_high_load_is_flagged(
+def test_taskq_drains_the_io_task_and_a_busy_process_outside_it_is_flagged(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fairness, "read_load", lambda: 64.0)  # injected: far above 1.0 per core
-    suite = replace(SUITES["smoke"], drain_count=100, drain_workloads=("io",))
-    document = run_to_document("taskq", redis_url, suite, ["drain"], tmp_path, _taskq_adapter)
+    monkeypatch.delenv(outside.TREE_ROOT_ENV, raising=False)  # this process's tree is the benchmark's
+    # A real busy process outside the tree: started by a shell that exits, so it is not ours.
+    launched = subprocess.run(["sh", "-c", '"$0" -c "$1" 60 >/dev/null 2>&1 & echo $!', sys.executable, BURN],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    busy = int(launched.stdout.strip())
+    try:
+        suite = replace(SUITES["smoke"], drain_count=100, drain_workloads=("io",))
+        document = run_to_document("taskq", redis_url, suite, ["drain"], tmp_path, _taskq_adapter)
+    finally:
+        os.kill(busy, signal.SIGKILL)
     assert document["errors"] == []
     rows = {(r["case"], r["setting"]): r for r in document["rows"]}
     default = rows[("io: default 1 process", "1p x 100")]
     assert default["value"] > 0 and default["note"] == ""  # all 100 done, not partial
-    assert default["loaded"] is True and default["load_before"] == 64.0
+    assert default["loaded"] is True and default["outside_share"] > fairness.OUTSIDE_LIMIT
     with redis.Redis.from_url(redis_url) as client:
         assert int(client.get(IO_KEY) or 0) == 100  # each task made its one round trip
     assert document["info"]["defaults"][0] == "1p x 100" and "feature" in document["info"]["producer"]
