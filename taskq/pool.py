@@ -37,6 +37,7 @@ class _Child:
     proc: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
     crashes: int = 0
+    signalled: int = 0  # signals passed on to it so far (at most two: SIGTERM, then SIGINT)
 
 
 class Supervisor:
@@ -62,22 +63,33 @@ class Supervisor:
         log.info("worker process %d started (pid %d)", slot, proc.pid)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        # Only counted here: the run loop passes it on (_forward). A handler that sent it
+        # itself could run inside _spawn, between fork and the new child's entry in
+        # self.children, and that child would never hear of it: the pool would wait forever.
         self._signals += 1
-        forward = signal.SIGTERM if self._signals == 1 else signal.SIGINT
+
+    def _forward(self) -> None:
+        """Pass the signals received on to every child that has not had them yet: the first
+        one as SIGTERM (a graceful stop), a second as SIGINT (children treat a second signal
+        as "now")."""
+        wanted = min(self._signals, 2)
         for child in self.children.values():
-            with contextlib.suppress(ProcessLookupError):
-                child.proc.send_signal(forward)
-                if self._signals > 1:
-                    child.proc.send_signal(forward)  # children treat a second signal as "now"
+            while child.signalled < wanted:
+                child.signalled += 1
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.send_signal(signal.SIGTERM if child.signalled == 1 else signal.SIGINT)
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             for slot in range(self.processes):
-                self._spawn(slot)
+                if not self._signals:  # told to stop while starting: start no more
+                    self._spawn(slot)
             pending_restart: dict[int, tuple[float, int]] = {}  # slot -> (when, crashes in a row)
             while self.children or pending_restart:
+                self._forward()
                 time.sleep(0.1)
+                self._forward()
                 for slot, child in list(self.children.items()):
                     code = child.proc.poll()
                     if code is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import redis
 from apps.procs import Workers, alive, children, signal_pid, wait_until
 
 import taskq
+import taskq.pool
+from taskq.pool import Supervisor
 
 POOL = ("--processes", "3", "--concurrency", "2", "--lease-s", "1", "--grace-s", "0.5")
 
@@ -88,6 +91,34 @@ def test_sigterm_to_the_supervisor_stops_every_child(tq: taskq.TaskQueue, rc: re
     assert procs.wait_exit(supervisor, timeout_s=30) == 0
     assert [pid for pid in kids if alive(pid)] == []
     assert [w for w in tq.workers() if w.health is not taskq.WorkerHealth.GONE] == []  # each child deregistered
+
+
+def test_a_signal_while_a_child_is_being_started_reaches_that_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The supervisor's handler used to pass SIGTERM on to the children it had recorded; one
+    # that came inside _spawn (the child forked, not yet in supervisor.children) never reached
+    # that child, and the pool waited for it forever.
+    ready, stopped = tmp_path / "ready", tmp_path / "stopped"
+    child = (
+        "import pathlib, signal, sys, time\n"
+        f"def stop(*_):\n    pathlib.Path({str(stopped)!r}).write_text('SIGTERM')\n    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('ready')\n"
+        "time.sleep(60)\n"
+    )
+    supervisor = Supervisor([sys.executable, "-c", child], 1)
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        wait_until(ready.exists, what="the child to handle SIGTERM")
+        supervisor._on_signal(signal.SIGTERM, None)  # the signal, before _spawn records the child
+        return proc  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(taskq.pool.subprocess, "Popen", popen_then_signal)
+    assert supervisor.run() == 0
+    assert stopped.read_text() == "SIGTERM"  # it was told to stop, it did not just run out its sleep
 
 
 def test_children_die_with_a_killed_supervisor(tq: taskq.TaskQueue, procs: Workers) -> None:
