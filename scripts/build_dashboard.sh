@@ -2,7 +2,7 @@
 # Build the React dashboard into the Python package (api/taskq_api/dashboard_dist/), which
 # `taskq serve` serves at /. A wheel built afterwards carries it, so running it needs no Node.js.
 #
-#   scripts/build_dashboard.sh           npm ci + npm run build in api/dashboard, unless the build is current
+#   scripts/build_dashboard.sh           npm ci (unless current) + npm run build in api/dashboard, unless the build is current
 #   scripts/build_dashboard.sh --force   build even if it is current
 #
 # Without npm it says so in one line and exits 0: taskq serve then serves the API only.
@@ -24,6 +24,6 @@ if [[ "${1:-}" != "--force" && -f "$DIST/index.html" && "$(cat "$STAMP" 2>/dev/n
     exit 0
 fi
 echo "build_dashboard: npm ci && npm run build in api/dashboard (node $(node --version))"
-npm ci --no-audit --no-fund --loglevel=error
+bash ../../scripts/npm_ci.sh . # skipped when node_modules is from this package.json and lock
 npm run --silent build
 echo "$want" >"$STAMP"

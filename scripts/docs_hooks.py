@@ -16,7 +16,13 @@
 
 Nothing is written into docs/: every generated page is an in-memory file of the build.
 ``TASKQ_DOCS_EXECUTE=0`` renders the notebooks with their saved outputs instead of running them
-(a quick preview; the strict build of ``make docs`` and CI always runs them).
+(a quick preview; the strict build of ``make docs`` always runs them).
+
+``TASKQ_DOCS_NOTEBOOKS=DIR`` renders the notebooks as executed elsewhere instead of running them
+again: scripts/test.sh runs each notebook once, as a test (``pytest --nbmake --overwrite`` on a copy
+in ``build/executed/notebooks/``), and the site shows those outputs. The build then fails, as it
+would have when executing, if a notebook is missing from DIR, differs from notebooks/ in any cell's
+source, or has a code cell that did not run or ended in an error.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
@@ -56,6 +63,8 @@ ASSETS = {
     "assets/js/swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
 }
 ENV_KEYS = ("TASKQ_REDIS_URL", "PYTHONPATH")
+#: Where the notebooks already executed by the tests are (scripts/test.sh), if set.
+EXECUTED_ENV = "TASKQ_DOCS_NOTEBOOKS"
 
 _server: EmbeddedServer | None = None
 _saved_env: dict[str, str | None] = {}
@@ -131,9 +140,39 @@ def _add_new_notebooks(config: MkDocsConfig) -> None:
             section.append({f"{int(notebook.name[:2])} {_notebook_title(notebook)}": page})
 
 
+def _executed_dir() -> Path | None:
+    given = os.environ.get(EXECUTED_ENV)
+    return (ROOT / given).resolve() if given else None
+
+
+def _cell_sources(notebook: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(cell["cell_type"], "".join(cell["source"])) for cell in notebook["cells"]]
+
+
+def _check_executed(executed: Path, source: Path) -> None:
+    """The executed copy of ``source`` is that notebook, run to the end without an error."""
+    if not executed.is_file():
+        raise PluginError(f"{EXECUTED_ENV}: {executed} is missing: was {source.name} executed?")
+    run = json.loads(executed.read_text(encoding="utf-8"))
+    if _cell_sources(run) != _cell_sources(json.loads(source.read_text(encoding="utf-8"))):
+        raise PluginError(f"{EXECUTED_ENV}: {executed} is not the notebook {source} is now (stale copy?)")
+    for index, cell in enumerate(run["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        if any(output["output_type"] == "error" for output in cell["outputs"]):
+            raise PluginError(f"{source.name}: cell {index} ended in an error when the tests executed it")
+        if cell.get("execution_count") is None and "".join(cell["source"]).strip():
+            raise PluginError(f"{source.name}: cell {index} did not run when the tests executed it")
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if os.environ.get("TASKQ_DOCS_EXECUTE", "1").lower() in ("0", "false", "no"):
         _jupyter_config(config)["execute"] = False
+    if _executed_dir() is not None:
+        # Rendered as the tests left them; no cache (those outputs are new every run, and the
+        # cache's clean-up would drop a developer's cached executions).
+        _jupyter_config(config)["execute"] = False
+        _jupyter_config(config)["cache"] = False
     _add_new_guides(config)
     _add_new_notebooks(config)
     _npm_assets()
@@ -221,10 +260,18 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     add("benchmarks.md", page)
     for name, png in images.items():
         add(f"bench/{name}", png)
+    executed = _executed_dir()
+    if executed is not None and executed.name != "notebooks":
+        raise PluginError(f"{EXECUTED_ENV}={executed}: the folder must be named notebooks (its page path)")
     for notebook in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         # A plain File read from the repository root (mkdocs-jupyter's wrapper does not take
-        # generated files): the page is notebooks/NAME, the source the notebook where it lives.
-        files.append(File(f"notebooks/{notebook.name}", str(ROOT), config.site_dir, config.use_directory_urls))
+        # generated files): the page is notebooks/NAME, the source the notebook where it lives,
+        # or its executed copy in DIR/NAME (DIR's parent is then the root it is read from).
+        src_root = ROOT
+        if executed is not None:
+            _check_executed(executed / notebook.name, notebook)
+            src_root = executed.parent
+        files.append(File(f"notebooks/{notebook.name}", str(src_root), config.site_dir, config.use_directory_urls))
     for site_path, npm_path in ASSETS.items():
         files.append(File.generated(config, site_path, abs_src_path=str(JS_DIR / "node_modules" / npm_path)))
     return files

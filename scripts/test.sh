@@ -2,17 +2,21 @@
 # The project's one test command (`make test` runs it; so does CI, through .ci/run).
 #
 #   scripts/test.sh [PYTEST ARGS...]   set up .venv if needed, then ruff check, mypy, pytest
-#   scripts/test.sh --setup            only set up .venv
+#   scripts/test.sh --setup            only set up: .venv, the npm packages, the dashboard build
 #
 # Checks: ruff check, ruff format --check, mypy, the widgets' front end (npm ci, eslint, tsc), the
-# dashboard's (npm ci, eslint, tsc --noEmit, vitest, npm run build), the
-# documentation site's strict build (mkdocs.yml; it runs the notebooks), pytest.
+# dashboard's (npm ci, eslint, tsc --noEmit, vitest, its build), the deployment files (deploy/lint.sh),
+# the notebooks (pytest --nbmake, each run once, on a copy in build/executed/notebooks/), the
+# documentation site's strict build (mkdocs.yml; it shows the outputs of that run), pytest (tests/).
+# mypy, the front ends and the deployment files are checked side by side, each one's output printed
+# whole when it ends; `npm ci` is skipped in a folder whose node_modules it made from the same
+# package.json and lock (scripts/npm_ci.sh).
 # Setup: creates .venv (python3 -m venv) if it is missing, installs the locked dev/CI environment
 # (requirements/dev.txt, every package pinned with hashes; `make lock` refreshes it) and then the
 # project itself with `pip install --no-deps -e .`, whenever the lock or pyproject.toml changed
 # since the last install (a stamp in .venv holds their hash) or the venv's taskq is not this
-# checkout's; then it builds the dashboard (scripts/build_dashboard.sh; skipped when current, or
-# in one line when npm is missing). A lock that no longer matches pyproject.toml's dependency ranges is an error.
+# checkout's; meanwhile the npm packages come in and the dashboard is built
+# (scripts/build_dashboard.sh; skipped when current, or in one line when npm is missing). A lock that no longer matches pyproject.toml's dependency ranges is an error.
 # TASKQ_DEPS=latest installs `.[dev,embedded]` unlocked instead, at the newest allowed versions
 # (the CI workflow's early-warning job).
 # Every check runs even when an earlier one fails; the script fails if any did. pytest
@@ -26,7 +30,7 @@ STAMP="$VENV/.taskq-install-stamp"
 LOCK=requirements/dev.txt
 DEPS=${TASKQ_DEPS:-locked}
 
-say() { printf '\n==> %s\n' "$*"; }
+say() { printf '\n==> %s  [at %d s]\n' "$*" "$SECONDS"; } # with the seconds since the start
 
 setup() {
     if [[ ! -x "$VENV/bin/python" ]]; then
@@ -63,8 +67,33 @@ PY
     fi
 }
 
+LOGS="$(mktemp -d)" # the output of the steps that run side by side, printed when each is collected
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$LOGS"' EXIT # jobs are left only if setup failed
+declare -A pids=()
+# start NAME COMMAND...: run a step in the background (its output in $LOGS/NAME).
+start() {
+    local name=$1
+    shift
+    "$@" >"$LOGS/$name" 2>&1 &
+    pids[$name]=$!
+}
+# collect NAME: wait for a started step, print its output; its exit status.
+collect() {
+    local rc=0
+    wait "${pids[$1]}" || rc=$?
+    cat "$LOGS/$1"
+    return $rc
+}
+
+# Set-up: the npm packages and the dashboard's build come in beside the Python environment.
+start widgets-npm bash scripts/npm_ci.sh widgets
+start docs-npm bash scripts/npm_ci.sh scripts/docs_js # the site's mermaid and Swagger UI (docs_hooks.py)
+start dashboard-build bash scripts/build_dashboard.sh
 setup
-bash scripts/build_dashboard.sh || echo "test.sh: the dashboard did not build; its checks below say why" >&2
+collect dashboard-build || echo "test.sh: the dashboard did not build; its checks below say why" >&2
+widgets_npm=0
+collect widgets-npm || widgets_npm=$?
+collect docs-npm || echo "test.sh: npm ci in scripts/docs_js failed; the docs build tries again and says why" >&2
 if [[ "${1:-}" == "--setup" ]]; then
     exit 0
 fi
@@ -77,20 +106,42 @@ say "ruff check"
 ruff check || failed+=("ruff check")
 say "ruff format --check"
 ruff format --check || failed+=("ruff format")
+
+# mypy, the front ends' checks and the deployment files' run side by side (2 cores: mypy takes one).
+start mypy mypy
+widgets_checks() {
+    ((widgets_npm == 0)) && cd widgets && npm run --silent lint && npm run --silent typecheck
+}
+start widgets widgets_checks
+dashboard_checks() {
+    bash scripts/npm_ci.sh api/dashboard && cd api/dashboard && npm run --silent lint &&
+        npm run --silent typecheck && npm run --silent test && bash ../../scripts/build_dashboard.sh
+}
+start dashboard dashboard_checks
+start deploy bash deploy/lint.sh
 say "mypy"
-mypy || failed+=("mypy")
-say "widgets front end: npm ci, eslint, tsc --checkJs"
-(cd widgets && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint && npm run --silent typecheck) ||
-    failed+=("widgets front end")
-say "dashboard front end: npm ci, eslint, tsc --noEmit, vitest, npm run build"
-(cd api/dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint &&
-    npm run --silent typecheck && npm run --silent test && npm run --silent build) ||
-    failed+=("dashboard front end")
+collect mypy || failed+=("mypy")
+say "widgets front end: npm ci (above, unless current), eslint, tsc --checkJs"
+collect widgets || failed+=("widgets front end")
+say "dashboard front end: npm ci (unless current), eslint, tsc --noEmit, vitest, the build (scripts/build_dashboard.sh)"
+collect dashboard || failed+=("dashboard front end")
 say "deployment files: dclint (docker-compose.yml), hadolint (Dockerfile), nginx -t (deploy/nginx.conf)"
-bash deploy/lint.sh || failed+=("deploy lint")
-say "docs: mkdocs build --strict into site/ (the notebooks are executed on an embedded server)"
+collect deploy || failed+=("deploy lint")
+
+# Each notebook runs once: as a test (nbmake, on a copy, which --overwrite fills with the outputs),
+# and the site shows those outputs; notebooks/ in the checkout stays as it is.
+NB_RUN=build/executed/notebooks
+say "notebooks: pytest --nbmake on a copy in $NB_RUN (its outputs go into the docs)"
+rm -rf "$NB_RUN" && mkdir -p "$(dirname "$NB_RUN")" && cp -r notebooks "$NB_RUN"
+nb_start=$SECONDS
+rc=0
+# Without the caller's TASKQ_REDIS_URL: the notebooks get a private server (notebooks/conftest.py).
+env -u TASKQ_REDIS_URL python -m pytest -p no:cacheprovider --overwrite "$NB_RUN" || rc=$?
+echo "notebooks: $((SECONDS - nb_start)) s"
+((rc == 0)) || failed+=("notebooks (pytest exit $rc)")
+say "docs: mkdocs build --strict into site/ (the notebooks as the tests above executed them)"
 docs_start=$SECONDS
-if NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir site; then
+if TASKQ_DOCS_NOTEBOOKS=$NB_RUN NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir site; then
     echo "docs: the strict build took $((SECONDS - docs_start)) s"
     export TASKQ_DOCS_SITE=site # tests/project/test_docs_site.py checks this build instead of making its own
 else
@@ -99,7 +150,8 @@ else
 fi
 say "pytest $*"
 rc=0
-python -m pytest "$@" || rc=$?
+# tests/ only (the notebooks ran above), unless the arguments name what to run.
+python -m pytest -o testpaths=tests "$@" || rc=$?
 if [[ $rc -eq 5 ]]; then
     echo "test.sh: pytest collected no tests (exit 5): that is a failure" >&2
     failed+=("pytest (no tests collected)")
@@ -107,6 +159,7 @@ elif [[ $rc -ne 0 ]]; then
     failed+=("pytest (exit $rc)")
 fi
 
+echo "test.sh: $SECONDS s in all"
 if ((${#failed[@]})); then
     printf 'test.sh: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
     exit 1
