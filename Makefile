@@ -4,7 +4,7 @@ VENV ?= .venv
 export VENV
 ARGS ?=
 
-.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss bignum cluster-scaling
+.PHONY: test lint demo venv bench bench-peers lab lock docs docs-serve chaos soak aof-loss bignum cluster-scaling feature-cost
 
 test:
 	bash scripts/test.sh $(ARGS)
@@ -52,6 +52,12 @@ bignum: venv
 # make cluster-scaling ARGS="--tasks 20000 --rounds 5 --json out.json"
 cluster-scaling: venv
 	nice $(VENV)/bin/python benchmarks/cluster_scaling.py $(ARGS)
+
+# make feature-cost: Redis time per task of leases, retries and telemetry (attributed by command and
+# key from INFO commandstats and MONITOR) and the drain rate with telemetry on and off, 3 rounds
+# rotated, on a private redis-server (benchmarks/feature_cost.py). make feature-cost ARGS="--tasks 20000"
+feature-cost: venv
+	nice $(VENV)/bin/python benchmarks/feature_cost.py $(ARGS)
 
 SOAK_S ?= 1800
 soak: venv
