@@ -134,6 +134,16 @@ class TaskExecution:
         self._slot_event.set()
 
     async def _execute(self, held: _Held) -> None:
+        try:
+            await self._attempt(held)
+        finally:
+            # The attempt is over: drop the context's progress callback, the one link back
+            # (held -> context -> report -> held). Without the cycle, a task's objects are
+            # freed as it ends, not left to the cyclic GC (which, at concurrency 100, was
+            # promoting every task's objects and running full collections over them).
+            held.context._report = None
+
+    async def _attempt(self, held: _Held) -> None:
         task = held.task
         held.started = time.perf_counter()
         _current.set(held.context)

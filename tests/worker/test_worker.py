@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import threading
@@ -14,7 +15,7 @@ from helpers import wait_until
 
 import taskq
 from taskq.backoff import backoff_bounds_s
-from taskq.worker import QueueSelection, Worker, current_task
+from taskq.worker import QueueSelection, TaskContext, Worker, current_task, run_worker
 
 
 def start(tq: taskq.TaskQueue, started: list[taskq.worker.BackgroundWorker], **settings: object):  # type: ignore[no-untyped-def]
@@ -68,6 +69,47 @@ def test_values_that_read_like_redis_errors_stay_values(tq: taskq.TaskQueue, wor
     handles = [echo.enqueue(text) for _ in range(20)]
     assert [h.result(timeout_s=10) for h in handles] == [text] * 20
     assert tq.stats().counters["succeeded"] == 20
+
+
+def test_a_finished_task_is_freed_without_the_cycle_collector(tq: taskq.TaskQueue, workers: list) -> None:
+    # Each task's context held a progress callback that held the task's worker record, which
+    # held the context: a cycle per task, freed only by the GC (whose full collections, at
+    # concurrency 100, took most of a draining worker's CPU). With the GC off, nothing of a
+    # finished task may be left behind.
+    @tq.task
+    async def quick(n: int) -> int:
+        return n
+
+    w = start(tq, workers, concurrency=4)
+    gc.collect()
+    gc.disable()
+    try:
+        handles = [quick.enqueue(n) for n in range(20)]
+        assert [h.result(timeout_s=10) for h in handles] == list(range(20))
+        ids = {h.id for h in handles}
+        wait_until(lambda: not ids & set(w.worker._held), what="the outcomes to be recorded")
+        left = [o for o in gc.get_objects() if isinstance(o, TaskContext) and o.id in ids]
+        assert left == []
+    finally:
+        gc.enable()
+
+
+def test_run_worker_freezes_what_is_loaded_at_start(tq: taskq.TaskQueue) -> None:
+    worker = Worker(tq, concurrency=1)
+
+    def stop_once_started() -> None:
+        if worker._started.wait(30):
+            worker.request_stop()
+
+    gc.unfreeze()
+    stopper = threading.Thread(target=stop_once_started)
+    stopper.start()
+    try:
+        run_worker(worker, install_signals=False, event_loop="asyncio")
+        assert gc.get_freeze_count() > 0  # out of the full collections' way for good
+    finally:
+        stopper.join()
+        gc.unfreeze()
 
 
 def test_failure_retries_with_backoff_then_dead_letter(tq: taskq.TaskQueue, workers: list) -> None:
