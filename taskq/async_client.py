@@ -19,7 +19,7 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import AsyncScheduleMethods
 from taskq.connection import async_client
 from taskq.executor import AsyncExecutor
-from taskq.flows import dead_letters_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
+from taskq.flows import dead_letters_flow, enqueue_flow, enqueue_now, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts, chunks
@@ -112,6 +112,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         self._unsent: list[tuple[TaskSpec, asyncio.Future[str]]] = []
         self._senders: set[asyncio.Task[None]] = set()
         self._sender_due = False  # a sender was started and has not taken the unsent tasks yet
+        self._direct = 0  # callers sending their own task (nothing else was on its way)
 
     async def _enqueue_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AsyncTaskHandle:
         depends_on = kwargs.pop("depends_on", None)
@@ -137,7 +138,18 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         ``ENQUEUE_SENDERS`` sends are on their way; past that, the enqueues issued meanwhile
         go out together in the next send (one script call per queue, as enqueue_many). So
         many concurrent callers cost a round trip per batch, not per task, and a few cost
-        no waiting. Every caller still returns only once its own task is written."""
+        no waiting. Every caller still returns only once its own task is written.
+
+        With nothing else on its way (no sender, no caller waiting, no other direct send: a
+        caller awaiting each enqueue in turn), the caller sends its task itself, with no
+        sender task and future to hand it over; callers arriving meanwhile are batched as
+        above."""
+        if not self._senders and not self._unsent and not self._direct:
+            self._direct += 1
+            try:
+                return (await self._enqueue_specs([spec]))[0]
+            finally:
+                self._direct -= 1
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._unsent.append((spec, future))
         if not self._sender_due and len(self._senders) < ENQUEUE_SENDERS:
@@ -176,7 +188,7 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
 
     async def _send_group(self, group: list[tuple[TaskSpec, asyncio.Future[str]]]) -> None:
         try:
-            ids = await self._exec.drive(enqueue_flow(self.ops, [spec for spec, _ in group], self._known_queues))
+            ids = await self._enqueue_specs([spec for spec, _ in group])
         except Exception as exc:  # noqa: BLE001 - handed to every caller of this one script call
             for _, f in group:
                 if not f.done():
@@ -194,8 +206,15 @@ class AsyncTaskQueue(ClientBase, AsyncScheduleMethods):
         checked = self._check_requests(requests)
         await self._exec.drive(self._lookup_flow(r["name"] for r in checked))
         specs = self._specs_from_requests(checked)
-        ids = await self._exec.drive(enqueue_flow(self.ops, specs, self._known_queues))
+        ids = await self._enqueue_specs(specs)
         return [AsyncTaskHandle(i, self) for i in ids]
+
+    async def _enqueue_specs(self, specs: list[TaskSpec]) -> list[str]:
+        """As :meth:`TaskQueue._enqueue_specs`: the plan at once when nothing is read first."""
+        plan = enqueue_now(self.ops, specs, self._known_queues)
+        if plan is not None:
+            return await self._exec.run(plan)
+        return await self._exec.drive(enqueue_flow(self.ops, specs, self._known_queues))
 
     async def get(self, task_id: str) -> Task:
         return await self._exec.run(self.ops.get(task_id))

@@ -16,7 +16,7 @@ from taskq.client_base import ClientBase, check_queue_settings, queue_list
 from taskq.client_schedules import ScheduleMethods
 from taskq.connection import sync_client
 from taskq.executor import SyncExecutor
-from taskq.flows import dead_letters_flow, enqueue_flow, purge_flow, redrive_flow, result_flow
+from taskq.flows import dead_letters_flow, enqueue_flow, enqueue_now, purge_flow, redrive_flow, result_flow
 from taskq.inspection import DEFAULT_INSPECT_LIMIT, Inspection
 from taskq.keys import check_queue_name
 from taskq.ops import QueueCounts
@@ -133,9 +133,16 @@ class TaskQueue(ClientBase, ScheduleMethods):
         return TaskHandle(self._enqueue_one(spec), self)
 
     def _enqueue_one(self, spec: TaskSpec) -> str:
-        """The one enqueue path (:func:`~taskq.flows.enqueue_flow`), as for enqueue_many and
-        the async client; for a queue already known it is one script call."""
-        return self._exec.drive(enqueue_flow(self.ops, [spec], self._known_queues))[0]
+        return self._enqueue_specs([spec])[0]
+
+    def _enqueue_specs(self, specs: list[TaskSpec]) -> list[str]:
+        """The one enqueue path (:func:`~taskq.flows.enqueue_flow`), as for the async client:
+        for queues already known and fresh, its one plan run at once
+        (:func:`~taskq.flows.enqueue_now`), one script call per queue."""
+        plan = enqueue_now(self.ops, specs, self._known_queues)
+        if plan is not None:
+            return self._exec.run(plan)
+        return self._exec.drive(enqueue_flow(self.ops, specs, self._known_queues))
 
     def enqueue(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
@@ -163,7 +170,7 @@ class TaskQueue(ClientBase, ScheduleMethods):
         checked = self._check_requests(requests)
         self._exec.drive(self._lookup_flow(r["name"] for r in checked))
         specs = self._specs_from_requests(checked)
-        return [TaskHandle(i, self) for i in self._exec.drive(enqueue_flow(self.ops, specs, self._known_queues))]
+        return [TaskHandle(i, self) for i in self._enqueue_specs(specs)]
 
     def get(self, task_id: str) -> Task:
         """The task's record. Raises :class:`TaskNotFound` for an unknown or expired id."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from taskq.backoff import Backoff
@@ -65,6 +66,10 @@ MAX_AGING_S = 30 * 86400
 REGISTRY_CACHE_S = 2.0
 #: Longest block of one event read (``events(block_s=...)``): half the clients' socket timeout.
 MAX_BLOCK_S = CLIENT_SOCKET_TIMEOUT_S / 2
+
+
+#: The keyword arguments of a call without any (read, never written).
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
 def check_payload_shape(args: object, kwargs: object) -> None:
@@ -160,7 +165,7 @@ class ClientBase:
         definition: TaskDef | RegisteredTask | None = self.registry.get(name) or self._published.get(name)
         if definition is not None:
             # a workflow node fed by its parents gets their result(s) as its first argument
-            definition.check_arguments([None, *args] if fed else list(args), dict(kwargs or {}))
+            definition.check_arguments([None, *args] if fed else args, kwargs or _NO_KWARGS)
         elif not force and check_task_name(name):
             known = sorted(self.registry.keys() | self._published.keys())
             raise UnknownTaskName(

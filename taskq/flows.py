@@ -16,7 +16,7 @@ from taskq.errors import InvalidOption, ResultTimeout, TaskCancelled, TaskFailed
 from taskq.keys import is_utf8
 from taskq.ops import MAX_BATCH, Operations, chunks
 from taskq.plan import Flow, Plan
-from taskq.shards import QueueDirectory, each_dead_flow, prepare_flow
+from taskq.shards import QueueDirectory, each_dead_flow, prepare_flow, prepared
 from taskq.task import Task, TaskSpec, TaskStatus, check_non_negative_int
 
 #: A DLQ action on one physical queue: :func:`redrive_flow` or :func:`purge_flow`.
@@ -64,6 +64,16 @@ def enqueue_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flo
     for chunk in chunks(specs):
         ids += yield _enqueue_plan(ops, chunk)
     return ids
+
+
+def enqueue_now(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Plan[list[str]] | None:
+    """The one plan :func:`enqueue_flow` would send for ``specs`` when it needs nothing read or
+    registered first (:func:`taskq.shards.prepared`) and they fit one round trip; else None
+    (drive the flow). A client runs this plan directly, without a generator to drive."""
+    if not specs or len(specs) > MAX_BATCH:
+        return None
+    ready = prepared(specs, known)
+    return None if ready is None else _enqueue_plan(ops, ready)
 
 
 def _enqueue_plan(ops: Operations, specs: Sequence[TaskSpec]) -> Plan[list[str]]:

@@ -98,7 +98,7 @@ class Operations(WorkerPlans):
     # -- producer -------------------------------------------------------------------
 
     def _enqueue_call(self, queue: str, specs: Sequence[TaskSpec]) -> Command:
-        args: list[Any] = list(_enqueue_head(self.prefix, queue, self.tel, self.wake(self.queue_keys(queue))))
+        args: list[Any] = list(_enqueue_head(self, queue))
         for spec in specs:
             args += (
                 spec.id,
@@ -120,6 +120,8 @@ class Operations(WorkerPlans):
         """Enqueue tasks: one script call per queue (and per MAX_BATCH tasks), pipelined.
         The result is each task's id, in order (an earlier task's id where its idempotency
         key was already used)."""
+        if len(specs) == 1:  # a single enqueue: one call, its reply's first id
+            return Plan([self._enqueue_call(specs[0].queue, specs)], lambda replies: [str(replies[0][0])])
         groups: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
             groups.setdefault(spec.queue, []).append(i)
@@ -442,17 +444,17 @@ def _snapshot_command(
 
 
 @functools.lru_cache(maxsize=4096)
-def _enqueue_head(prefix: str, queue: str, tel: str, wake: str) -> tuple[Any, ...]:
-    """The EVALSHA arguments of enqueue.lua that are the same for every call on a queue."""
-    k = cached_queue_keys(prefix, queue)
+def _enqueue_head(settings: PlanSettings, queue: str) -> tuple[Any, ...]:
+    """The EVALSHA arguments of enqueue.lua that are the same for every call on a queue (and settings)."""
+    k = settings.queue_keys(queue)
     keys = [k.queued, k.scheduled, k.config, *k.telemetry]
-    return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, k.task_prefix, k.idem_prefix, tel, queue, wake)
+    tail = (k.task_prefix, k.idem_prefix, settings.tel, queue, settings.wake(k))
+    return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, *tail)
 
 
 @functools.lru_cache(maxsize=256)
 def _backoff_args(b: Backoff) -> tuple[Any, ...]:
-    """A task's backoff as enqueue.lua takes it: four empty strings for the default one,
-    which the record then leaves out."""
+    """A task's backoff as enqueue.lua takes it: four empty strings for the default (the record leaves it out)."""
     if b == DEFAULT_BACKOFF:
         return ("", "", "", "")
     return (int(b.base_s * 1000), int(b.cap_s * 1000), int(b.min_s * 1000), repr(b.jitter))

@@ -17,7 +17,7 @@ import inspect
 import json
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
@@ -28,7 +28,7 @@ from taskq.keys import check_queue_name
 from taskq.ratelimit import RateLimit, parse_rate
 from taskq.schedule_time import check_schedule_spec
 from taskq.signature import Signature
-from taskq.task import check_non_negative_int, check_priority, check_timeout_s
+from taskq.task import DEFAULT_BACKOFF, check_non_negative_int, check_priority, check_timeout_s
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,7 +75,7 @@ class RegisteredTask:
     result_ttl_s: int | None = None
     worker: str = ""
 
-    def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise :class:`InvalidArguments` if the call cannot fit the published parameters
         (too many positional arguments, an unknown or repeated keyword, a required one missing).
         Types are not checked here: the worker's call is the judge of those."""
@@ -112,6 +112,62 @@ class RegisteredTask:
         )
 
 
+_PLAIN_KINDS = (
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+    inspect.Parameter.VAR_POSITIONAL,
+    inspect.Parameter.VAR_KEYWORD,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainBinder:
+    """``inspect.Signature.bind``'s verdict, precomputed for a signature without
+    positional-only parameters (:meth:`fits`). It only ever says yes where ``bind`` would
+    bind; for anything else ``bind`` itself is asked, so its error is the one raised."""
+
+    positional: tuple[str, ...]  # the positional-or-keyword parameters, in order
+    keywords: frozenset[str]  # every name a keyword argument may take
+    required: int  # how many of ``positional`` have no default (a prefix of them)
+    required_keywords: tuple[str, ...]  # keyword-only parameters without a default
+    any_args: bool  # *args
+    any_kwargs: bool  # **kwargs
+
+    @classmethod
+    def of(cls, signature: inspect.Signature) -> PlainBinder | None:
+        """The binder of ``signature``; None if it has a positional-only parameter."""
+        params = list(signature.parameters.values())
+        if any(p.kind not in _PLAIN_KINDS for p in params):
+            return None
+        empty = inspect.Parameter.empty
+        positional = tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        keyword_only = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        return cls(
+            positional=positional,
+            keywords=frozenset(positional) | {p.name for p in keyword_only},
+            required=sum(1 for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is empty),
+            required_keywords=tuple(p.name for p in keyword_only if p.default is empty),
+            any_args=any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params),
+            any_kwargs=any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params),
+        )
+
+    def fits(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+        """True if ``bind(*args, **kwargs)`` binds (False: ask ``bind``, it may still)."""
+        n = len(args)
+        positional = self.positional
+        if n > len(positional) and not self.any_args:
+            return False
+        if not kwargs:
+            return n >= self.required and not self.required_keywords
+        given = positional[:n]
+        for key in kwargs:
+            if type(key) is not str or key in given or (key not in self.keywords and not self.any_kwargs):
+                return False
+        return all(p in kwargs for p in positional[n : self.required]) and all(
+            p in kwargs for p in self.required_keywords
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class TaskDef:
     """A registered task: its function and its defaults."""
@@ -129,10 +185,18 @@ class TaskDef:
     rate: RateLimit | None = None  # a limit on this task name across every worker (taskq.ratelimit)
     rate_key: Callable[..., Any] | None = None  # the task's arguments -> its own limiter's key
     schedule: str | float | None = None  # a cron expression or every_s: a schedule named like the task
+    #: The signature's precomputed binder (derived from ``signature``, made again with it).
+    binder: PlainBinder | None = field(default=None, init=False, compare=False, repr=False)
 
-    def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "binder", PlainBinder.of(self.signature) if self.signature is not None else None)
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise :class:`InvalidArguments` if the call would not bind to the function."""
         if self.signature is None:
+            return
+        binder = self.binder
+        if binder is not None and binder.fits(args, kwargs):
             return
         try:
             self.signature.bind(*args, **kwargs)
@@ -269,7 +333,7 @@ def make_task_def(
         priority=priority,
         max_retries=max_retries,
         timeout_s=timeout_s,
-        backoff=backoff or Backoff(),
+        backoff=backoff or DEFAULT_BACKOFF,
         result_ttl_s=result_ttl_s,
         signature=signature,
         is_async=inspect.iscoroutinefunction(fn),

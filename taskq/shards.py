@@ -155,11 +155,28 @@ def _refresh_flow(ops: Operations, directory: QueueDirectory, queues: Iterable[s
             directory.remember(q, parse_shards(raw), now)
 
 
+def prepared(specs: list[TaskSpec], known: set[str]) -> list[TaskSpec] | None:
+    """``specs`` routed (:meth:`QueueDirectory.route`) if :func:`prepare_flow` needs no round
+    trip for them (every queue registered by this client, its shard count fresh); else None."""
+    queues = {s.queue for s in specs}
+    if not queues <= known:
+        return None
+    if not isinstance(known, QueueDirectory):
+        return specs
+    now = time.monotonic()
+    if any(known.stale(q, now) for q in queues):
+        return None
+    return [known.route(s) for s in specs]
+
+
 def prepare_flow(ops: Operations, specs: list[TaskSpec], known: set[str]) -> Flow[list[TaskSpec]]:
     """Before an enqueue: register the queues this client has not seen (``known``, updated)
     and, where ``known`` is a :class:`QueueDirectory`, read the shard counts it holds no fresh
     copy of (in the same round trip; none at all most of the time), then send each task of a
     sharded queue to one of its sub-queues."""
+    ready = prepared(specs, known)
+    if ready is not None:  # most of the time
+        return ready
     queues = {s.queue for s in specs}
     new_queues = sorted(queues.difference(known))
     directory = known if isinstance(known, QueueDirectory) else None
@@ -399,6 +416,7 @@ __all__ = [
     "layouts_flow",
     "physical_queues",
     "prepare_flow",
+    "prepared",
     "selection_flow",
     "served_queues",
     "sub_queues",

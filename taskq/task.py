@@ -250,12 +250,27 @@ def _is_utf8(text: str) -> bool:
 
 # One encoder for every payload: json.dumps with non-default options builds a new one per call.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE_STR = json.encoder.encode_basestring  # ensure_ascii=False, as _JSON
+
+
+def _encode(value: list[Any] | dict[str, Any]) -> str:
+    """``_JSON.encode(value)`` for a list or dict, without the per-call set-up of
+    ``JSONEncoder.iterencode``: the C encoder it would make, made here (with a fresh
+    circular-reference memo each call, as there) and joined."""
+    if _C_ENCODER is None:  # an interpreter without the C accelerator
+        return _JSON.encode(value)
+    j = _JSON
+    encoder = _C_ENCODER(
+        {}, j.default, _ENCODE_STR, None, j.key_separator, j.item_separator, j.sort_keys, j.skipkeys, j.allow_nan
+    )
+    return "".join(encoder(value, 0))
 
 
 def dumps(value: Any, what: str) -> str:
     """Encode ``value`` as compact JSON, or raise :class:`NotSerializable` saying what failed."""
     try:
-        text = _JSON.encode(value)
+        text = _encode(value) if type(value) in (list, dict) else _JSON.encode(value)
         if not text.isascii():
             text.encode()  # a lone surrogate ("\ud800") dumps fine but cannot be sent as UTF-8
         return text
@@ -271,7 +286,9 @@ def encode_payload(args: Sequence[Any], kwargs: Mapping[str, Any], max_payload_b
     # Exact type checks first: the common list/tuple/dict cost no ABC isinstance walk.
     if type(args) not in (list, tuple) and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
         raise NotSerializable(f"args must be a list or tuple, got {type(args).__name__}")
-    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+    if (type(kwargs) is not dict and not isinstance(kwargs, Mapping)) or (
+        kwargs and not all(isinstance(k, str) for k in kwargs)
+    ):
         raise NotSerializable("kwargs must be a mapping with string keys")
     args_json = dumps(args if type(args) is list else list(args), "args") if args else "[]"
     kwargs_json = (dumps(kwargs if type(kwargs) is dict else dict(kwargs), "kwargs")) if kwargs else "{}"
@@ -292,11 +309,15 @@ _last_id_ns = 0
 # Ids need uniqueness, not secrecy: the random module's generator (seeded from the OS at
 # import and again in every forked child) costs no system call per id, where secrets did.
 _id_bits = random.Random().getrandbits
+# The id's last two digits (pid % 256), kept rather than asked for per id (getpid is a
+# system call): set again in every forked child, with the generator.
+_pid_hex = f"{os.getpid() % 256:02x}"
 
 
 def _reseed_ids() -> None:
-    global _id_bits
+    global _id_bits, _pid_hex
     _id_bits = random.Random().getrandbits
+    _pid_hex = f"{os.getpid() % 256:02x}"
 
 
 os.register_at_fork(after_in_child=_reseed_ids)
@@ -315,7 +336,7 @@ def new_task_id(queue: str) -> str:
     if now_ns <= _last_id_ns:
         now_ns = _last_id_ns + 1
     _last_id_ns = now_ns
-    return f"{queue}{TASK_ID_SEPARATOR}{now_ns:016x}{_id_bits(32):08x}{os.getpid() % 256:02x}"
+    return f"{queue}{TASK_ID_SEPARATOR}{now_ns:016x}{_id_bits(32):08x}{_pid_hex}"
 
 
 #: Shared by every spec without its own backoff (Backoff validates itself when built).

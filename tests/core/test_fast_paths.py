@@ -231,18 +231,21 @@ async def test_concurrent_enqueues_one_id_per_idempotency_key(aq: taskq.AsyncTas
 
 async def test_caller_cancelled_before_sending_is_not_enqueued(aq: taskq.AsyncTaskQueue, rc: redis.Redis) -> None:
     await aq.enqueue("warm-up")  # the queue is known: enqueues are one script call each
+    first = asyncio.create_task(aq.enqueue("t"))  # nothing else on its way: it sends its own task
     caller = asyncio.create_task(aq.enqueue("t", idempotency_key="never"))
-    await asyncio.sleep(0)  # the caller has queued its task; the sender has not run yet
+    await asyncio.sleep(0)  # the caller has queued its task behind the first; the sender has not run yet
+    assert aq._direct == 1
     assert [spec.idempotency_key for spec, _ in aq._unsent] == ["never"]
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
+    await first
     after = await aq.enqueue("t", idempotency_key="later")  # the client goes on working
     wait_until(lambda: not aq._senders, what="senders to finish")
     assert rc.get(aq.ops.queue_keys("default").idem_prefix + "never") is None
     queued = _queued(rc, aq)
-    assert len(queued) == 2 and after.id in queued
-    assert {(await aq.get(t)).name for t in queued} == {"warm-up", "t"}
+    assert len(queued) == 3 and after.id in queued
+    assert sorted([(await aq.get(t)).name for t in queued]) == ["t", "t", "warm-up"]
 
 
 async def test_caller_cancelled_after_sending_still_has_its_task_written(
@@ -254,7 +257,9 @@ async def test_caller_cancelled_after_sending_still_has_its_task_written(
     await aq.enqueue("warm-up")
     rc.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")  # holds the script call at the server
     try:
-        caller = asyncio.create_task(aq.enqueue("t", idempotency_key="sent"))
+        first = asyncio.create_task(aq.enqueue("t"))  # sent by its caller, held at the server
+        await asyncio.sleep(0)
+        caller = asyncio.create_task(aq.enqueue("t", idempotency_key="sent"))  # queued behind it
         for _ in range(1000):
             await asyncio.sleep(0.001)
             if not aq._unsent and aq._senders:
@@ -271,10 +276,11 @@ async def test_caller_cancelled_after_sending_still_has_its_task_written(
             break
         await asyncio.sleep(0.01)
     assert not aq._senders
+    await first
     task_id = rc.get(aq.ops.queue_keys("default").idem_prefix + "sent")
     assert task_id is not None and task_id in _queued(rc, aq)
     assert (await aq.enqueue("t", idempotency_key="sent")).id == task_id
-    assert len(_queued(rc, aq)) == 2
+    assert len(_queued(rc, aq)) == 3
 
 
 async def test_failed_batch_fails_each_caller_and_the_client_recovers(
