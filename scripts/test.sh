@@ -72,7 +72,7 @@ PY
 }
 
 LOGS="$(mktemp -d)" # the output of the steps that run side by side, printed when each is collected
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$LOGS"' EXIT # jobs are left only if setup failed
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$LOGS"' EXIT # jobs are left only if setup failed
 declare -A pids=()
 # start NAME COMMAND...: run a step in the background (its output in $LOGS/NAME).
 start() {
