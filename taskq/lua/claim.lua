@@ -30,7 +30,13 @@ local max_n, lease_ms, worker, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), AR
 local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 5, ARGV[5], now_ms)
 
-promote_due(KEYS[2], KEYS[1], KEYS[4], T, prefix, math.max(max_n, 100), ARGV[6], now_ms, now_us)
+-- The earliest scheduled task: when it is not due yet there is nothing to promote, and it is
+-- the due time the reply starts with (nothing below changes the scheduled set).
+local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if first_due[2] and tonumber(first_due[2]) <= now_ms then
+  promote_due(KEYS[2], KEYS[1], KEYS[4], T, prefix, math.max(max_n, 100), ARGV[6], now_ms, now_us)
+  first_due = nil
+end
 
 local SCAN_LIMIT = 1000
 local ids = {}
@@ -110,7 +116,7 @@ else
   if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
   if #ids > 0 and named then redis.call('ZREM', KEYS[1], unpack(ids)) end
 end
-local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+first_due = first_due or redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local out = {-1}
 if first_due[2] then out[1] = tonumber(first_due[2]) end
 if next_allowed_us then
@@ -123,10 +129,16 @@ if #ids == 0 then
 end
 
 local deadline = now_ms + lease_ms
-local last_token = redis.call('HINCRBY', T.meta, 'lease_seq', #ids)
+local last_token = redis.call('HINCRBY', T.meta, 'lease_seq', int_arg(#ids))
 local first_token = last_token - #ids
 local leases = {}
 local claimed = 0
+-- the same text Redis would make of these numbers (%.17g), made once for the batch: a whole
+-- deadline of under 16 digits prints the same with fmt, and a lease_ms given as a plain
+-- integer is that text already
+local deadline_arg, lease_arg, now_text = deadline, lease_ms, fmt(now_ms)
+if #ids > 1 and deadline % 1 == 0 and deadline < 1e15 then deadline_arg = fmt(deadline) end
+if string.find(ARGV[2], '^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?$') then lease_arg = ARGV[2] end
 for i = 1, #ids do
   local id = ids[i]
   local key = prefix .. id
@@ -134,10 +146,12 @@ for i = 1, #ids do
     'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms', 'attempts', 'meta')
   if f[1] then
     local attempts = tonumber(f[12]) + 1
-    local token = tostring(first_token + i)
-    redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_ms', now_ms,
-      'worker', worker, 'token', token, 'lease_ms', lease_ms)
-    leases[#leases + 1] = deadline
+    local seq = first_token + i
+    local token  -- tostring prints %.14g: fmt prints a whole number under 14 digits the same, cheaper
+    if seq % 1 == 0 and seq < 1e14 and seq > -1e14 then token = fmt(seq) else token = tostring(seq) end
+    redis.call('HSET', key, 'status', 'running', 'attempts', int_arg(attempts), 'started_ms', now_text,
+      'worker', worker, 'token', token, 'lease_ms', lease_arg)
+    leases[#leases + 1] = deadline_arg
     leases[#leases + 1] = id
     tel_observe(T, 'wait', now_ms - tonumber(f[11] or now_ms))
     tel_depth(T, f[10], -1)

@@ -24,13 +24,14 @@ local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 2, ARGV[3], now_ms)
 local out = {}
 local done = {}
+local now_arg = fmt(now_ms)  -- the text Redis would make of the number, made cheaper
 for i = 4, #ARGV, 4 do
   local id, token, result, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'token', 'status', 'started_ms', 'enqueued_ms', 'result_ttl_s',
     'priority', 'attempts', 'worker', 'idem', 'wf')
   if f[1] == token and f[2] == 'running' then
-    redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_ms)
+    redis.call('HSET', key, 'status', outcome, 'result', result, 'finished_ms', now_arg)
     -- the lease, queue-only fields, and an earlier attempt's error
     redis.call('HDEL', key, 'token', 'cancel', 'score', 'ready_ms', 'lease_ms', 'result_ttl_s',
       'error_type', 'error', 'traceback')
@@ -46,7 +47,9 @@ for i = 4, #ARGV, 4 do
       if outcome ~= 'succeeded' then payload = wf_error(id, 'Cancelled', 'the task was cancelled while running') end
       wf_settle_task(f[10], id, outcome, payload, now_ms, now_us, ARGV[3])
     end
-    expire_finished(key, idem_key_of(idem_prefix, f[9]), tonumber(f[5]))
+    -- a TTL recorded as a plain integer goes to EXPIRE as it is (no number to print)
+    local ttl_text = f[5] and string.find(f[5], '^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?%d?$') and f[5]
+    expire_finished(key, idem_key_of(idem_prefix, f[9]), tonumber(f[5]), ttl_text)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

@@ -7,8 +7,22 @@
 -- a task would have to wait that long before a lower priority overtook it: strict.
 local STRICT_WINDOW_US = 281474976710656
 
+-- %d (a C long) prints a whole number as %.0f does, at well under half the cost; fractions,
+-- infinities and NaN keep %.0f.
 local function fmt(n)
+  if n % 1 == 0 and n ~= 0 and n < 9e18 and n > -9e18 then return string.format('%d', n) end
   return string.format('%.0f', n)
+end
+
+-- Redis turns a Lua number given to redis.call into text with snprintf('%.17g'), which costs
+-- about half of a cheap command; small integers (counts, priorities, attempts, deltas) go as
+-- the same text from these tables instead.
+local INT_TEXT = {'1', '2', '3', '4', '5', '6', '7', '8', '9', '10'}
+local NEG_TEXT = {'-1', '-2', '-3', '-4', '-5', '-6', '-7', '-8', '-9', '-10'}
+local function int_arg(n)
+  if n > 0 then return INT_TEXT[n] or n end
+  if n < 0 then return NEG_TEXT[-n] or n end
+  return '0'
 end
 
 local function server_time()
@@ -37,6 +51,8 @@ end
 local LOG_STEP = math.log(1.1)
 local MAX_BUCKET = 255
 local METRICS = {'wait', 'run', 'e2e'}
+-- Where each histogram's key sits among the nine telemetry keys (after `first`).
+local HIST_OFFSET = {wait = 6, run = 7, e2e = 8}
 local function bucket_of(value_ms)
   if value_ms < 1 then return 0 end
   return math.min(MAX_BUCKET, math.floor(math.log(value_ms) / LOG_STEP) + 1)
@@ -57,6 +73,11 @@ local EVENTS_PER_ENTRY = 100
 -- for every type, so a sampled task's whole life is seen); other types are always written.
 local SAMPLED = {enqueued = true, scheduled = true, queued = true, started = true, succeeded = true}
 
+-- The key of a histogram ('wait', 'run' or 'e2e') of a telemetry context.
+local function tel_hist_key(T, metric)
+  return T.keys[T.first + HIST_OFFSET[metric]]
+end
+
 -- Copy the cumulative figures into a checkpoint, once per second (call before any write).
 -- The same read fetches the queue's FIFO clock for ready_batch (one call, not two).
 local function tel_checkpoint(T)
@@ -70,7 +91,7 @@ local function tel_checkpoint(T)
   for i = 1, #flat, 2 do counters[flat[i]] = tonumber(flat[i + 1]) end
   local hists, lengths = {}, {}
   for i, metric in ipairs(METRICS) do
-    hists[i] = redis.call('GET', T.hist[metric]) or ''
+    hists[i] = redis.call('GET', tel_hist_key(T, metric)) or ''
     lengths[i] = #hists[i]
   end
   local point = cjson.encode({s = s, prev = last, c = counters, n = lengths}) .. '\n' .. table.concat(hists)
@@ -86,29 +107,40 @@ local function tel_checkpoint(T)
 end
 
 -- Open the telemetry context of one script call (before the script writes anything).
+-- What a call records (counts, observed, events, depths) gets its table on first use: a
+-- script call is short, and every table it makes costs Redis CPU (making and collecting it).
 local function tel_open(keys, first, settings, now_ms)
   local maxlen, sample, windows = string.match(settings, '^(%d+) (%d+) (%d)$')
   local T = {
-    meta = keys[first], stats = keys[first + 1], events = keys[first + 2],
+    keys = keys, first = first, meta = keys[first], stats = keys[first + 1], events = keys[first + 2],
     fine = keys[first + 3], coarse = keys[first + 4], depth = keys[first + 5],
-    hist = {wait = keys[first + 6], run = keys[first + 7], e2e = keys[first + 8]},
-    maxlen = tonumber(maxlen), sample = tonumber(sample), windows = windows == '1', now_ms = now_ms,
-    counts = {}, observed = {}, by_type = {}, types = {}, depths = {},
+    maxlen = tonumber(maxlen), maxlen_arg = maxlen, sample = sample ~= '1' and tonumber(sample) or 1,
+    windows = windows == '1', now_ms = now_ms,
   }
   if T.windows then tel_checkpoint(T) end
   return T
 end
 
 local function tel_count(T, name, n)
-  T.counts[name] = (T.counts[name] or 0) + n
+  local counts = T.counts
+  if not counts then
+    counts = {}
+    T.counts = counts
+  end
+  counts[name] = (counts[name] or 0) + n
 end
 
 local function tel_observe(T, metric, value_ms)
   if not T.windows then return end
-  local counts = T.observed[metric]
+  local observed = T.observed
+  if not observed then
+    observed = {}
+    T.observed = observed
+  end
+  local counts = observed[metric]
   if not counts then
     counts = {}
-    T.observed[metric] = counts
+    observed[metric] = counts
   end
   local b = bucket_of(value_ms)
   counts[b] = (counts[b] or 0) + 1
@@ -116,7 +148,13 @@ end
 
 local function tel_depth(T, priority, n)
   local p = tonumber(priority)
-  if p then T.depths[p] = (T.depths[p] or 0) + n end
+  if not p then return end
+  local depths = T.depths
+  if not depths then
+    depths = {}
+    T.depths = depths
+  end
+  depths[p] = (depths[p] or 0) + n
 end
 
 -- About 1 task in n, the same tasks every time: a cheap hash of four characters near the
@@ -126,53 +164,89 @@ local function sampled_in(id, n)
   return ((a or 0) * 1000003 + (b or 0) * 10007 + (c or 0) * 101 + (d or 0)) % n == 0
 end
 
+-- The events of one type are kept in one flat table, four values per event (id, priority,
+-- attempt, worker), with `n` (how many) and `worker` (the first one's worker).
 local function tel_event(T, etype, id, priority, attempt, worker)
   if T.maxlen <= 0 then return end
   if T.sample > 1 and SAMPLED[etype] and not sampled_in(id, T.sample) then return end
-  local e = T.by_type[etype]
-  if not e then
-    e = {ids = {}, priorities = {}, attempts = {}, workers = {}, one_worker = true}
-    T.by_type[etype] = e
-    T.types[#T.types + 1] = etype
-  end
-  local n = #e.ids + 1
   if not priority or priority == '' then priority = '-' end
   if not attempt or attempt == '' then attempt = '-' end
   if not worker or worker == '' then worker = '-' end
-  e.ids[n], e.priorities[n], e.attempts[n], e.workers[n] = id, priority, attempt, worker
-  if worker ~= e.workers[1] then e.one_worker = false end
+  local types = T.types
+  if not types then
+    types = {}
+    T.types = types
+  end
+  local e = types[etype]
+  if not e then
+    e = {n = 0, worker = worker, one_worker = true}
+    types[etype] = e
+    types[#types + 1] = etype
+  end
+  local n = e.n + 1
+  local at = 4 * n - 4
+  e.n = n
+  -- one at a time, in order (a multiple assignment stores right to left), so they go
+  -- into the table's array part
+  e[at + 1] = id
+  e[at + 2] = priority
+  e[at + 3] = attempt
+  e[at + 4] = worker
+  if worker ~= e.worker then e.one_worker = false end
+end
+
+-- One column (1 id, 2 priority, 3 attempt, 4 worker) of events first..last, space-separated
+-- (numbers as table.concat prints them: %.14g).
+local function event_column(e, column, first, last)
+  if first == last then
+    local v = e[4 * first - 4 + column]
+    if type(v) == 'number' then v = INT_TEXT[v] or tostring(v) end
+    return v
+  end
+  local values = {}
+  for i = first, last do values[#values + 1] = e[4 * i - 4 + column] end
+  return table.concat(values, ' ')
 end
 
 -- Write everything recorded: counters always, histograms when windows are on, depth
 -- always, events when on. An event entry holds up to EVENTS_PER_ENTRY events of one type as
 -- space-separated lists (worker once when all share it); MAXLEN keeps about maxlen events.
 local function tel_flush(T)
-  for name, n in pairs(T.counts) do
-    if n ~= 0 then redis.call('HINCRBY', T.stats, name, n) end
-  end
-  for metric, counts in pairs(T.observed) do
-    local ops = {}
-    for b, n in pairs(counts) do
-      ops[#ops + 1] = 'INCRBY'
-      ops[#ops + 1] = 'u48'
-      ops[#ops + 1] = '#' .. b
-      ops[#ops + 1] = n
+  if T.counts then
+    for name, n in pairs(T.counts) do
+      if n ~= 0 then redis.call('HINCRBY', T.stats, name, int_arg(n)) end
     end
-    redis.call('BITFIELD', T.hist[metric], unpack(ops))
   end
-  for p, n in pairs(T.depths) do
-    if n ~= 0 then redis.call('HINCRBY', T.depth, p, n) end
+  if T.observed then
+    for metric, counts in pairs(T.observed) do
+      local ops = {}
+      for b, n in pairs(counts) do
+        ops[#ops + 1] = 'INCRBY'
+        ops[#ops + 1] = 'u48'
+        ops[#ops + 1] = '#' .. b
+        ops[#ops + 1] = int_arg(n)
+      end
+      redis.call('BITFIELD', tel_hist_key(T, metric), unpack(ops))
+    end
   end
+  if T.depths then
+    for p, n in pairs(T.depths) do
+      if n ~= 0 then redis.call('HINCRBY', T.depth, int_arg(p), int_arg(n)) end
+    end
+  end
+  if not T.types then return end
   for _, etype in ipairs(T.types) do
-    local e = T.by_type[etype]
-    for first = 1, #e.ids, EVENTS_PER_ENTRY do
-      local last = math.min(#e.ids, first + EVENTS_PER_ENTRY - 1)
-      local worker = e.workers[1]
-      if not e.one_worker then worker = table.concat(e.workers, ' ', first, last) end
-      redis.call('XADD', T.events, 'MAXLEN', '~', math.ceil(T.maxlen / (last - first + 1)), '*',
-        'type', etype, 'id', table.concat(e.ids, ' ', first, last),
-        'priority', table.concat(e.priorities, ' ', first, last),
-        'attempt', table.concat(e.attempts, ' ', first, last), 'worker', worker)
+    local e = T.types[etype]
+    for first = 1, e.n, EVENTS_PER_ENTRY do
+      local last = math.min(e.n, first + EVENTS_PER_ENTRY - 1)
+      local worker = e.worker
+      if not e.one_worker then worker = event_column(e, 4, first, last) end
+      local maxlen = T.maxlen_arg
+      if last > first then maxlen = math.ceil(T.maxlen / (last - first + 1)) end
+      redis.call('XADD', T.events, 'MAXLEN', '~', maxlen, '*',
+        'type', etype, 'id', event_column(e, 1, first, last),
+        'priority', event_column(e, 2, first, last),
+        'attempt', event_column(e, 3, first, last), 'worker', worker)
     end
   end
 end
@@ -238,13 +312,15 @@ local function wake_if_earliest(scheduled_key, id, wake)
 end
 
 -- Finished records expire after their TTL, and so does their idempotency key (0: at once).
-local function expire_finished(task_key, idem_key, ttl_s)
+-- `ttl_text`: the TTL as the record holds it, when it is that (saves converting the number).
+local function expire_finished(task_key, idem_key, ttl_s, ttl_text)
   if ttl_s <= 0 then
     redis.call('DEL', task_key)
     if idem_key then redis.call('DEL', idem_key) end
   else
-    redis.call('EXPIRE', task_key, ttl_s)
-    if idem_key then redis.call('EXPIRE', idem_key, ttl_s) end
+    local ttl = ttl_text or ttl_s
+    redis.call('EXPIRE', task_key, ttl)
+    if idem_key then redis.call('EXPIRE', idem_key, ttl) end
   end
 end
 
