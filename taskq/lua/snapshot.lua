@@ -94,7 +94,7 @@ local function state_now()
   local state = {c = {}, h = {}}
   for i = 1, #flat_stats, 2 do state.c[flat_stats[i]] = tonumber(flat_stats[i + 1]) end
   for _, metric in ipairs(METRICS) do
-    local s = redis.call('GET', tel_hist_key(T, metric)) or ''
+    local s = redis.call('GET', T[metric]) or ''
     state.h[metric] = counts_of(s, 1, #s)
   end
   return state

@@ -15,14 +15,13 @@ local function fmt(n)
 end
 
 -- Redis turns a Lua number given to redis.call into text with snprintf('%.17g'), which costs
--- about half of a cheap command; small integers (counts, priorities, attempts, deltas) go as
--- the same text from these tables instead.
+-- about half of a cheap command; small integers (counts, priorities, attempts) go as the same
+-- text from this table instead. (Each helper defined here costs every call of every script
+-- that includes it, about 1 k instructions: the prelude is made again on each call.)
 local INT_TEXT = {'1', '2', '3', '4', '5', '6', '7', '8', '9', '10'}
-local NEG_TEXT = {'-1', '-2', '-3', '-4', '-5', '-6', '-7', '-8', '-9', '-10'}
 local function int_arg(n)
-  if n > 0 then return INT_TEXT[n] or n end
-  if n < 0 then return NEG_TEXT[-n] or n end
-  return '0'
+  if n == 0 then return '0' end
+  return INT_TEXT[n] or n
 end
 
 local function server_time()
@@ -51,8 +50,6 @@ end
 local LOG_STEP = math.log(1.1)
 local MAX_BUCKET = 255
 local METRICS = {'wait', 'run', 'e2e'}
--- Where each histogram's key sits among the nine telemetry keys (after `first`).
-local HIST_OFFSET = {wait = 6, run = 7, e2e = 8}
 local function bucket_of(value_ms)
   if value_ms < 1 then return 0 end
   return math.min(MAX_BUCKET, math.floor(math.log(value_ms) / LOG_STEP) + 1)
@@ -73,11 +70,6 @@ local EVENTS_PER_ENTRY = 100
 -- for every type, so a sampled task's whole life is seen); other types are always written.
 local SAMPLED = {enqueued = true, scheduled = true, queued = true, started = true, succeeded = true}
 
--- The key of a histogram ('wait', 'run' or 'e2e') of a telemetry context.
-local function tel_hist_key(T, metric)
-  return T.keys[T.first + HIST_OFFSET[metric]]
-end
-
 -- Copy the cumulative figures into a checkpoint, once per second (call before any write).
 -- The same read fetches the queue's FIFO clock for ready_batch (one call, not two).
 local function tel_checkpoint(T)
@@ -91,7 +83,7 @@ local function tel_checkpoint(T)
   for i = 1, #flat, 2 do counters[flat[i]] = tonumber(flat[i + 1]) end
   local hists, lengths = {}, {}
   for i, metric in ipairs(METRICS) do
-    hists[i] = redis.call('GET', tel_hist_key(T, metric)) or ''
+    hists[i] = redis.call('GET', T[metric]) or ''
     lengths[i] = #hists[i]
   end
   local point = cjson.encode({s = s, prev = last, c = counters, n = lengths}) .. '\n' .. table.concat(hists)
@@ -107,13 +99,15 @@ local function tel_checkpoint(T)
 end
 
 -- Open the telemetry context of one script call (before the script writes anything).
--- What a call records (counts, observed, events, depths) gets its table on first use: a
--- script call is short, and every table it makes costs Redis CPU (making and collecting it).
+-- T[metric] is a histogram's key ('wait', 'run', 'e2e'). What a call records (counts,
+-- observed, events, depths) gets its table on first use: every table a call makes costs
+-- Redis CPU (making and collecting it).
 local function tel_open(keys, first, settings, now_ms)
   local maxlen, sample, windows = string.match(settings, '^(%d+) (%d+) (%d)$')
   local T = {
-    keys = keys, first = first, meta = keys[first], stats = keys[first + 1], events = keys[first + 2],
+    meta = keys[first], stats = keys[first + 1], events = keys[first + 2],
     fine = keys[first + 3], coarse = keys[first + 4], depth = keys[first + 5],
+    wait = keys[first + 6], run = keys[first + 7], e2e = keys[first + 8],
     maxlen = tonumber(maxlen), maxlen_arg = maxlen, sample = sample ~= '1' and tonumber(sample) or 1,
     windows = windows == '1', now_ms = now_ms,
   }
@@ -195,19 +189,6 @@ local function tel_event(T, etype, id, priority, attempt, worker)
   if worker ~= e.worker then e.one_worker = false end
 end
 
--- One column (1 id, 2 priority, 3 attempt, 4 worker) of events first..last, space-separated
--- (numbers as table.concat prints them: %.14g).
-local function event_column(e, column, first, last)
-  if first == last then
-    local v = e[4 * first - 4 + column]
-    if type(v) == 'number' then v = INT_TEXT[v] or tostring(v) end
-    return v
-  end
-  local values = {}
-  for i = first, last do values[#values + 1] = e[4 * i - 4 + column] end
-  return table.concat(values, ' ')
-end
-
 -- Write everything recorded: counters always, histograms when windows are on, depth
 -- always, events when on. An event entry holds up to EVENTS_PER_ENTRY events of one type as
 -- space-separated lists (worker once when all share it); MAXLEN keeps about maxlen events.
@@ -226,7 +207,7 @@ local function tel_flush(T)
         ops[#ops + 1] = '#' .. b
         ops[#ops + 1] = int_arg(n)
       end
-      redis.call('BITFIELD', tel_hist_key(T, metric), unpack(ops))
+      redis.call('BITFIELD', T[metric], unpack(ops))
     end
   end
   if T.depths then
@@ -239,14 +220,25 @@ local function tel_flush(T)
     local e = T.types[etype]
     for first = 1, e.n, EVENTS_PER_ENTRY do
       local last = math.min(e.n, first + EVENTS_PER_ENTRY - 1)
-      local worker = e.worker
-      if not e.one_worker then worker = event_column(e, 4, first, last) end
-      local maxlen = T.maxlen_arg
-      if last > first then maxlen = math.ceil(T.maxlen / (last - first + 1)) end
-      redis.call('XADD', T.events, 'MAXLEN', '~', maxlen, '*',
-        'type', etype, 'id', event_column(e, 1, first, last),
-        'priority', event_column(e, 2, first, last),
-        'attempt', event_column(e, 3, first, last), 'worker', worker)
+      local at = 4 * first - 4
+      local ids, priorities, attempts, worker, maxlen = e[at + 1], e[at + 2], e[at + 3], e.worker, T.maxlen_arg
+      if last > first then
+        -- space-separated columns (numbers printed as table.concat does)
+        local c1, c2, c3, c4 = {}, {}, {}, {}
+        for i = first, last do
+          at = 4 * i - 4
+          c1[#c1 + 1], c2[#c2 + 1], c3[#c3 + 1], c4[#c4 + 1] = e[at + 1], e[at + 2], e[at + 3], e[at + 4]
+        end
+        ids, priorities, attempts = table.concat(c1, ' '), table.concat(c2, ' '), table.concat(c3, ' ')
+        if not e.one_worker then worker = table.concat(c4, ' ') end
+        maxlen = math.ceil(T.maxlen / (last - first + 1))
+      else
+        -- one event: its values as they are (a number as table.concat prints it: %.14g)
+        if type(priorities) == 'number' then priorities = INT_TEXT[priorities] or tostring(priorities) end
+        if type(attempts) == 'number' then attempts = INT_TEXT[attempts] or tostring(attempts) end
+      end
+      redis.call('XADD', T.events, 'MAXLEN', '~', maxlen, '*', 'type', etype, 'id', ids,
+        'priority', priorities, 'attempt', attempts, 'worker', worker)
     end
   end
 end
