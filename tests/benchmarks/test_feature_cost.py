@@ -3,27 +3,14 @@ and a short real run whose command counts show leases, retries and telemetry whe
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
+
+from apps.procs import load_module
 
 from taskq.keys import QueueKeys
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _feature_cost() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("feature_cost", REPO / "benchmarks" / "feature_cost.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["feature_cost"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-fc = _feature_cost()
+fc = load_module("benchmarks/feature_cost.py")
 
 
 def test_each_key_of_a_queue_goes_to_its_feature() -> None:

@@ -7,29 +7,16 @@ count of acknowledgements, restarted on its AOF, and every acknowledged task is 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import redis
-from apps.procs import REPO
+from apps.procs import load_module
 
 import taskq
 from taskq.chaos import AofServer
 from taskq.keys import GlobalKeys
 
-
-def _aof_loss() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("aof_loss", REPO / "benchmarks" / "aof_loss.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["aof_loss"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-aof_loss = _aof_loss()
+aof_loss = load_module("benchmarks/aof_loss.py")
 
 
 def test_appendfsync_always_loses_no_acknowledged_enqueue(tmp_path: Path) -> None:
