@@ -130,9 +130,15 @@ def plot_throughput(document: dict[str, Any], title: str = "") -> Figure:
     for ax, prefix in zip(axes, ("enqueue", "drain"), strict=True):
         columns = [c for c in table.columns if c.startswith(prefix)]
         part = table[columns].rename(columns=lambda c: c.split(", ", 1)[1])
+        ax.set_title(f"{prefix} (tasks/s, log scale)")
+        if part.empty or part.isna().all().all():  # a run of other experiments (--experiments)
+            ax.text(0.5, 0.5, f"no {prefix} experiment in this run", ha="center", va="center",
+                    transform=ax.transAxes, color="grey")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         part.plot.bar(ax=ax, rot=30, logy=True)
         ax.legend(title=None, fontsize=8)
-        ax.set_title(f"{prefix} (tasks/s, log scale)")
         ax.set_xlabel("")
         for i, system in enumerate(part.index):
             if status.get(system, "ran") != "ran":

@@ -392,6 +392,22 @@ def test_plots_problems_passes_a_sound_document_and_names_each_fault() -> None:
     assert plots.problems(complete) == ["taskq at 200/s: CDF ends at 0.999, not 1"]
 
 
+def test_throughput_plot_of_a_run_without_drain_says_so() -> None:
+    """A run of some experiments only (``--experiments enqueue,latency``) is still drawn: the
+    drain panel says it was not run (it raised "no numeric data to plot" before)."""
+    pytest.importorskip("matplotlib")
+    from taskq_bench import plots
+
+    document = _document_with(taskq_p99=5.0)
+    document["rows"] = [r for r in document["rows"] if r["experiment"] != "drain"]
+    document["rows"].append(asdict(Row("taskq", "enqueue", "single, 1 producer", "tasks_per_s", 4000.0, "tasks/s")))
+    figure = plots.plot_throughput(document)
+    enqueue_ax, drain_ax = figure.axes[:2]
+    assert [t.get_text() for t in drain_ax.texts] == ["no drain experiment in this run"]
+    assert enqueue_ax.patches  # the enqueue bars are drawn (rq's is its status label)
+    assert "no enqueue experiment in this run" not in [t.get_text() for t in enqueue_ax.texts]
+
+
 def test_thinned_cdf_keeps_its_shape_and_its_tail() -> None:
     import itertools
 
