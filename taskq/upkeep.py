@@ -27,6 +27,19 @@ from taskq.worker_context import QueueSelection
 log = logging.getLogger("taskq.worker")
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, cancelling again any still running
+    every half second: a cancellation that lands inside a Redis call can come out as that
+    call's error (ServerUnavailable), which a helper loop logs and goes on from, so a single
+    cancel may not end it (a worker once never stopped that way)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    await asyncio.gather(*tasks, return_exceptions=True)  # collect their outcomes
+
+
 class WorkerUpkeep:
     """Heartbeat and maintenance (a mixin of :class:`~taskq.worker.Worker`)."""
 
@@ -80,6 +93,9 @@ class WorkerUpkeep:
             try:
                 await self._heartbeat()
             except ServerUnavailable as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # the worker's stop, come out as a Redis error
+                    raise asyncio.CancelledError from exc
                 log.warning("heartbeat failed: %s", exc)
 
     async def _heartbeat(self) -> None:

@@ -62,7 +62,7 @@ from taskq.registry import TaskDef
 from taskq.shards import rated_queues, selection_flow
 from taskq.task import check_positive_s
 from taskq.ticker import ScheduleTicker
-from taskq.upkeep import WorkerUpkeep
+from taskq.upkeep import WorkerUpkeep, cancel_and_wait
 from taskq.wake import WakeListener
 from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
 from taskq.worker_defaults import default_concurrency, loop_factory
@@ -200,9 +200,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
             await self._claim_loop()
             await self._drain()
         finally:
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await cancel_and_wait(helpers)
             with contextlib.suppress(Exception):
                 await self._exec.run(self.ops.worker_gone(self.id))
             await wake.aclose()

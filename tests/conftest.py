@@ -85,9 +85,15 @@ def workers(tq: taskq.TaskQueue) -> Iterator[list[taskq.BackgroundWorker]]:
     """Background workers a test starts (append them); stopped at once when it ends."""
     started: list[taskq.BackgroundWorker] = []
     yield started
-    for w in started:
+    stuck: list[TimeoutError] = []
+    for w in started:  # every one, even after one failed to stop: a live one would take later tests' tasks
         if w.alive:
-            w.stop(grace_s=0)
+            try:
+                w.stop(grace_s=0)
+            except TimeoutError as exc:
+                stuck.append(exc)
+    if stuck:
+        raise stuck[0]
 
 
 @pytest.fixture

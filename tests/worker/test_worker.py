@@ -112,6 +112,36 @@ def test_run_worker_freezes_what_is_loaded_at_start(tq: taskq.TaskQueue) -> None
         gc.unfreeze()
 
 
+def test_a_worker_stops_when_its_heartbeat_turns_the_cancellation_into_a_redis_error(
+    tq: taskq.TaskQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation that lands inside a Redis call can come out as ServerUnavailable, which
+    the heartbeat loop logs and goes on from: the worker then never stopped (seen in CI, a
+    BackgroundWorker that 'did not stop within 30s' and took later tests' tasks)."""
+    original = Worker._heartbeat
+    calls = 0
+
+    async def heartbeat(self: Worker) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the one at start
+            return await original(self)
+        try:
+            await asyncio.sleep(3600)  # a Redis call that is slow to answer
+        except asyncio.CancelledError:
+            raise taskq.ServerUnavailable("connection lost while cancelled") from None
+
+    monkeypatch.setattr(Worker, "_heartbeat", heartbeat)
+    worker = tq.start_worker(concurrency=1, heartbeat_s=0.05)
+    try:
+        wait_until(lambda: calls >= 2, what="a heartbeat in flight")
+        worker.stop(grace_s=0, timeout_s=10)
+    finally:
+        if worker.alive:
+            worker.worker.request_stop(0)  # the old code: leave no thread behind (it still hangs)
+    assert not worker.alive
+
+
 def test_failure_retries_with_backoff_then_dead_letter(tq: taskq.TaskQueue, workers: list) -> None:
     attempts: list[float] = []
 
