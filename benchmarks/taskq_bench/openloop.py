@@ -23,7 +23,8 @@ Send = Callable[[float], Awaitable[None]]
 SyncSend = Callable[[float], None]
 
 #: asyncio sleeps in whole milliseconds (epoll) and may overshoot by one: sleep on the loop
-#: until this close to the due time, then in short blocking naps (no spinning).
+#: until this close to the due time, then in short blocking naps (no spinning), letting the
+#: loop run what is ready between naps.
 _COARSE_MARGIN_S = 0.003
 _NAP_S = 0.00005
 
@@ -95,7 +96,11 @@ async def _sleep_until(when: float, clock: Callable[[], float]) -> None:
     if delay > _COARSE_MARGIN_S:
         await asyncio.sleep(delay - _COARSE_MARGIN_S)
     while (delay := when - clock()) > 0:
-        time.sleep(min(delay, _NAP_S))  # blocks the loop < 3 ms; in-flight sends are already out
+        time.sleep(min(delay, _NAP_S))
+        # Run what became ready meanwhile: replies, and sends a client hands to a task of its
+        # own (taskq's async client batches concurrent sends so). Without this, such a send
+        # waited for the next due time, up to 3 ms: 1 ms of every P50 at 1,000/s.
+        await asyncio.sleep(0)
 
 
 async def _send_one(
