@@ -154,8 +154,9 @@ else
 fi
 say "pytest $*"
 rc=0
-# tests/ only (the notebooks ran above), unless the arguments name what to run.
-python -m pytest -o testpaths=tests "$@" || rc=$?
+# tests/ only (the notebooks ran above), unless the arguments name what to run. The 30 slowest
+# tests are listed at the end, so a CI log shows where the suite's time goes.
+python -m pytest -o testpaths=tests --durations=30 "$@" || rc=$?
 if [[ $rc -eq 5 ]]; then
     echo "test.sh: pytest collected no tests (exit 5): that is a failure" >&2
     failed+=("pytest (no tests collected)")
