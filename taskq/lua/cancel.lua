@@ -29,8 +29,9 @@ if status == 'queued' or status == 'scheduled' or status == 'waiting' then
   tel_count(T, 'cancelled', 1)
   tel_event(T, 'cancelled', id, f[3], f[4], nil)
   if f[5] then
-    wf_settle_task(f[5], id, 'cancelled', wf_error(id, 'Cancelled', 'the task was cancelled'), now_ms, now_us, ARGV[2])
-    wf_close_all()
+    local workflows = {}
+    wf_settle_task(workflows, f[5], id, 'cancelled', wf_error(id, 'Cancelled', 'the task was cancelled'), now_ms, now_us, ARGV[2])
+    wf_close_all(workflows)
   end
   tel_flush(T)
   expire_record(KEYS[1], ARGV[3], tonumber(f[2]))

@@ -24,6 +24,7 @@ local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 2, ARGV[3], now_ms)
 local out = {}
 local done = {}
+local workflows = {}
 local now_arg = fmt(now_ms)  -- the text Redis would make of the number, made cheaper
 for i = 4, #ARGV, 4 do
   local id, token, result, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -45,7 +46,7 @@ for i = 4, #ARGV, 4 do
     if f[10] then
       local payload = result
       if outcome ~= 'succeeded' then payload = wf_error(id, 'Cancelled', 'the task was cancelled while running') end
-      wf_settle_task(f[10], id, outcome, payload, now_ms, now_us, ARGV[3])
+      wf_settle_task(workflows, f[10], id, outcome, payload, now_ms, now_us, ARGV[3])
     end
     -- a TTL recorded as a plain integer goes to EXPIRE as it is (no number to print)
     local ttl_text = f[5] and string.find(f[5], '^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?%d?$') and f[5]
@@ -56,6 +57,6 @@ for i = 4, #ARGV, 4 do
   end
 end
 if #done > 0 then redis.call('ZREM', KEYS[1], unpack(done)) end
-wf_close_all()
+wf_close_all(workflows)
 tel_flush(T)
 return out

@@ -49,8 +49,9 @@ redis.call('HDEL', KEYS[4], 'cancel', 'score', 'ready_ms', 'lease_ms')
 tel_count(T, 'dead', 1)
 tel_event(T, 'dead', id, f[6], attempts, f[7])
 if f[8] then
-  wf_settle_task(f[8], id, 'dead', wf_error(id, ARGV[3], ARGV[4]), now_ms, now_us, ARGV[7])
-  wf_close_all()
+  local workflows = {}
+  wf_settle_task(workflows, f[8], id, 'dead', wf_error(id, ARGV[3], ARGV[4]), now_ms, now_us, ARGV[7])
+  wf_close_all(workflows)
 end
 tel_flush(T)
 expire_record(KEYS[4], ARGV[8], tonumber(ARGV[9]))

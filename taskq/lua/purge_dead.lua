@@ -12,7 +12,7 @@ Returns: the number of tasks purged (ids not in the dead-letter queue are skippe
 --!include lib/common.lua
 
 local prefix, idem_prefix = ARGV[1], ARGV[2]
-local ids = select_ids(KEYS[1], ARGV[4], ARGV[5], 6)
+local ids = select_ids(KEYS[1], ARGV[4], ARGV[5], ARGV, 6)
 local T = tel_open(KEYS, 2, ARGV[3], server_time())
 local purged = 0
 for _, id in ipairs(ids) do

@@ -13,7 +13,7 @@ Returns: the ids re-driven (ids not in the dead-letter queue are skipped).
 --!include lib/common.lua
 
 local prefix, idem_prefix, wake = ARGV[1], ARGV[2], ARGV[4]
-local ids = select_ids(KEYS[1], ARGV[5], ARGV[6], 7)
+local ids = select_ids(KEYS[1], ARGV[5], ARGV[6], ARGV, 7)
 local now_ms, now_us = server_time()
 local T = tel_open(KEYS, 4, ARGV[3], now_ms)
 local ready = ready_batch(KEYS[2], KEYS[3], T, now_us)

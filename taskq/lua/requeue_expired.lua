@@ -18,6 +18,7 @@ local prefix, dead_ttl_s, wake = ARGV[2], tonumber(ARGV[5]), ARGV[6]
 local now_ms, now_us = server_time()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
 local requeued, dead = 0, 0
+local workflows = {}
 local T = nil
 if #expired > 0 then T = tel_open(KEYS, 4, ARGV[4], now_ms) end
 for _, id in ipairs(expired) do
@@ -39,14 +40,14 @@ for _, id in ipairs(expired) do
         'traceback', '')
       redis.call('HDEL', key, 'cancel')
       tel_event(T, 'dead', id, f[4], f[1], f[5])
-      wf_settle_task(f[6], id, 'dead', wf_error(id, 'LeaseExpired', 'the lease expired on the last attempt'),
+      wf_settle_task(workflows, f[6], id, 'dead', wf_error(id, 'LeaseExpired', 'the lease expired on the last attempt'),
         now_ms, now_us, ARGV[4])
       expire_record(key, ARGV[3], dead_ttl_s)
       dead = dead + 1
     end
   end
 end
-wf_close_all()
+wf_close_all(workflows)
 if T then
   tel_count(T, 'requeued', requeued)
   tel_count(T, 'dead', dead)

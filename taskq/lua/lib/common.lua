@@ -16,8 +16,9 @@ end
 
 -- Redis turns a Lua number given to redis.call into text with snprintf('%.17g'), which costs
 -- about half of a cheap command; small integers (counts, priorities, attempts) go as the same
--- text from this table instead. (Each helper defined here costs every call of every script
--- that includes it, about 1 k instructions: the prelude is made again on each call.)
+-- text from this table instead. (Each helper defined here costs every EVALSHA of every script
+-- that includes it about 1 k instructions: the prelude is made again on each call. A Redis
+-- Functions library makes it once, when loaded: taskq/scripts.py.)
 local INT_TEXT = {'1', '2', '3', '4', '5', '6', '7', '8', '9', '10'}
 local function int_arg(n)
   if n == 0 then return '0' end
@@ -47,7 +48,8 @@ end
 -- taskq/telemetry.py reads a bucket as its geometric midpoint, within 4.9 % of any value in
 -- it. A histogram is a string of unsigned 48-bit big-endian counters, bucket b at byte 6b
 -- (BITFIELD INCRBY u48 #b): cheap to increment, and one GET reads it whole.
-local LOG_STEP = math.log(1.1)
+-- LOG_STEP is math.log(1.1), written out: a Redis Functions library loads without `math`.
+local LOG_STEP = 0.09531017980432493
 local MAX_BUCKET = 255
 local METRICS = {'wait', 'run', 'e2e'}
 local function bucket_of(value_ms)
@@ -346,12 +348,13 @@ local function promote_due(scheduled_key, queued_key, config_key, T, task_prefix
 end
 
 -- The ids a dead-letter operation applies to: mode 'oldest' takes up to `limit` from the
--- front of the sorted set; mode 'ids' takes ARGV[first_id_arg..].
-local function select_ids(zset_key, mode, limit, first_id_arg)
+-- front of the sorted set; mode 'ids' takes the script's arguments args[first_id_arg..]
+-- (passed in: a Redis function has no ARGV global).
+local function select_ids(zset_key, mode, limit, args, first_id_arg)
   if mode == 'oldest' then
     return redis.call('ZRANGE', zset_key, 0, tonumber(limit) - 1)
   end
   local ids = {}
-  for i = first_id_arg, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = first_id_arg, #args do ids[#ids + 1] = args[i] end
   return ids
 end

@@ -177,21 +177,21 @@ local function wf_close(ctx)
   end
 end
 
--- For the scripts that end tasks: one context per workflow touched in this call.
-local WF_CTX = {}
-local WF_CTX_ORDER = {}
-local function wf_settle_task(W, id, outcome, payload, now_ms, now_us, tel_settings)
+-- For the scripts that end tasks: one context per workflow touched in this call, kept in
+-- `touched` (a table the script makes per call: W -> context, and the contexts in order). Not
+-- a table of this file's: in a Redis Functions library that would outlive the call.
+local function wf_settle_task(touched, W, id, outcome, payload, now_ms, now_us, tel_settings)
   if not W or W == '' then return end
-  local ctx = WF_CTX[W]
+  local ctx = touched[W]
   if not ctx then
     ctx = wf_open(W, now_ms, now_us, tel_settings)
     if not ctx then return end  -- retention passed
-    WF_CTX[W] = ctx
-    WF_CTX_ORDER[#WF_CTX_ORDER + 1] = ctx
+    touched[W] = ctx
+    touched[#touched + 1] = ctx
   end
   wf_settle(ctx, id, outcome, payload)
 end
 
-local function wf_close_all()
-  for _, ctx in ipairs(WF_CTX_ORDER) do wf_close(ctx) end
+local function wf_close_all(touched)
+  for _, ctx in ipairs(touched) do wf_close(ctx) end
 end
