@@ -60,9 +60,10 @@ def replicated(plan: Plan[T], replicas: int = REPLICAS, timeout_ms: int = WAIT_T
 
 
 def _first_key(command: Command) -> str:
-    """The first key of a script call (``EVALSHA sha numkeys key ...``): every key of one call
-    is in one queue's slot."""
-    if command.args[0] != "EVALSHA" or int(command.args[2]) < 1:
+    """The first key of a script call (``EVALSHA sha numkeys key ...``, or ``FCALL function
+    numkeys key ...``, the same past its head: :mod:`taskq.functions`): every key of one call is
+    in one queue's slot."""
+    if command.args[0] not in ("EVALSHA", "FCALL") or int(command.args[2]) < 1:
         raise ValueError(f"durable=True waits after script calls with keys, not {command.args[0]}")
     return str(command.args[3])
 

@@ -2,10 +2,13 @@
 parse the replies; drive flows (:data:`~taskq.plan.Flow`) and streams. One sync and one
 async, sharing every decision but the I/O.
 
-A reply of NOSCRIPT (the server restarted or its script cache was flushed) is healed
-here: the scripts are loaded again and only the commands that failed are re-sent (and the
-plan's ``WAIT`` s, which waited for nothing: :mod:`taskq.durable`). A command that got
-NOSCRIPT did not run, so nothing runs twice.
+Script calls go as FCALL of taskq's Redis Functions library where the server has it, else as
+EVALSHA (:mod:`taskq.functions`: each executor loads the library before its first plan, on
+every master of a cluster). A reply of NOSCRIPT or "Function not found" (the server restarted,
+its scripts or functions were flushed, a cluster master is new) is healed here: the scripts or
+the library are loaded again and only the commands that failed are re-sent (and the plan's
+``WAIT`` s, which waited for nothing: :mod:`taskq.durable`). A command that got either reply
+did not run, so nothing runs twice.
 
 On a Redis Cluster, a plan whose commands name a ``node_key`` (a durable enqueue) is sent
 one pipeline per master, each on one connection to it, not through the cluster client's
@@ -32,9 +35,10 @@ from redis.exceptions import AskError, AuthenticationError, ClusterError, MovedE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from taskq import speedups
+from taskq import functions, speedups
 from taskq.connection import CLUSTER_UNREACHABLE, is_cluster
 from taskq.errors import AccessDenied, ServerUnavailable
+from taskq.functions import FunctionCalls, function_missing
 from taskq.ops_base import reply_error
 from taskq.plan import Command, Emit, Flow, Plan, Stream
 from taskq.scripts import Script
@@ -45,19 +49,42 @@ __all__ = ["AsyncExecutor", "Flow", "SyncExecutor"]
 T = TypeVar("T")
 
 
-def _scripts_to_load(commands: Sequence[Command], replies: Sequence[Any]) -> dict[str, Script]:
+def _scripts_to_load(commands: Sequence[Command], replies: Sequence[Any], fcall: bool) -> dict[str, Script]:
+    """The scripts to SCRIPT LOAD: those that got NOSCRIPT, and those whose function was not
+    found when the executor no longer uses functions (``fcall`` False: the load failed)."""
     missing: dict[str, Script] = {}
     for cmd, reply in zip(commands, replies, strict=True):
-        if isinstance(reply, NoScriptError) and cmd.script is not None:
+        lost = isinstance(reply, NoScriptError) or (not fcall and function_missing(reply))
+        if lost and cmd.script is not None:
             missing[cmd.script.sha] = cmd.script
     return missing
 
 
+def _not_run(reply: Any) -> bool:
+    return isinstance(reply, NoScriptError) or function_missing(reply)
+
+
 def _to_resend(commands: Sequence[Command], replies: Sequence[Any]) -> list[int]:
-    """The commands to send again once the missing scripts are loaded: those that got NOSCRIPT
-    and, if any did, every ``WAIT`` (it answered at once for a script that did not run)."""
-    failed = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+    """The commands to send again once the missing scripts or functions are loaded: those that
+    got NOSCRIPT or "Function not found" and, if any did, every ``WAIT`` (it answered at once
+    for a call that did not run)."""
+    failed = [i for i, r in enumerate(replies) if _not_run(r)]
     return sorted({*failed, *(i for i, c in enumerate(commands) if c.args[0] == "WAIT")}) if failed else []
+
+
+def _reply(call: Any, *args: Any) -> Any:
+    """``call(*args)``'s reply, or the error the server answered (a reply like any other)."""
+    try:
+        return call(*args)
+    except ResponseError as exc:
+        return exc
+
+
+async def _areply(call: Any, *args: Any) -> Any:
+    try:
+        return await call(*args)
+    except ResponseError as exc:
+        return exc
 
 
 def _merge(commands: Sequence[Command], replies: list[Any], retried: list[int], again: list[Any]) -> list[Any]:
@@ -115,42 +142,60 @@ class SyncExecutor:
     """Runs plans on a blocking ``redis.Redis`` client. ``speedups_on``: None follows the
     environment (:func:`taskq.speedups.enabled`)."""
 
-    def __init__(self, client: redis.Redis, url: str, *, speedups_on: bool | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, url: str, *, speedups_on: bool | None = None, functions_on: bool | None = None
+    ) -> None:
         self.client = client
         self.url = url
         on = speedups.enabled() if speedups_on is None else speedups_on
         # a cluster client routes each call by its key's slot: no connection to write to directly
         self._scripts = speedups.SyncScriptCalls(client) if on and not is_cluster(client) else None
         self._cluster = is_cluster(client)
+        self._fn = FunctionCalls(functions.enabled() if functions_on is None else functions_on)
 
     def run(self, plan: Plan[T]) -> T:
         try:
+            if self._fn.on is None:
+                self._load_library()
             replies = self._send(plan.commands)
-            missing = _scripts_to_load(plan.commands, replies)
-            if missing:
-                for script in missing.values():
-                    self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-                retry = _to_resend(plan.commands, replies)
+            retry = _to_resend(plan.commands, replies)
+            if retry:
+                self._heal(plan.commands, replies)
                 again = self._send([plan.commands[i] for i in retry])
                 replies = _merge(plan.commands, replies, retry, again)
         except _UNAVAILABLE as exc:
             raise _unavailable(self.url, exc) from exc
         return _finish(plan, replies)
 
+    def _heal(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
+        if any(function_missing(r) for r in replies):
+            self._load_library()
+        for script in _scripts_to_load(commands, replies, bool(self._fn.on)).values():
+            self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+
+    def _load_library(self) -> None:
+        """FUNCTION LOAD and its check on the server, or on every master of a cluster."""
+        nodes = [self.client]
+        if self._cluster:
+            cluster = cast(redis.cluster.RedisCluster, self.client)
+            nodes = [cluster.get_redis_connection(node) for node in cluster.get_primaries()]  # type: ignore[no-untyped-call]
+        self._fn.loaded([_reply(node.execute_command, *args) for node in nodes for args in self._fn.load_commands])
+
     def _send(self, commands: Sequence[Command]) -> list[Any]:
         if self._cluster and commands and commands[0].node_key is not None:
             return self._send_on_nodes(commands)
+        wire = self._fn.args
         if len(commands) == 1:
             cmd = commands[0]
             try:
                 if cmd.script is not None and self._scripts is not None:
-                    return [self._scripts.call(cmd.args)]
-                return [self.client.execute_command(*cmd.args)]  # type: ignore[no-untyped-call]
+                    return [self._scripts.call(wire(cmd))]
+                return [self.client.execute_command(*wire(cmd))]  # type: ignore[no-untyped-call]
             except ResponseError as exc:
                 return [exc]
         pipe = self.client.pipeline(transaction=False)
         for cmd in commands:
-            pipe.execute_command(*cmd.args)  # type: ignore[no-untyped-call]
+            pipe.execute_command(*wire(cmd))  # type: ignore[no-untyped-call]
         return list(pipe.execute(raise_on_error=False))
 
     def _send_on_nodes(self, commands: Sequence[Command]) -> list[Any]:
@@ -160,7 +205,7 @@ class SyncExecutor:
         for node, indexes in _by_node(cluster.get_node_from_key, commands).values():
             pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
             for i in indexes:
-                pipe.execute_command(*commands[i].args)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*self._fn.args(commands[i]))  # type: ignore[no-untyped-call]
             try:
                 got = pipe.execute(raise_on_error=False)
             except _UNAVAILABLE:
@@ -216,41 +261,61 @@ class AsyncExecutor:
     """Runs plans on a ``redis.asyncio.Redis`` client. ``speedups_on``: as for
     :class:`SyncExecutor`."""
 
-    def __init__(self, client: aioredis.Redis, url: str, *, speedups_on: bool | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, url: str, *, speedups_on: bool | None = None, functions_on: bool | None = None
+    ) -> None:
         self.client = client
         self.url = url
         on = speedups.enabled() if speedups_on is None else speedups_on
         self._scripts = speedups.AsyncScriptCalls(client) if on and not is_cluster(client) else None
         self._cluster = is_cluster(client)
+        self._fn = FunctionCalls(functions.enabled() if functions_on is None else functions_on)
 
     async def run(self, plan: Plan[T]) -> T:
         try:
+            if self._fn.on is None:
+                await self._load_library()
             replies = await self._send(plan.commands)
-            missing = _scripts_to_load(plan.commands, replies)
-            if missing:
-                for script in missing.values():
-                    await self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-                retry = _to_resend(plan.commands, replies)
+            retry = _to_resend(plan.commands, replies)
+            if retry:
+                await self._heal(plan.commands, replies)
                 again = await self._send([plan.commands[i] for i in retry])
                 replies = _merge(plan.commands, replies, retry, again)
         except _UNAVAILABLE as exc:
             raise _unavailable(self.url, exc) from exc
         return _finish(plan, replies)
 
+    async def _heal(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
+        if any(function_missing(r) for r in replies):
+            await self._load_library()
+        for script in _scripts_to_load(commands, replies, bool(self._fn.on)).values():
+            await self.client.execute_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+
+    async def _load_library(self) -> None:
+        """As :meth:`SyncExecutor._load_library`."""
+        if not self._cluster:
+            self._fn.loaded([await _areply(self._execute, args) for args in self._fn.load_commands])
+            return
+        cluster = cast(aiocluster.RedisCluster, self.client)
+        await cluster.initialize()
+        load = self._fn.load_commands
+        self._fn.loaded([await _areply(n.execute_command, *args) for n in cluster.get_primaries() for args in load])
+
     async def _send(self, commands: Sequence[Command]) -> list[Any]:
         if self._cluster and commands and commands[0].node_key is not None:
             return await self._send_on_nodes(commands)
+        wire = self._fn.args
         if len(commands) == 1:
             cmd = commands[0]
             try:
                 if cmd.script is not None and self._scripts is not None:
-                    return [await self._scripts.call(cmd.args)]
-                return [await self._execute(cmd.args)]
+                    return [await self._scripts.call(wire(cmd))]
+                return [await self._execute(wire(cmd))]
             except ResponseError as exc:
                 return [exc]
         pipe = self.client.pipeline(transaction=False)
         for cmd in commands:
-            pipe.execute_command(*cmd.args)
+            pipe.execute_command(*wire(cmd))
         return list(await pipe.execute(raise_on_error=False))
 
     async def _send_on_nodes(self, commands: Sequence[Command]) -> list[Any]:
@@ -260,7 +325,7 @@ class AsyncExecutor:
         await cluster.initialize()  # the slot map, if no command read it yet
         replies: list[Any] = [None] * len(commands)
         for node, indexes in _by_node(cluster.get_node_from_key, commands).values():
-            batch = [aiocluster.PipelineCommand(i, *commands[i].args) for i in indexes]
+            batch = [aiocluster.PipelineCommand(i, *self._fn.args(commands[i])) for i in indexes]
             try:
                 await node.execute_pipeline(batch)
             except _UNAVAILABLE:

@@ -21,6 +21,10 @@ taskq_bench.telemetry --only drain``, within that machine's noise).
 The switch: ``TASKQ_SPEEDUPS=0`` in the environment (read when a client is made), or
 ``speedups_on=False`` to an executor. Off, every command takes redis-py's ordinary path
 (:mod:`taskq.executor` reads as plain redis-py); the tests run the core both ways.
+
+The calls sent here are FCALL or EVALSHA, as the executor chose (:mod:`taskq.functions`); that
+choice has its own switch, ``TASKQ_FUNCTIONS=0`` (every script call as EVALSHA), read the same
+way when a client is made.
 """
 
 from __future__ import annotations
