@@ -127,11 +127,21 @@ def _split(name: str) -> tuple[list[str], str]:
     return includes, raw[cut:]
 
 
+#: The scripts that only read. Their functions say so (``no-writes``): a function without that
+#: flag is refused when Redis is at ``maxmemory`` (an EVALSHA only at its first write), and these
+#: are what one looks around with then.
+_READ_ONLY = ("list_page", "inspect")
+
+
 def _functions(lib_name: str, bodies: dict[str, str]) -> str:
-    scripts = "".join(
-        f"redis.register_function('{lib_name}_{name}', function(KEYS, ARGV)\n{body}\nend)\n"
-        for name, body in bodies.items()
-    )
+    def register(name: str, body: str) -> str:
+        flags = "{'no-writes'}" if name in _READ_ONLY else "{}"
+        return (
+            f"redis.register_function{{function_name='{lib_name}_{name}', flags={flags},\n"
+            f"callback=function(KEYS, ARGV)\n{body}\nend}}\n"
+        )
+
+    scripts = "".join(register(name, body) for name, body in bodies.items())
     touched = ", ".join(_GLOBALS)
     return f"{scripts}redis.register_function('{lib_name}_check', function() local _ = {{{touched}}} return 1 end)\n"
 

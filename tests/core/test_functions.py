@@ -231,6 +231,23 @@ def test_no_state_carries_over_between_calls(
     assert with_functions["noisy"]["places"] == (0, 0, 0, 0)
 
 
+def test_a_full_redis_can_still_be_looked_at(fresh: redis.Redis, redis_url: str) -> None:
+    """Redis refuses a function that may write when at maxmemory (an EVALSHA only at its first
+    write): the reading scripts are flagged no-writes, so they run there, as FCALL."""
+    with taskq.TaskQueue(redis_url) as tq:
+        handle = tq.enqueue("t", force=True)
+        fresh.config_resetstat()
+        fresh.config_set("maxmemory", 1)
+        try:
+            assert [t.id for t in tq.list_tasks("default", "queued").tasks] == [handle.id]
+            assert tq.inspect().queued_total == 1
+            with pytest.raises(taskq.ServerFull):
+                tq.enqueue("t", force=True)
+        finally:
+            fresh.config_set("maxmemory", 0)
+        assert calls(fresh, "fcall") >= 2 and calls(fresh, "evalsha") == 0
+
+
 def test_each_function_is_its_script() -> None:
     """One source of truth: a function's body is its script's text after the includes, the
     includes are at the library's top, and nothing but comments comes before them."""
@@ -242,6 +259,7 @@ def test_each_function_is_its_script() -> None:
         header = re.sub(r"--\[\[.*?\]\]|--[^\n]*", "", head, flags=re.DOTALL)
         assert header.strip() == "", name  # a script's code all goes into its function
         assert scripts.load_script(name).source.endswith(body)
-        assert f"register_function('{lib.functions[name]}', function(KEYS, ARGV)\n{body}\nend)" in lib.source
+        assert f"function_name='{lib.functions[name]}'," in lib.source
+        assert f"callback=function(KEYS, ARGV)\n{body}\nend}}" in lib.source
         for include in re.findall(r"^--!include (\S+)$", raw, flags=re.MULTILINE):
             assert scripts._read(include) in lib.source.partition("redis.register_function")[0]
