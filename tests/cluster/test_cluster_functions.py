@@ -30,9 +30,10 @@ def calls(port: int, command: str = "fcall") -> int:
 
 
 def reset(cluster: LocalCluster) -> None:
-    """No functions and no statistics on any master."""
+    """No keys, no functions and no statistics on any master."""
     for port in cluster.masters():
         with redis.Redis(port=port) as r:
+            r.flushall()
             r.function_flush()
             r.config_resetstat()
 
@@ -112,3 +113,17 @@ def test_durable_plan_heals_on_its_master(replicated_cluster: LocalCluster) -> N
         assert all(calls(port) >= 2 for port in masters)
         assert [calls(port, "evalsha") for port in masters] == [0, 0, 0]
     assert has_library(replicated_cluster.replica_of(masters[2]))
+
+
+async def test_durable_plan_heals_on_its_master_asyncio(replicated_cluster: LocalCluster) -> None:
+    reset(replicated_cluster)
+    masters = replicated_cluster.masters()
+    async with taskq.AsyncTaskQueue(replicated_cluster.url, durable=True) as aq:
+        with taskq.TaskQueue(replicated_cluster.url) as tq:
+            queues = [queue_on(tq, port) for port in masters]
+        await aq.enqueue_many([{"name": "t", "queue": q, "force": True} for q in queues])
+        with redis.Redis(port=masters[0]) as r:
+            r.function_flush()
+        await aq.enqueue_many([{"name": "t", "queue": q, "force": True} for q in queues])
+        assert [(await aq.stats(q)).counters["enqueued"] for q in queues] == [2, 2, 2]
+        assert [calls(port, "evalsha") for port in masters] == [0, 0, 0] and has_library(masters[0])
