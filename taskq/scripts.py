@@ -127,15 +127,25 @@ def _split(name: str) -> tuple[list[str], str]:
     return includes, raw[cut:]
 
 
-#: The scripts that only read. Their functions say so (``no-writes``): a function without that
-#: flag is refused when Redis is at ``maxmemory`` (an EVALSHA only at its first write), and these
-#: are what one looks around with then.
-_READ_ONLY = ("list_page", "inspect")
+#: Redis refuses a function without flags when it is at ``maxmemory``, where it refuses an
+#: EVALSHA only at its first write of a command that may grow memory (HSET, ZADD; not DEL, ZREM,
+#: ZPOPMIN). What one needs on a full Redis must still run as FCALL: the reading scripts say
+#: ``no-writes``; those that free memory or show what fills it (purging dead tasks, cancelling,
+#: the snapshot, which writes a little telemetry) say ``allow-oom``, and run as their EVALSHA
+#: did there. Every other function is refused whole on a full Redis, before it writes anything.
+_FLAGS = {
+    "list_page": "no-writes",
+    "inspect": "no-writes",
+    "snapshot": "allow-oom",
+    "purge_dead": "allow-oom",
+    "cancel": "allow-oom",
+    "wf_cancel": "allow-oom",
+}
 
 
 def _functions(lib_name: str, bodies: dict[str, str]) -> str:
     def register(name: str, body: str) -> str:
-        flags = "{'no-writes'}" if name in _READ_ONLY else "{}"
+        flags = f"{{'{_FLAGS[name]}'}}" if name in _FLAGS else "{}"
         return (
             f"redis.register_function{{function_name='{lib_name}_{name}', flags={flags},\n"
             f"callback=function(KEYS, ARGV)\n{body}\nend}}\n"

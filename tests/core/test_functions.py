@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import claim, complete, fail
+from helpers import claim, complete, fail, wait_until
 
 import taskq
 from taskq import functions, ops, scripts
@@ -231,21 +231,36 @@ def test_no_state_carries_over_between_calls(
     assert with_functions["noisy"]["places"] == (0, 0, 0, 0)
 
 
-def test_a_full_redis_can_still_be_looked_at(fresh: redis.Redis, redis_url: str) -> None:
+def test_a_full_redis_can_still_be_looked_at_and_emptied(fresh: redis.Redis, redis_url: str) -> None:
     """Redis refuses a function that may write when at maxmemory (an EVALSHA only at its first
-    write): the reading scripts are flagged no-writes, so they run there, as FCALL."""
+    write of a command that grows memory): the reading scripts are flagged no-writes and those
+    that free memory or show what fills it allow-oom, so they run there, as FCALL, as their
+    EVALSHA did; an enqueue is still refused whole."""
     with taskq.TaskQueue(redis_url) as tq:
+
+        @tq.task(max_retries=0)
+        def doomed() -> None:
+            raise RuntimeError("dead on arrival")
+
+        for _ in range(2):
+            doomed.enqueue()
+        with tq.start_worker(queues=["default"], concurrency=1):
+            wait_until(lambda: tq.dead_letters("default").count() == 2, what="two dead tasks")
         handle = tq.enqueue("t", force=True)
+        later = tq.enqueue("t", force=True, delay_s=600)
         fresh.config_resetstat()
         fresh.config_set("maxmemory", 1)
         try:
             assert [t.id for t in tq.list_tasks("default", "queued").tasks] == [handle.id]
             assert tq.inspect().queued_total == 1
+            assert tq.snapshot(queues=["default"]).queue("default").dead == 2
+            assert tq.cancel(later.id) == "cancelled"
+            assert tq.dead_letters("default").purge(all=True) == 2
             with pytest.raises(taskq.ServerFull):
                 tq.enqueue("t", force=True)
         finally:
             fresh.config_set("maxmemory", 0)
-        assert calls(fresh, "fcall") >= 2 and calls(fresh, "evalsha") == 0
+        assert calls(fresh, "fcall") >= 5 and calls(fresh, "evalsha") == 0
 
 
 def test_each_function_is_its_script() -> None:
