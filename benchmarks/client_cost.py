@@ -45,8 +45,11 @@ async def acpu_us(fn: Callable[[int], Awaitable[Any]], calls: int) -> tuple[floa
 
 
 def floor_calls(tq: taskq.TaskQueue | taskq.AsyncTaskQueue, calls: int) -> list[tuple[Any, ...]]:
-    """The script call arguments of ``calls`` single enqueues, built now (not timed)."""
-    return [tq.ops.enqueue([tq._spec("noop", (i,))]).commands[0].args for i in range(calls)]
+    """The script call arguments of ``calls`` single enqueues, built now (not timed), as the
+    executor sends them: FCALL once the warm-up loaded the library, unless TASKQ_FUNCTIONS=0."""
+    heads = tq._exec._fn.heads  # empty with the switch off
+    commands = [tq.ops.enqueue([tq._spec("noop", (i,))]).commands[0] for i in range(calls)]
+    return [heads[c.script.sha] + c.args[2:] if heads and c.script else c.args for c in commands]
 
 
 class RunTimer:

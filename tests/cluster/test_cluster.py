@@ -25,7 +25,7 @@ import taskq
 from taskq.cli import app
 from taskq.cluster import is_cluster_url, parse_cluster_url
 from taskq.connection import is_cluster
-from taskq.scripts import load_script
+from taskq.scripts import library
 
 RECORDED = (
     (redis.cluster.RedisCluster, "execute_command"),
@@ -76,7 +76,7 @@ def command_slots(rc: redis.cluster.RedisCluster, args: tuple[Any, ...]) -> set[
     """The slots a command touches: its keys (as the server's command table names them) and,
     for a script, the key prefixes and wake channel it is given in ARGV (they carry a hash tag)."""
     name = str(args[0]).upper()
-    if name in ("EVALSHA", "EVAL"):
+    if name in ("EVALSHA", "EVAL", "FCALL"):
         numkeys = int(args[2])
         keys = [str(k) for k in args[3 : 3 + numkeys]]
         tagged = [str(a).removeprefix("SPUBLISH ") for a in args[3 + numkeys :] if "{" in str(a)]
@@ -150,9 +150,9 @@ def test_no_command_spans_slots(
     assert {e.queue for e in events} == set(queues)
     wait_until(lambda: sum(s.dead for s in tq.all_stats()) == len(doomed), what="the re-driven tasks dead again")
 
-    sent_scripts = {str(args[1]) for args in sent if args[0] == "EVALSHA"}
+    sent_scripts = {str(args[1]) for args in sent if args[0] in ("EVALSHA", "FCALL")}
     used = ("enqueue", "claim", "complete", "fail", "cancel", "redrive", "promote_due", "snapshot", "heartbeat")
-    assert {load_script(name).sha for name in used} <= sent_scripts  # the worker's calls were seen too
+    assert {library().functions[name] for name in used} <= sent_scripts  # the worker's calls were seen too
     assert len(command_slots(rc, ("EVALSHA", "x", 1, "taskq:{a}:queued", "taskq:{b}:"))) == 2  # it can see one
     assert len(command_slots(rc, ("MGET", "taskq:{a}:meta", "taskq:{b}:meta"))) == 2
     spanning = [args for args in sent if len(command_slots(rc, args)) > 1]
