@@ -14,9 +14,7 @@ import socket
 import time
 from typing import Any
 
-from taskq.errors import (
-    ServerUnavailable,
-)
+from taskq.errors import ServerFull, ServerUnavailable
 from taskq.execution import _Held
 from taskq.executor import AsyncExecutor
 from taskq.ops import Operations
@@ -92,7 +90,7 @@ class WorkerUpkeep:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await self._heartbeat()
-            except ServerUnavailable as exc:
+            except (ServerUnavailable, ServerFull) as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():  # the worker's stop, come out as a Redis error
                     raise asyncio.CancelledError from exc
@@ -168,7 +166,7 @@ class WorkerUpkeep:
         served = QueueSelection(served_queues(current), current.weights)
         try:
             fresh = await self._exec.drive(selection_flow(self.ops, served, rated_queues(self.registry)))
-        except (ServerUnavailable, NotSupportedOnShardedQueue) as exc:
+        except (ServerUnavailable, ServerFull, NotSupportedOnShardedQueue) as exc:
             log.warning("shard counts not re-read: %s", exc)
             return
         if fresh.queues != current.queues:
@@ -183,7 +181,7 @@ class WorkerUpkeep:
                 try:
                     requeued, dead = await self._exec.run(self.ops.requeue_expired(queue))
                     await self._exec.run(self.ops.promote_due(queue))
-                except ServerUnavailable as exc:
+                except (ServerUnavailable, ServerFull) as exc:
                     log.warning("maintenance failed: %s", exc)
                     break
                 if requeued or dead:

@@ -246,7 +246,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
             try:
                 async with asyncio.timeout(self._stall_s):  # the socket timeout's backstop
                     claimed, next_due_ms, emptied = await self._claim(free)
-            except (ServerUnavailable, TimeoutError) as exc:
+            except (*_AGAIN, TimeoutError) as exc:  # a full Redis too: no claim until it has room
                 log.warning("claim failed, retrying: %s", str(exc) or f"no reply within {self._stall_s:.1f}s")
                 await self._sleep(min(self.idle_poll_s, 1.0))
                 continue
@@ -303,7 +303,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                 batch, self._pending = self._pending, []
                 try:
                     replies = await self._exec.run(self.ops.finish([command for command, _ in batch]))
-                except ServerUnavailable as exc:
+                except _AGAIN as exc:
                     log.warning("could not record %d outcomes, retrying: %s", len(batch), exc)
                     self._pending[:0] = batch
                     await self._sleep(0.2)
@@ -357,7 +357,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
             try:
                 released = await self._exec.run(self.ops.release(queue, leases))
                 log.info("released %d running tasks of %s back to the queue", released, queue)
-            except ServerUnavailable as exc:
+            except _AGAIN as exc:
                 log.error("could not release %d tasks (their leases will expire): %s", len(leases), exc)
         await asyncio.gather(*self._running, return_exceptions=True)
         await self._flush()

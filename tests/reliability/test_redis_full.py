@@ -88,6 +88,36 @@ def test_completion_waits_for_room_and_keeps_its_lease(
             worker.stop(grace_s=0)
 
 
+def test_an_idle_worker_waits_out_a_full_redis(
+    server: tuple[str, redis.Redis], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its claims, heartbeats and maintenance are all refused while Redis is full (ServerFull):
+    it logs them and goes on, and runs what comes once there is room (it used to die at the
+    first refused claim)."""
+    url, admin = server
+    with taskq.TaskQueue(url) as tq:
+
+        @tq.task(queue="full")
+        def double(n: int) -> int:
+            return 2 * n
+
+        caplog.set_level(logging.WARNING, logger="taskq.worker")
+        worker = taskq.Worker(tq, queues=["full"], idle_poll_s=0.05, maintenance_s=0.05, heartbeat_s=0.05)
+        background = BackgroundWorker(worker).start()
+        try:
+            assert double.enqueue(1).result(timeout_s=30) == 2
+            admin.config_set("maxmemory", 1)
+            for what in ("claim failed", "maintenance failed", "heartbeat failed"):
+                wait_until(lambda what=what: f"{what}" in caplog.text, 30, f"a refused {what.split()[0]}")
+            assert background.alive and background.error is None
+            admin.config_set("maxmemory", 0)
+            assert double.enqueue(21).result(timeout_s=30) == 42
+        finally:
+            admin.config_set("maxmemory", 0)
+            background.stop(grace_s=0)
+        assert "Redis is full" in caplog.text
+
+
 @pytest.mark.parametrize(("policy", "warned"), [("allkeys-lru", True), ("volatile-lru", True), ("noeviction", False)])
 def test_worker_warns_about_an_evicting_policy(
     server: tuple[str, redis.Redis], caplog: pytest.LogCaptureFixture, policy: str, warned: bool
