@@ -37,9 +37,9 @@ def redis_usec(r: redis.Redis) -> int:
 
 def redis_commands(r: redis.Redis) -> int:
     """Commands run, the scripts' own calls included (they count in commandstats); scripts
-    themselves (EVALSHA) and INFO left out. Unlike CPU time, this does not move with the load."""
+    themselves (FCALL or EVALSHA) and INFO left out. Unlike CPU time, this does not move with the load."""
     stats = r.info("commandstats")
-    skip = {"cmdstat_info", "cmdstat_evalsha", "cmdstat_eval", "cmdstat_config"}
+    skip = {"cmdstat_info", "cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval", "cmdstat_config"}
     return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_") and k not in skip)
 
 
