@@ -24,6 +24,9 @@ from taskq.worker_context import QueueSelection
 
 log = logging.getLogger("taskq.worker")
 
+#: A call Redis refused for now (full, or unreachable): logged, and made again later.
+TRY_AGAIN = (ServerFull, ServerUnavailable)
+
 
 async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel ``tasks`` and wait until every one has ended, cancelling again any still running
@@ -90,7 +93,7 @@ class WorkerUpkeep:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await self._heartbeat()
-            except (ServerUnavailable, ServerFull) as exc:
+            except TRY_AGAIN as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():  # the worker's stop, come out as a Redis error
                     raise asyncio.CancelledError from exc
@@ -166,7 +169,7 @@ class WorkerUpkeep:
         served = QueueSelection(served_queues(current), current.weights)
         try:
             fresh = await self._exec.drive(selection_flow(self.ops, served, rated_queues(self.registry)))
-        except (ServerUnavailable, ServerFull, NotSupportedOnShardedQueue) as exc:
+        except (*TRY_AGAIN, NotSupportedOnShardedQueue) as exc:
             log.warning("shard counts not re-read: %s", exc)
             return
         if fresh.queues != current.queues:
@@ -181,7 +184,7 @@ class WorkerUpkeep:
                 try:
                     requeued, dead = await self._exec.run(self.ops.requeue_expired(queue))
                     await self._exec.run(self.ops.promote_due(queue))
-                except (ServerUnavailable, ServerFull) as exc:
+                except TRY_AGAIN as exc:
                     log.warning("maintenance failed: %s", exc)
                     break
                 if requeued or dead:

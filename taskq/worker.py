@@ -52,7 +52,6 @@ from taskq.connection import async_client, wait_for_server, warn_if_evicting, wo
 from taskq.errors import (
     InvalidOption,
     LeaseLost,
-    ServerFull,
     ServerUnavailable,
 )
 from taskq.execution import TaskExecution, _Held
@@ -62,13 +61,12 @@ from taskq.registry import TaskDef
 from taskq.shards import rated_queues, selection_flow
 from taskq.task import check_positive_s
 from taskq.ticker import ScheduleTicker
-from taskq.upkeep import WorkerUpkeep, cancel_and_wait
+from taskq.upkeep import TRY_AGAIN, WorkerUpkeep, cancel_and_wait
 from taskq.wake import WakeListener
 from taskq.worker_context import QueueSelection, TaskContext, check_heartbeat_s, current_task
 from taskq.worker_defaults import default_concurrency, loop_factory
 
 log = logging.getLogger("taskq.worker")
-_AGAIN = (ServerFull, ServerUnavailable)  # an outcome refused for now: written again
 
 # ---------------------------------------------------------------------------
 # The worker
@@ -246,7 +244,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
             try:
                 async with asyncio.timeout(self._stall_s):  # the socket timeout's backstop
                     claimed, next_due_ms, emptied = await self._claim(free)
-            except (*_AGAIN, TimeoutError) as exc:  # a full Redis too: no claim until it has room
+            except (*TRY_AGAIN, TimeoutError) as exc:  # a full Redis too: no claim until it has room
                 log.warning("claim failed, retrying: %s", str(exc) or f"no reply within {self._stall_s:.1f}s")
                 await self._sleep(min(self.idle_poll_s, 1.0))
                 continue
@@ -303,7 +301,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                 batch, self._pending = self._pending, []
                 try:
                     replies = await self._exec.run(self.ops.finish([command for command, _ in batch]))
-                except _AGAIN as exc:
+                except TRY_AGAIN as exc:
                     log.warning("could not record %d outcomes, retrying: %s", len(batch), exc)
                     self._pending[:0] = batch
                     await self._sleep(0.2)
@@ -311,9 +309,9 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                         return
                     continue
                 # Redis full, or (ServerUnavailable inline) a cluster slot moving: kept and written again
-                full = [item for item, reply in zip(batch, replies, strict=True) if isinstance(reply, _AGAIN)]
+                full = [item for item, reply in zip(batch, replies, strict=True) if isinstance(reply, TRY_AGAIN)]
                 for (command, held), reply in zip(batch, replies, strict=True):
-                    if isinstance(reply, _AGAIN):
+                    if isinstance(reply, TRY_AGAIN):
                         continue  # kept, lease and all, and written again below
                     if self._held.get(held.task.id) is held:
                         del self._held[held.task.id]
@@ -357,7 +355,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
             try:
                 released = await self._exec.run(self.ops.release(queue, leases))
                 log.info("released %d running tasks of %s back to the queue", released, queue)
-            except _AGAIN as exc:
+            except TRY_AGAIN as exc:
                 log.error("could not release %d tasks (their leases will expire): %s", len(leases), exc)
         await asyncio.gather(*self._running, return_exceptions=True)
         await self._flush()
