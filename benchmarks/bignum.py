@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from taskq_bench.commandstats import script_calls
 
 import taskq
 from taskq.server import EmbeddedServer
@@ -67,10 +68,8 @@ def used_memory(r: redis.Redis) -> int:
 
 
 def script_usec_per_call(r: redis.Redis) -> float:
-    stats: Any = r.info("commandstats")
-    calls = [stats.get(f"cmdstat_{c}", {}) for c in ("fcall", "evalsha")]
-    total_calls = sum(int(c.get("calls", 0)) for c in calls)
-    return sum(float(c.get("usec", 0)) for c in calls) / max(1, total_calls)
+    calls, usec = script_calls(r.info("commandstats"))
+    return usec / max(1, calls)
 
 
 def fill(tq: taskq.TaskQueue, queue: str, count: int, start: int) -> None:

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+from taskq_bench.commandstats import SCRIPT_COMMANDS
 from taskq_bench.fairness import measured_load, rotated
 
 import taskq
@@ -269,7 +270,7 @@ def split_by_feature(
     out = {f: {"usec": 0.0, "calls": 0.0} for f in FEATURES}
     inner = 0.0
     for command, figures in commands.items():
-        if command in ("evalsha", "eval", "fcall"):
+        if command in (*SCRIPT_COMMANDS, "eval"):
             continue
         split = calls_of.get(command) or Counter({"core": 1})
         total = sum(split.values())
@@ -277,8 +278,7 @@ def split_by_feature(
             out[feature]["usec"] += figures["usec"] * n / total
             out[feature]["calls"] += figures["calls"] * n / total
         inner += figures["usec"] * script_share.get(command, 0.0)
-    # script calls: FCALL, or EVALSHA where the server has no functions (taskq.functions)
-    calls = [commands.get(c, {"usec": 0.0, "calls": 0.0}) for c in ("evalsha", "fcall")]
+    calls = [commands.get(c, {"usec": 0.0, "calls": 0.0}) for c in SCRIPT_COMMANDS]
     scripts = {k: sum(c[k] for c in calls) for k in ("usec", "calls")}
     out["Lua"] = {"usec": max(0.0, scripts["usec"] - inner), "calls": scripts["calls"]}
     return out

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from taskq_bench.commandstats import script_calls
 
 import taskq
 from taskq import functions, scripts
@@ -136,9 +137,8 @@ class Probe:
         self.r.config_resetstat()
         tasks = run()
         stats: dict[str, Any] = self.r.info("commandstats")
-        usec = sum(float(stats.get(f"cmdstat_{c}", {"usec": 0})["usec"]) for c in ("evalsha", "fcall"))
         self.fcalls += int(stats.get("cmdstat_fcall", {"calls": 0})["calls"])
-        return usec / max(1, tasks)
+        return script_calls(stats)[1] / max(1, tasks)
 
     def enqueue(self, calls: int) -> int:
         for i in range(calls):

@@ -45,6 +45,7 @@ import redis.asyncio as aioredis
 import taskq
 from taskq.server import EmbeddedServer
 from taskq.worker import Worker
+from taskq_bench.commandstats import script_calls
 
 #: Drain modes: name -> TaskQueue settings.
 DRAIN_MODES: dict[str, dict[str, Any]] = {
@@ -303,11 +304,9 @@ def _snapshot_script_us(tq: taskq.TaskQueue, names: list[str], reps: int = 50, b
             before()
         tq.redis.config_resetstat()
         tq.snapshot(names)
-        commandstats = tq.redis.info("commandstats")
-        for command in ("cmdstat_evalsha", "cmdstat_fcall"):  # script calls, either way (taskq.functions)
-            stats = commandstats.get(command, {})
-            total_us += float(stats.get("usec", 0))
-            calls += int(stats.get("calls", 0))
+        n, usec = script_calls(tq.redis.info("commandstats"))
+        calls += n
+        total_us += usec
     return round(total_us / max(1, calls), 1)
 
 
