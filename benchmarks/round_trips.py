@@ -22,7 +22,8 @@ consumer records ``now - intended`` when it holds the message. Designs, rotated 
 
 At a few hundred messages a second both processes sleep between messages, and each hop wakes
 a sleeping process: that wake-up, not Redis, is most of a hop. The figures are the median over
-rounds of each round's percentile; the load flag follows the benchmarks' rule (>10% CPU used
+rounds of each round's percentile (the benchmarks' one definition, nearest rank:
+:func:`taskq_bench.stats.summarize_ms`); the load flag follows the benchmarks' rule (>10% CPU used
 by processes outside this benchmark).
 """
 
@@ -42,6 +43,7 @@ import redis
 import redis.asyncio as aioredis
 from taskq_bench.fairness import measured_load, rotated
 from taskq_bench.openloop import Schedule, run_open_loop
+from taskq_bench.stats import summarize_ms
 
 from taskq.server import EmbeddedServer
 
@@ -125,20 +127,16 @@ def one(url: str, design: str, rate: float, count: int) -> list[float]:
     return [float(raw) * 1000 for raw in client.lrange("rt:out", 0, -1)[20:]]  # the warm-up's came first
 
 
-def percentile(sorted_ms: list[float], p: float) -> float:
-    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * p))]
-
-
 def measure(rate: float, count: int, rounds: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, float]]] = {d: [] for d in DESIGNS}
+    runs: dict[str, list[dict[str, Any]]] = {d: [] for d in DESIGNS}
     flagged = 0
     with EmbeddedServer(kind="redis-server") as server:
         for number in range(1, rounds + 1):
             for design in rotated(DESIGNS, number):
                 with measured_load() as load:
-                    ms = sorted(one(server.url, design, rate, count))
+                    summary = summarize_ms(one(server.url, design, rate, count))
                 flagged += bool(load.loaded)
-                runs[design].append({f"p{int(p * 100)}": round(percentile(ms, p), 3) for p in (0.5, 0.9, 0.99)})
+                runs[design].append({k: summary[k] for k in ("p50", "p90", "p99")})
     table = {
         d: {k: statistics.median(r[k] for r in rs) for k in rs[0]} | {"rounds": [r["p50"] for r in rs]}
         for d, rs in runs.items()
