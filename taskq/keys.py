@@ -218,6 +218,12 @@ class QueueKeys:
         return self.base + "wake"
 
     @property
+    def idle(self) -> str:
+        """Workers waiting for this queue's next task (taskq.handoff): a ZSET of
+        ``"<lease ms> <worker id>"`` scored by when the registration lapses (server ms)."""
+        return self.base + "idle"
+
+    @property
     def limits(self) -> str:
         """Rate limits (taskq.ratelimit): task name, or '' for the whole queue -> spec."""
         return self.base + "limits"
@@ -249,6 +255,7 @@ class QueueKeys:
             self.depth,
             self.windows,
             self.limits,
+            self.idle,
             self.schedules,
         ]
 

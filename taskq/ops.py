@@ -447,7 +447,7 @@ def _snapshot_command(
 def _enqueue_head(settings: PlanSettings, queue: str) -> tuple[Any, ...]:
     """The EVALSHA arguments of enqueue.lua that are the same for every call on a queue (and settings)."""
     k = settings.queue_keys(queue)
-    keys = [k.queued, k.scheduled, k.config, *k.telemetry]
+    keys = [k.queued, k.scheduled, k.config, *k.telemetry, k.running, k.limits, k.idle]
     tail = (k.task_prefix, k.idem_prefix, settings.tel, queue, settings.wake(k))
     return ("EVALSHA", load_script("enqueue").sha, len(keys), *keys, *tail)
 
