@@ -9,6 +9,8 @@ owner after a slot migration or a failover (``MOVED``).
 
 A wake-up is only a hint: a worker also polls (its idle poll) and claims again after any
 error here, so a message lost while the subscription is re-made costs latency, never a task.
+The same subscription carries the worker's hand-offs (:mod:`taskq.handoff`), on channels of its
+own, each routed to its receiver with the message.
 """
 
 from __future__ import annotations
@@ -34,24 +36,33 @@ class WakeListener:
     """Subscribes ``client`` (a ``redis.asyncio`` client, one server or a cluster) to
     ``channels`` and calls ``on_wake`` for every message, and once after each reconnection."""
 
-    def __init__(self, client: Any, channels: Sequence[str], on_wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        channels: Sequence[str],
+        on_wake: Callable[[], None],
+        routes: dict[str, Callable[[str], None]] | None = None,
+    ) -> None:
         self.client = client
         self.channels = list(channels)
         self.on_wake = on_wake
+        #: Channels whose messages go to their own receiver, with the message (taskq.handoff).
+        self.routes = routes or {}
         self.sharded = is_cluster(client)
         self.pubsub: Any = None
 
     async def start(self) -> None:
         """Subscribe, and wait (up to :data:`CONFIRM_S`) until every channel is confirmed."""
         self.pubsub = self.client.pubsub()
+        channels = [*self.channels, *self.routes]
         if self.sharded:
-            await self.pubsub.ssubscribe(*self.channels)
+            await self.pubsub.ssubscribe(*channels)
         else:
-            await self.pubsub.subscribe(*self.channels)
+            await self.pubsub.subscribe(*channels)
         kind = "ssubscribe" if self.sharded else "subscribe"
         confirmed = 0
         deadline = time.monotonic() + CONFIRM_S
-        while confirmed < len(self.channels) and time.monotonic() < deadline:
+        while confirmed < len(channels) and time.monotonic() < deadline:
             message = await self._next(ignore_subscribe_messages=False)
             if message and message["type"] == kind:
                 confirmed += 1
@@ -80,7 +91,12 @@ class WakeListener:
                     await self.start()
                 self.on_wake()
                 continue
-            if message is not None:
+            if message is None:
+                continue
+            receive = self.routes.get(message["channel"])
+            if receive is not None:
+                receive(message["data"])
+            else:
                 self.on_wake()
 
     async def aclose(self) -> None:

@@ -56,6 +56,7 @@ from taskq.errors import (
 )
 from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
+from taskq.handoff import HandOff
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
 from taskq.shards import rated_queues, selection_flow
@@ -72,7 +73,7 @@ log = logging.getLogger("taskq.worker")
 # The worker
 
 
-class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
+class Worker(HandOff, TaskExecution, WorkerUpkeep, ScheduleTicker):
     """Runs the tasks registered on ``app`` (a TaskQueue or AsyncTaskQueue).
 
     ``queues``: names (ordered affinity), a ``{name: weight}`` mapping, or a spec string
@@ -121,6 +122,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         self._claim_waiting = False
         self.maintenance_s = maintenance_s
         self.idle_poll_s = idle_poll_s
+        self._handoff_init(idle_poll_s)
         self.grace_s = grace_s
         if worker_id is not None and (
             not isinstance(worker_id, str) or not worker_id or any(c.isspace() for c in worker_id)
@@ -182,6 +184,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
                 selection_flow(self.ops, self.selection, rated_queues(self.registry))
             )
             wake.channels = [self.ops.queue_keys(q).wake for q in self.selection.queues]
+            wake.routes = self._handoff_routes()
             await wake.start()
             await warn_if_evicting(self._redis, log)
             await self._heartbeat()
@@ -267,16 +270,22 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         claimed: list[ClaimedTask] = []
         next_due = -1
         emptied = True
+        short: list[str] = []  # left empty, so registered for the hand-off (taskq.handoff)
         for queue in self.selection.claim_order(self._rng):
             want = min(free - len(claimed), MAX_BATCH)
             if want <= 0:
                 emptied = False  # not asked: it may hold more
                 break
-            got, due = await self._exec.run(self.ops.claim_batch(queue, want, self.lease_ms, self.id))
+            got, due = await self._exec.run(
+                self.ops.claim_batch(queue, want, self.lease_ms, self.id, register_ms=self._handoff_ms)
+            )
             claimed += got
             emptied = emptied and len(got) < want
+            short += [queue] if len(got) < want else []
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = due
+        if short and len(claimed) >= free:  # a later queue took the slots left: registered for nothing
+            await self._handoff_unregister(short)
         return claimed, next_due, emptied
 
     async def _wait_for_work(self, next_due_ms: int) -> None:
@@ -335,6 +344,7 @@ class Worker(TaskExecution, WorkerUpkeep, ScheduleTicker):
         outcomes, then hand back every lease still held."""
         grace = self.grace_s if self._grace_override is None else self._grace_override
         deadline = time.monotonic() + grace
+        await self._handoff_leave()
         while self._running and time.monotonic() < deadline:
             if self._grace_override == 0.0:
                 break

@@ -109,15 +109,19 @@ class WorkerPlans(PlanSettings):
         g = self.keys
         return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], no_result)
 
-    def claim_batch(self, queue: str, max_n: int, lease_ms: int, worker_id: str) -> Plan[tuple[list[ClaimedTask], int]]:
+    def claim_batch(
+        self, queue: str, max_n: int, lease_ms: int, worker_id: str, register_ms: int = 0
+    ) -> Plan[tuple[list[ClaimedTask], int]]:
         """Lease up to ``max_n`` tasks (those the queue's rate limits allow); also returns the
         due time (ms) of the earliest task still scheduled, or the time a rate limit next
-        allows a task it held back if sooner, or -1, so an idle worker knows when to look again."""
+        allows a task it held back if sooner, or -1, so an idle worker knows when to look again.
+        ``register_ms`` > 0: a claim that leaves the queue empty registers the worker for the
+        hand-off (:mod:`taskq.handoff`) for that long."""
         k = self.queue_keys(queue)
         cmd = script_call(
             "claim",
-            [k.queued, k.scheduled, k.running, k.config, *k.telemetry, k.limits],
-            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, self.wake(k), k.rate_prefix],
+            [k.queued, k.scheduled, k.running, k.config, *k.telemetry, k.limits, k.idle],
+            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, self.wake(k), k.rate_prefix, register_ms],
         )
         return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
 
@@ -271,6 +275,15 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
             )
         )
     return out, int(flat[0])
+
+
+def parse_handoff(queue: str, data: str) -> ClaimedTask:
+    """A hand-off message (lib/common.lua, ``handoff``; :mod:`taskq.handoff`): the fields of
+    one task of a claim reply, as a JSON array."""
+    fields = json.loads(data)
+    if not isinstance(fields, list) or len(fields) != CLAIM_FIELDS:
+        raise ValueError(f"a hand-off holds {CLAIM_FIELDS} fields")
+    return _parse_claim(queue, [-1, *fields])[0][0]
 
 
 def _loads(raw: str | None, default: Any) -> Any:

@@ -9,6 +9,10 @@ ARGV[1] max tasks  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] task key prefix
 KEYS[14] limits (HASH: task name, or '' for the whole queue -> rate spec, lib/ratelimit.lua)
 ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV[6] wake (channel, or 'SPUBLISH <channel>')
 ARGV[7] rate-limit state key prefix (the limiters' keys, lib/ratelimit.lua)
+KEYS[15] idle  ARGV[8] hand-off registration ms, or 0 (lib/common.lua, handoff): with it, a
+  claim that leaves the queue empty (fewer tasks than asked, no rate limit) registers the
+  worker idle for that long, so the next task queued is leased to it at once; any other claim
+  takes a registration it left back.
 Rate limits: with no limit set the script pops the queue's head (ZPOPMIN); with only a
   queue-wide limit it pops as many as the limit allows now. With task-name limits it reads
   the queue in order (up to max tasks + SCAN_LIMIT candidates) and takes each task whose
@@ -116,6 +120,15 @@ else
   if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
   if #ids > 0 and named then redis.call('ZREM', KEYS[1], unpack(ids)) end
 end
+local register_ms = tonumber(ARGV[8] or '0') or 0
+if register_ms > 0 then
+  local member = ARGV[2] .. ' ' .. worker
+  if #ids < max_n and #limits == 0 then
+    redis.call('ZADD', KEYS[15], now_ms + register_ms, member)
+  else
+    redis.call('ZREM', KEYS[15], member)
+  end
+end
 first_due = first_due or redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local out = {-1}
 if first_due[2] then out[1] = tonumber(first_due[2]) end
@@ -142,20 +155,12 @@ if string.find(ARGV[2], '^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?$') then lease_arg = ARGV
 for i = 1, #ids do
   local id = ids[i]
   local key = prefix .. id
-  local f = redis.call('HMGET', key, 'name', 'args', 'kwargs', 'timeout_ms', 'max_retries',
-    'retry_base_ms', 'retry_cap_ms', 'retry_min_ms', 'retry_jitter', 'priority', 'ready_ms', 'attempts', 'meta')
+  local f = lease_read(key)
   if f[1] then
-    local attempts = tonumber(f[12]) + 1
-    local seq = first_token + i
-    local token  -- tostring prints %.14g: fmt prints a whole number under 14 digits the same, cheaper
-    if seq % 1 == 0 and seq < 1e14 and seq > -1e14 then token = fmt(seq) else token = tostring(seq) end
-    redis.call('HSET', key, 'status', 'running', 'attempts', int_arg(attempts), 'started_ms', now_text,
-      'worker', worker, 'token', token, 'lease_ms', lease_arg)
+    local token = token_text(first_token + i)
+    local attempts = lease_write(T, key, id, f, token, worker, now_ms, now_text, lease_arg)
     leases[#leases + 1] = deadline_arg
     leases[#leases + 1] = id
-    tel_observe(T, 'wait', now_ms - tonumber(f[11] or now_ms))
-    tel_depth(T, f[10], -1)
-    tel_event(T, 'started', id, f[10], attempts, worker)
     local n = #out
     out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
     for j = 1, 10 do out[n + 3 + j] = f[j] end

@@ -4,11 +4,13 @@
 KEYS[1] queued  KEYS[2] scheduled  KEYS[3] config
 KEYS[4..12] telemetry (lib/common.lua): meta, stats, events, checkpoints 1 s,
   checkpoints 10 s, depth, histograms of wait, run and e2e
+KEYS[13] running  KEYS[14] limits  KEYS[15] idle (the hand-off: lib/common.lua, handoff)
 ARGV[1] task key prefix  ARGV[2] idempotency key prefix
 ARGV[3] telemetry settings "<events maxlen> <events sample> <windows 0|1>" (lib/common.lua)
 ARGV[4] queue name (not stored: the task key holds it)
 ARGV[5] wake (channel, or 'SPUBLISH <channel>') (published to when a task is the first in `queued`, or the earliest in
-  `scheduled`, so sleeping workers wake for it)
+  `scheduled`, so sleeping workers wake for it; a task that finds `queued` empty and a worker
+  registered idle is leased to that worker here instead and sent on its own channel)
 ARGV[6..] groups of 15 per task: id, name, args JSON, kwargs JSON ('' for {}),
   priority 1..10 or '' for the queue's default priority (config field, else 5),
   delay ms, max_retries, timeout ms (0 or '' none), result TTL s,
@@ -80,7 +82,11 @@ for i = 6, #ARGV, FIELDS do
     out[#out + 1] = 1
   end
 end
-ready_commit(ready, wake)
+if ready_push(ready) then  -- the queue was empty: hand off to idle workers, else wake them
+  local left, handed = handoff(T, KEYS[1], KEYS[13], KEYS[15], KEYS[14], wake, prefix, now_ms, now_text)
+  if left then wake_publish(wake, '1') end
+  if handed > 0 then tel_count(T, 'started', handed) end
+end
 tel_count(T, 'enqueued', created)
 tel_flush(T)
 return out

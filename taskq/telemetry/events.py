@@ -45,7 +45,8 @@ class Event:
 
     ``type`` is one of enqueued, scheduled, queued (a delayed or retried task became due),
     started, succeeded, cancelled, cancel_requested, retried, dead, requeued (its lease
-    expired), released (given back at shutdown), redriven, purged (deleted from the
+    expired), released (given back at shutdown, or by a worker handed it with no free slot:
+    taskq.handoff), redriven, purged (deleted from the
     dead-letter queue for good: its record is gone; ``priority`` and ``attempt`` are the ones
     it died with), or progress (a running task's ``current_task().progress(...)``, in
     ``progress``). Readers should ignore a type they do not know: new ones may be added.

@@ -22,6 +22,7 @@ from redis.crc import key_slot
 from typer.testing import CliRunner
 
 import taskq
+from taskq import handoff
 from taskq.cli import app
 from taskq.cluster import is_cluster_url, parse_cluster_url
 from taskq.connection import is_cluster
@@ -243,3 +244,27 @@ def test_workflows_are_refused_on_a_cluster(tq: taskq.TaskQueue) -> None:
     with pytest.raises(taskq.NotSupportedOnCluster):
         tq.enqueue("t", force=True, depends_on=[parent])
     assert tq.stats().queued == 1  # only the parent
+
+
+def test_idle_workers_are_handed_tasks_on_every_master(
+    tq: taskq.TaskQueue, rc: redis.cluster.RedisCluster, workers: list[Any]
+) -> None:
+    """The hand-off on a cluster: the worker's own channels are sharded (SSUBSCRIBE, each on
+    its queue's shard), and the enqueue script on each master leases the task to it and
+    SPUBLISHes it there: every task's record was started by the script that queued it."""
+    queues = spread_queues(rc)
+
+    @tq.task
+    def job(n: int) -> int:
+        return n
+
+    w = tq.start_worker(queues=queues, concurrency=len(queues), idle_poll_s=600)
+    workers.append(w)
+    own = [handoff.channel(tq.ops, q, w.worker.id) for q in queues]
+    wait_until(lambda: all(n == 1 for _, n in shard_subscribers(rc, own)), what="SSUBSCRIBE on every own channel")
+    wait_until(lambda: all(rc.zcard(tq.ops.queue_keys(q).idle) == 1 for q in queues), what="registered on every queue")
+    handles = [job.enqueue(i, queue=q) for i, q in enumerate(queues)]
+    assert [h.result(timeout_s=30) for h in handles] == list(range(len(queues)))
+    for h, q in zip(handles, queues, strict=True):
+        rec = rc.hgetall(tq.ops.queue_keys(q).task(h.id))
+        assert rec["started_ms"] == rec["enqueued_ms"] and rec["worker"] == w.worker.id

@@ -1,0 +1,164 @@
+"""The hand-off: an idle worker gets its next task from the script that queued it.
+
+Without it, a task that arrives in an empty queue starts two trips after its enqueue: the
+enqueue script publishes a wake-up, the worker wakes and claims (a script call), and the
+claim's reply starts the task. With it, the enqueue script leases the task to an idle worker
+itself and sends it the claim reply: one trip, as a blocking pop wakes a worker, with the
+lease written before the worker has the task.
+
+How (the Lua is lib/common.lua, ``handoff``):
+
+* A claim that leaves a queue empty registers the worker in the queue's ``idle`` ZSET for
+  :func:`registration_ms` (claim.lua, ``register_ms``); any other claim takes its registration
+  back. An idle worker claims again every ``idle_poll_s``, which renews it.
+* The enqueue script that finds the queue empty leases its task to the freshest registered
+  worker (one task per registration) and publishes the claim reply on the worker's own
+  channel, ``taskq:{queue}:wake:<worker id>``, which the worker subscribed before it claimed.
+  Only when PUBLISH says a subscriber received it: a worker that is gone (or whose connection
+  dropped) leases nothing, and the task goes to the next registration, else stays queued and
+  the queue's wake-up goes out as before.
+* The worker starts the task. A worker with no free slot releases it at once (back to the
+  queue, no attempt spent, the queue woken), so ``concurrency`` is never exceeded and no task
+  waits on a busy worker while another is idle. That happens only in a race: a registration
+  says a slot was free when its claim ran, and a worker whose later claims of the same round
+  took every slot takes its registrations back.
+* At stop the worker takes its registrations back, then waits for an end marker it publishes
+  to itself on each channel: whatever was handed off before arrives first and is released.
+
+Nothing is lost: a worker killed after a task was handed to it had its lease written; the
+lease runs out and the reaper queues the task again, as for a claimed task. Queues with rate
+limits are never handed off (the claim script applies the limits).
+
+``TASKQ_HANDOFF=0`` in a worker's environment turns it off for that worker: its claims
+register nothing, so it wakes on the queue's channel and claims (the benchmarks' before/after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from taskq.executor import AsyncExecutor
+from taskq.ops import ClaimedTask, Operations
+from taskq.ops_base import no_result
+from taskq.plan import Command, Plan
+from taskq.upkeep import TRY_AGAIN
+from taskq.worker_context import QueueSelection
+from taskq.worker_ops import parse_handoff
+
+log = logging.getLogger("taskq.worker")
+
+#: Set to 0 (or false, no, off) in a worker's environment to turn the hand-off off.
+ENV_SWITCH = "TASKQ_HANDOFF"
+#: What a worker publishes to itself at stop: every hand-off published before it has arrived.
+END_MARKER = ""
+#: How long a stopping worker waits for its end markers.
+LEAVE_WAIT_S = 1.0
+
+
+def enabled() -> bool:
+    """Whether the environment leaves the hand-off on (the default)."""
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def registration_ms(idle_poll_s: float) -> int:
+    """How long a claim's registration lasts: an idle worker claims (and registers) again every
+    ``idle_poll_s``, so two of those and a second, a margin for a slow round trip. A worker that
+    stops without taking it back (killed) holds it no longer than that, and gets nothing meanwhile
+    once its connection is gone (PUBLISH counts no subscriber)."""
+    return int((2 * idle_poll_s + 1) * 1000)
+
+
+def channel(ops: Operations, queue: str, worker_id: str) -> str:
+    """The channel a worker receives its hand-offs of ``queue`` on (the wake channel's name and
+    the worker's id: the same hash tag, so on a Cluster it stays on the queue's shard)."""
+    return f"{ops.queue_keys(queue).wake}:{worker_id}"
+
+
+def unregister_commands(ops: Operations, queues: Sequence[str], worker_id: str, lease_ms: int) -> list[Command]:
+    """Take a worker's registrations on ``queues`` back (the claim script made them)."""
+    return [Command(("ZREM", ops.queue_keys(q).idle, f"{lease_ms} {worker_id}")) for q in queues]
+
+
+def leave_plan(ops: Operations, queues: Sequence[str], worker_id: str, lease_ms: int) -> Plan[None]:
+    """Take the worker's registrations back, then publish its end marker on each channel."""
+    publish = "SPUBLISH" if ops.cluster else "PUBLISH"
+    ends = [Command((publish, channel(ops, q, worker_id), END_MARKER)) for q in queues]
+    return Plan([*unregister_commands(ops, queues, worker_id, lease_ms), *ends], no_result)
+
+
+class HandOff:
+    """Receiving hand-offs (a mixin of :class:`~taskq.worker.Worker`)."""
+
+    id: str
+    ops: Operations
+    concurrency: int
+    lease_ms: int
+    selection: QueueSelection
+    _running: set[asyncio.Task[None]]
+    _stopping: bool
+    _work_event: asyncio.Event
+    _exec: AsyncExecutor
+    _start: Callable[[ClaimedTask], None]
+
+    def _handoff_init(self, idle_poll_s: float) -> None:
+        #: The claim's registration (ms), 0 with the hand-off off.
+        self._handoff_ms = registration_ms(idle_poll_s) if enabled() else 0
+        self._ended: set[str] = set()
+        self._all_ended = asyncio.Event()
+        self._giving_back: set[asyncio.Task[None]] = set()
+
+    def _handoff_routes(self) -> dict[str, Callable[[str], None]]:
+        """The channels to subscribe (:class:`~taskq.wake.WakeListener`), each with its receiver."""
+        if not self._handoff_ms:
+            return {}
+        queues = self.selection.queues
+        return {channel(self.ops, q, self.id): functools.partial(self._handed, q) for q in queues}
+
+    def _handed(self, queue: str, data: str) -> None:
+        if data == END_MARKER:
+            self._ended.add(queue)
+            if self._ended.issuperset(self.selection.queues):
+                self._all_ended.set()
+            return
+        try:
+            task = parse_handoff(queue, data)
+        except (ValueError, TypeError, IndexError) as exc:  # not ours to read: its lease runs out
+            log.error("unreadable hand-off on %s ignored (%s): %.200r", queue, exc, data)
+            return
+        if self._stopping or len(self._running) >= self.concurrency:
+            give_back = asyncio.create_task(self._give_back(task), name=f"taskq-give-back:{task.id}")
+            self._giving_back.add(give_back)
+            give_back.add_done_callback(self._giving_back.discard)
+            return
+        self._start(task)
+        self._work_event.set()  # the claim loop claims again, and so registers again
+
+    async def _give_back(self, task: ClaimedTask) -> None:
+        try:
+            await self._exec.run(self.ops.release(task.queue, [(task.id, task.token)]))
+            log.debug("task %s handed off to a full or stopping worker: released", task.id)
+        except TRY_AGAIN as exc:
+            log.warning("could not release task %s handed off while full (its lease will run out): %s", task.id, exc)
+
+    async def _handoff_unregister(self, queues: Sequence[str]) -> None:
+        commands = unregister_commands(self.ops, queues, self.id, self.lease_ms)
+        with contextlib.suppress(*TRY_AGAIN):  # a registration lapses by itself
+            await self._exec.run(Plan(commands, no_result))
+
+    async def _handoff_leave(self) -> None:
+        """At stop: no more hand-offs, and every one sent before has arrived and been released
+        (up to :data:`LEAVE_WAIT_S`; one that comes later waits out its lease)."""
+        if not self._handoff_ms:
+            return
+        try:
+            async with asyncio.timeout(LEAVE_WAIT_S):
+                await self._exec.run(leave_plan(self.ops, self.selection.queues, self.id, self.lease_ms))
+                await self._all_ended.wait()
+        except (*TRY_AGAIN, TimeoutError) as exc:
+            log.warning("hand-offs not closed cleanly at stop (any still on the way wait out their lease): %r", exc)
+        await asyncio.gather(*self._giving_back, return_exceptions=True)

@@ -1,0 +1,234 @@
+"""The hand-off (taskq/handoff.py): a task queued into an empty queue is leased, by the enqueue
+script, to a worker registered idle, and sent on the worker's own channel.
+
+What shows a task was handed off: its record's ``started_ms`` equals its ``enqueued_ms`` (one
+script did both), and the queue's wake channel carried nothing for it. Against a real
+redis-server; the killed-worker test uses real worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from apps.procs import Workers, wait_until
+
+import taskq
+from taskq import handoff
+from taskq.keys import queue_of_task_id
+from taskq.worker_ops import parse_handoff
+
+
+@pytest.fixture
+def workers() -> Iterator[list[taskq.BackgroundWorker]]:
+    started: list[taskq.BackgroundWorker] = []
+    yield started
+    for w in started:
+        if w.alive:
+            w.stop(grace_s=0)
+
+
+def record(rc: redis.Redis, tq: taskq.TaskQueue, task_id: str) -> dict[str, str]:
+    return rc.hgetall(tq.ops.queue_keys(queue_of_task_id(task_id)).task(task_id))  # type: ignore[return-value]
+
+
+def registered(rc: redis.Redis, tq: taskq.TaskQueue, queue: str) -> list[str]:
+    return rc.zrange(tq.ops.queue_keys(queue).idle, 0, -1)  # type: ignore[return-value]
+
+
+def wake_messages(pubsub: Any) -> int:
+    n = 0
+    while (message := pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)) is not None:
+        n += message["type"] == "message"
+    return n
+
+
+def test_an_idle_worker_is_handed_each_task(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> None:
+    @tq.task(name="double")
+    async def double(x: int) -> int:
+        return 2 * x
+
+    pubsub = rc.pubsub()
+    pubsub.subscribe(tq.ops.queue_keys("default").wake)
+    w = tq.start_worker(concurrency=4)
+    workers.append(w)
+    wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
+    assert registered(rc, tq, "default") == [f"{w.worker.lease_ms} {w.worker.id}"]
+    wake_messages(pubsub)
+    handles = []
+    for i in range(5):
+        handles.append(double.enqueue(i))
+        assert handles[-1].result(timeout_s=10) == 2 * i
+        wait_until(lambda: registered(rc, tq, "default"), what="the worker registered again")
+    for h in handles:
+        rec = record(rc, tq, h.id)
+        assert rec["started_ms"] == rec["enqueued_ms"] and rec["worker"] == w.worker.id
+    assert wake_messages(pubsub) == 0  # no wake-up, no claim: each was handed off
+    w.stop()
+    assert registered(rc, tq, "default") == []  # taken back at stop
+
+
+def test_handoff_off_by_environment(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @tq.task(name="double")
+    async def double(x: int) -> int:
+        return 2 * x
+
+    monkeypatch.setenv(handoff.ENV_SWITCH, "0")
+    pubsub = rc.pubsub()
+    pubsub.subscribe(tq.ops.queue_keys("default").wake)
+    workers.append(w := tq.start_worker(concurrency=4))
+    wait_until(lambda: w.worker._claim_waiting, what="the worker idle")
+    wake_messages(pubsub)
+    assert double.enqueue(3).result(timeout_s=10) == 6
+    assert registered(rc, tq, "default") == []
+    assert wake_messages(pubsub) == 1  # woken, then claimed
+
+
+def test_a_registered_worker_with_no_subscription_gets_nothing(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    """A registration whose worker is not listening (gone, or its connection dropped) leases
+    nothing: PUBLISH counted no receiver, so the task stays queued and the queue is woken."""
+    k = tq.ops.queue_keys("default")
+    far = int(time.time() * 1000) + 60_000
+    rc.zadd(k.idle, {"30000 ghost": far})
+    h = tq.enqueue("t", force=True)
+    assert h.status is taskq.TaskStatus.QUEUED
+    assert rc.zcard(k.idle) == 0 and rc.zcard(k.running) == 0  # the registration was used up
+
+    # a listener that is there gets the task, leased to it
+    pubsub = rc.pubsub()
+    pubsub.subscribe(handoff.channel(tq.ops, "default", "listener"))
+    pubsub.get_message(timeout=1)  # the subscription's confirmation
+    rc.zadd(k.idle, {"30000 listener": far})
+    rc.delete(k.queued)  # empty the queue again: only an empty queue hands off
+    h2 = tq.enqueue("t", args=[1, "two"], kwargs={"k": "v"}, priority=3, meta={"m": "x"}, force=True)
+    info = h2.info()
+    assert info.status is taskq.TaskStatus.RUNNING and info.worker == "listener" and info.attempts == 1
+    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    assert message is not None
+    task = parse_handoff("default", message["data"])
+    assert (task.id, task.args, task.kwargs, task.priority, task.meta, task.attempts) == (
+        h2.id,
+        [1, "two"],
+        {"k": "v"},
+        3,
+        {"m": "x"},
+        1,
+    )
+    assert rc.zscore(k.running, task.id) is not None and rc.hget(k.task(task.id), "token") == task.token
+
+
+def test_a_rate_limited_queue_is_never_handed_off(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    k = tq.ops.queue_keys("default")
+    tq.configure_queue("default", rate="100/s")
+    pubsub = rc.pubsub()
+    pubsub.subscribe(handoff.channel(tq.ops, "default", "listener"))
+    pubsub.get_message(timeout=1)
+    rc.zadd(k.idle, {"30000 listener": int(time.time() * 1000) + 60_000})
+    h = tq.enqueue("t", force=True)
+    assert h.status is taskq.TaskStatus.QUEUED
+    assert rc.zcard(k.idle) == 1  # left for a queue without limits
+
+
+def test_a_handoff_never_read_is_not_lost(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> None:
+    """A listener that never reads its hand-off (a hung worker): the lease runs out and a real
+    worker's reaper queues the task again; it runs once, to success."""
+    ran: list[int] = []
+
+    @tq.task(name="note", max_retries=3)
+    def note(n: int) -> int:
+        ran.append(n)
+        return n
+
+    k = tq.ops.queue_keys("default")
+    pubsub = rc.pubsub()
+    pubsub.subscribe(handoff.channel(tq.ops, "default", "hung"))
+    pubsub.get_message(timeout=1)
+    rc.zadd(k.idle, {"300 hung": int(time.time() * 1000) + 60_000})  # a 300 ms lease
+    h = note.enqueue(7)
+    assert h.info().worker == "hung"
+    workers.append(tq.start_worker(concurrency=2, maintenance_s=0.1))
+    assert h.result(timeout_s=20) == 7
+    assert ran == [7] and h.info().attempts == 2
+
+
+def test_a_full_worker_gives_a_handoff_back(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> None:
+    """Concurrency 1 on two queues, registered on both: it is handed a task of each at once.
+    It runs one and releases the other at once (no attempt spent), then claims it when the
+    slot is free: never two at once."""
+    state = {"now": 0, "most": 0}
+
+    @tq.task(name="slow")
+    async def slow(n: int) -> int:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        await asyncio.sleep(0.3)
+        state["now"] -= 1
+        return n
+
+    w = tq.start_worker(queues=["a", "b"], concurrency=1)
+    workers.append(w)
+    wait_until(lambda: registered(rc, tq, "a") and registered(rc, tq, "b"), what="registered on both queues")
+    ha, hb = slow.enqueue(1, queue="a"), slow.enqueue(2, queue="b")
+    assert (ha.result(timeout_s=10), hb.result(timeout_s=10)) == (1, 2)
+    assert state["most"] == 1
+    types = [e.type for e in tq.events("b", since="0", follow=False) if e.task_id == hb.id]
+    assert types == ["enqueued", "started", "released", "started", "succeeded"]  # handed off, given back
+    assert hb.info().attempts == 1  # the given-back lease spent no attempt
+
+
+def test_stop_releases_a_handed_off_task(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> None:
+    started: list[int] = []
+
+    @tq.task(name="long")
+    async def long(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(30)
+        return n
+
+    w = tq.start_worker(concurrency=2)
+    workers.append(w)
+    wait_until(lambda: registered(rc, tq, "default"), what="registered")
+    h = long.enqueue(1)
+    wait_until(lambda: started == [1], what="the task running")
+    rec = record(rc, tq, h.id)
+    assert rec["started_ms"] == rec["enqueued_ms"]
+    w.stop(grace_s=0)
+    info = h.info()
+    assert (info.status, info.attempts) == (taskq.TaskStatus.QUEUED, 0)  # given back, no attempt spent
+    assert registered(rc, tq, "default") == []
+
+
+def test_a_killed_worker_loses_no_handoff(tq: taskq.TaskQueue, rc: redis.Redis, tmp_path: Path) -> None:
+    """A real worker process, stopped (SIGSTOP: its connection stays, so PUBLISH counts it),
+    is handed a task, then SIGKILLed: the task runs once, on another worker, after the lease."""
+    procs = Workers(tq.url, tmp_path)
+    try:
+        frozen = procs.start("--concurrency", "2", "--lease-s", "1")
+        wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
+        frozen.send_signal(signal.SIGSTOP)
+        h = tq.enqueue("fault.work", [1], force=True)
+        info = h.info()
+        assert info.status is taskq.TaskStatus.RUNNING and info.worker and str(frozen.pid) in info.worker
+        frozen.send_signal(signal.SIGKILL)
+        frozen.wait(10)
+        procs.start("--concurrency", "2", "--lease-s", "1")
+        assert h.result(timeout_s=30) != frozen.pid
+        assert rc.hgetall("runs") == {"1": "1"}  # lost 0, duplicated 0
+    finally:
+        procs.cleanup()
