@@ -119,7 +119,7 @@ def one(url: str, design: str, rate: float, count: int) -> list[float]:
     try:
         if client.blpop([READY], timeout=30) is None:
             raise RuntimeError(f"the {design} consumer did not start")
-        asyncio.run(produce(url, design, rate, count + 20))  # the consumer also takes the 20 warm-up ones
+        asyncio.run(produce(url, design, rate, count))  # 20 warm-up sends, then count: the consumer takes them all
         if consumer.wait(timeout=60) != 0:
             raise RuntimeError(f"the {design} consumer failed")
     finally:
