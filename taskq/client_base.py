@@ -37,10 +37,13 @@ from taskq.task import (
     DEFAULT_RESULT_TTL_S,
     MAX_SPAN_S,
     TaskSpec,
+    check_idempotency_key,
     check_non_negative_int,
     check_positive_s,
     check_priority,
     check_task_name,
+    encode_payload,
+    new_task_id,
 )
 from taskq.telemetry import EventReader, SnapshotHint
 from taskq.workflows import (
@@ -70,6 +73,13 @@ MAX_BLOCK_S = CLIENT_SOCKET_TIMEOUT_S / 2
 
 #: The keyword arguments of a call without any (read, never written).
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+#: The keys an enqueue_many request may have.
+_REQUEST_KEYS = ENQUEUE_OPTIONS | {"name", "args", "kwargs", "force"}
+#: The entries of an enqueue_many request that a template (:meth:`ClientBase._specs_from_requests`)
+#: stands for, besides meta: all but the payload, the idempotency key and eta.
+_TEMPLATE_OPTIONS = ("name", "queue", "priority", "delay_s", "max_retries", "timeout_s", "result_ttl_s", "force")
+#: The most templates one enqueue_many call keeps (requests past them are made one by one).
+_MAX_TEMPLATES = 64
 
 
 def check_payload_shape(args: object, kwargs: object) -> None:
@@ -203,7 +213,13 @@ class ClientBase:
         in a copy younger than ``REGISTRY_CACHE_S`` (an unknown name always reads it afresh,
         unless ``force``: nothing is refused then, so a fresh copy that lacks it is trusted,
         and a stream of forced enqueues is one round trip each, not two)."""
-        missing = {n for n in map(check_task_name, names) if n not in self.registry}  # a list is no name
+        missing: set[str] = set()
+        last = object()  # no name is this
+        for name in names:
+            if name is not last:  # a bulk call repeats one name: checked once, not per request
+                last = check_task_name(name)  # a list is no name
+                if name not in self.registry:
+                    missing.add(name)
         if not missing:
             return
         fresh = time.monotonic() - self._published_at < REGISTRY_CACHE_S
@@ -215,7 +231,7 @@ class ClientBase:
     def _check_requests(self, requests: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         checked = list(requests)
         for i, req in enumerate(checked):
-            if not isinstance(req, Mapping):
+            if type(req) is not dict and not isinstance(req, Mapping):  # a dict: no ABC check
                 raise InvalidOption(f"enqueue_many item {i} is a {type(req).__name__}, not a mapping (name, args, ...)")
             if "name" not in req:
                 raise InvalidOption(f"enqueue_many item {i} has no 'name'")
@@ -223,13 +239,52 @@ class ClientBase:
                 raise InvalidOption(
                     f"enqueue_many item {i}: depends_on works with tq.enqueue or a workflow (tq.submit)"
                 )
-            extra = set(req) - ENQUEUE_OPTIONS - {"name", "args", "kwargs", "force"}
+            if type(req) is dict and req.keys() <= _REQUEST_KEYS:  # a set comparison, no set made
+                continue
+            extra = set(req) - _REQUEST_KEYS
             if extra:
                 raise InvalidOption(f"enqueue_many item {i} has unknown keys: {', '.join(sorted(extra))}")
         return checked
 
     def _specs_from_requests(self, requests: list[Mapping[str, Any]]) -> list[TaskSpec]:
-        return [self._spec(**req) for req in requests]
+        """Each request's spec, as :meth:`_spec` makes it. A bulk call mostly repeats one name and
+        one set of options: the first request with them is made by :meth:`_spec`, which checks
+        everything, and its spec is the template of the later ones with the very same option
+        objects (compared by identity, so ``True`` or ``1.0`` never passes for ``1``) and meta of
+        equal items (:func:`_template_key`). Of those only what is their own is checked and made,
+        in ``_spec``'s order, so with its errors: the arguments' shape and fit, the idempotency
+        key, the payload, the id. Made one by one: a request with ``eta`` (its delay is read off
+        the clock), of a task with a ``rate_key`` (it reads the arguments), or not a dict."""
+        templates: dict[tuple[Any, ...], tuple[TaskDef | RegisteredTask | None, TaskSpec]] = {}
+        specs: list[TaskSpec] = []
+        for req in requests:
+            key = _template_key(req)
+            try:
+                found = templates.get(key) if key is not None else None
+            except TypeError:  # meta holding something unhashable: refused by _spec
+                key = found = None
+            if found is None:
+                spec = self._spec(**req)
+                definition = self.registry.get(spec.name) or self._published.get(spec.name)
+                if key is not None and len(templates) < _MAX_TEMPLATES and not _reads_arguments(definition):
+                    templates[key] = (definition, spec)
+                specs.append(spec)
+                continue
+            definition, t = found
+            args, kwargs = req.get("args", ()), req.get("kwargs")
+            check_payload_shape(args, kwargs)
+            if definition is not None:
+                definition.check_arguments(args, kwargs or _NO_KWARGS)
+            idempotency_key = req.get("idempotency_key")
+            if idempotency_key is not None:
+                check_idempotency_key(idempotency_key)
+            args_json, kwargs_json = encode_payload(args, kwargs or {}, self.max_payload_bytes)
+            spec = TaskSpec(
+                new_task_id(t.queue), t.name, t.queue, args_json, kwargs_json, t.priority, t.delay_ms, t.max_retries,
+                t.timeout_ms, t.result_ttl_s, t.backoff, idempotency_key, t.meta_json,
+            )  # fmt: skip
+            specs.append(spec)
+        return specs
 
     def _spec_for_def(self, definition: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskSpec:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
@@ -368,6 +423,24 @@ class ClientBase:
 def _executor(client: ClientBase) -> Any:
     """The client's executor (each client sets its own: sync, or async whose calls are awaited)."""
     return client._exec  # type: ignore[attr-defined]
+
+
+def _template_key(req: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What makes two enqueue_many requests resolve alike (:meth:`ClientBase._specs_from_requests`):
+    the identity of each of their :data:`_TEMPLATE_OPTIONS` (alive as long as the requests, so
+    no id is reused meanwhile) and their meta's items (a literal per request is the usual form;
+    equal text gives equal JSON). None: this request is made on its own."""
+    if type(req) is not dict or "eta" in req:
+        return None
+    meta = req.get("meta")
+    if meta is not None and type(meta) is not dict:
+        return None
+    return (*map(id, map(req.get, _TEMPLATE_OPTIONS)), None if meta is None else tuple(meta.items()))
+
+
+def _reads_arguments(definition: TaskDef | RegisteredTask | None) -> bool:
+    """Whether the task's spec depends on its arguments beyond their JSON: its rate_key's meta."""
+    return isinstance(definition, TaskDef) and definition.rate_key is not None
 
 
 def check_queue_settings(

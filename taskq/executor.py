@@ -112,6 +112,14 @@ def _moved(url: str, replies: Sequence[Any]) -> ServerUnavailable | None:
     return ServerUnavailable(f"Redis Cluster at {redact_url(url)} moved a slot, nothing more was sent: {reply}")
 
 
+def _all_values(replies: Sequence[Any]) -> bool:
+    """No reply is an error: then no command is to be sent again (:func:`_to_resend`) and
+    :func:`_finish` raises nothing, so the plan's parse is all that is left."""
+    if len(replies) == 1:  # one call, most of them: asked without a generator
+        return not isinstance(replies[0], Exception)
+    return not any(isinstance(reply, Exception) for reply in replies)
+
+
 def _finish(plan: Plan[T], replies: list[Any]) -> T:
     if not plan.errors_inline:
         for reply in replies:
@@ -158,14 +166,15 @@ class SyncExecutor:
             if self._fn.on is None:
                 self._load_library()
             replies = self._send(plan.commands)
-            retry = _to_resend(plan.commands, replies)
+            clean = _all_values(replies)  # most of the time: nothing to heal, resend or raise
+            retry = [] if clean else _to_resend(plan.commands, replies)
             if retry:
                 self._heal(plan.commands, replies)
                 again = self._send([plan.commands[i] for i in retry])
                 replies = _merge(plan.commands, replies, retry, again)
         except _UNAVAILABLE as exc:
             raise _unavailable(self.url, exc) from exc
-        return _finish(plan, replies)
+        return plan.parse(replies) if clean else _finish(plan, replies)
 
     def _heal(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
         if any(function_missing(r) for r in replies):
@@ -276,14 +285,15 @@ class AsyncExecutor:
             if self._fn.on is None:
                 await self._load_library()
             replies = await self._send(plan.commands)
-            retry = _to_resend(plan.commands, replies)
+            clean = _all_values(replies)
+            retry = [] if clean else _to_resend(plan.commands, replies)
             if retry:
                 await self._heal(plan.commands, replies)
                 again = await self._send([plan.commands[i] for i in retry])
                 replies = _merge(plan.commands, replies, retry, again)
         except _UNAVAILABLE as exc:
             raise _unavailable(self.url, exc) from exc
-        return _finish(plan, replies)
+        return plan.parse(replies) if clean else _finish(plan, replies)
 
     async def _heal(self, commands: Sequence[Command], replies: Sequence[Any]) -> None:
         if any(function_missing(r) for r in replies):

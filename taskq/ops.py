@@ -110,7 +110,7 @@ class Operations(WorkerPlans):
                 spec.max_retries,
                 spec.timeout_ms or "",
                 spec.result_ttl_s,
-                *_backoff_args(spec.backoff),
+                *(("", "", "", "") if spec.backoff is DEFAULT_BACKOFF else _backoff_args(spec.backoff)),  # unhashed
                 spec.idempotency_key or "",
                 spec.meta_json,
             )
@@ -120,8 +120,11 @@ class Operations(WorkerPlans):
         """Enqueue tasks: one script call per queue (and per MAX_BATCH tasks), pipelined.
         The result is each task's id, in order (an earlier task's id where its idempotency
         key was already used)."""
-        if len(specs) == 1:  # a single enqueue: one call, its reply's first id
-            return Plan([self._enqueue_call(specs[0].queue, specs)], lambda replies: [str(replies[0][0])])
+        n, queue = len(specs), specs[0].queue if specs else ""
+        if n == 1:  # a single enqueue: one call, its reply's first id
+            return Plan([self._enqueue_call(queue, specs)], lambda replies: [str(replies[0][0])])
+        if 0 < n <= MAX_BATCH and all(s.queue == queue for s in specs):  # one call, its ids at even places
+            return Plan([self._enqueue_call(queue, specs)], lambda replies: [str(i) for i in replies[0][: 2 * n : 2]])
         groups: dict[str, list[int]] = {}
         for i, spec in enumerate(specs):
             groups.setdefault(spec.queue, []).append(i)
@@ -133,10 +136,7 @@ class Operations(WorkerPlans):
                     where[i] = (len(commands), position)
                 commands.append(self._enqueue_call(queue, [specs[i] for i in chunk]))
 
-        def parse(replies: list[Any]) -> list[str]:
-            return [str(replies[c][2 * p]) for c, p in where]
-
-        return Plan(commands, parse)
+        return Plan(commands, lambda replies: [str(replies[c][2 * p]) for c, p in where])
 
     def register_queues(self, queues: Sequence[str]) -> Plan[int]:
         return Plan([Command(("SADD", self.keys.queues, *queues))], first_reply)

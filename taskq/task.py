@@ -14,7 +14,7 @@ import random
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -254,17 +254,30 @@ _C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
 _ENCODE_STR = json.encoder.encode_basestring  # ensure_ascii=False, as _JSON
 
 
-def _encode(value: list[Any] | dict[str, Any]) -> str:
-    """``_JSON.encode(value)`` for a list or dict, without the per-call set-up of
-    ``JSONEncoder.iterencode``: the C encoder it would make, made here (with a fresh
-    circular-reference memo each call, as there) and joined."""
-    if _C_ENCODER is None:  # an interpreter without the C accelerator
-        return _JSON.encode(value)
+def _c_encoder(markers: dict[int, Any] | None) -> Any:
+    """json's C encoder with ``_JSON``'s options; ``markers`` is its circular-reference memo."""
     j = _JSON
-    encoder = _C_ENCODER(
-        {}, j.default, _ENCODE_STR, None, j.key_separator, j.item_separator, j.sort_keys, j.skipkeys, j.allow_nan
+    return _C_ENCODER(  # type: ignore[misc]
+        markers, j.default, _ENCODE_STR, None, j.key_separator, j.item_separator, j.sort_keys, j.skipkeys, j.allow_nan
     )
-    return "".join(encoder(value, 0))
+
+
+# The C encoder without a memo keeps nothing between calls, so this one serves every call and
+# thread; making one per call (as JSONEncoder.iterencode does) cost about as much as encoding a
+# small payload.
+_FAST_ENCODER = _c_encoder(None) if _C_ENCODER is not None else None
+
+
+def _encode(value: list[Any] | dict[str, Any]) -> str:
+    """``_JSON.encode(value)`` for a list or dict. Without a memo a cycle recurses until
+    RecursionError; only then is it encoded again with one, which raises what ``_JSON.encode``
+    raises (ValueError "Circular reference detected"; RecursionError for nesting that is only deep)."""
+    if _FAST_ENCODER is None:  # an interpreter without the C accelerator
+        return _JSON.encode(value)
+    try:
+        return "".join(_FAST_ENCODER(value, 0))
+    except RecursionError:
+        return "".join(_c_encoder({})(value, 0))
 
 
 def dumps(value: Any, what: str) -> str:
@@ -309,15 +322,15 @@ _last_id_ns = 0
 # Ids need uniqueness, not secrecy: the random module's generator (seeded from the OS at
 # import and again in every forked child) costs no system call per id, where secrets did.
 _id_bits = random.Random().getrandbits
-# The id's last two digits (pid % 256), kept rather than asked for per id (getpid is a
+# The id's last byte (pid % 256), kept rather than asked for per id (getpid is a
 # system call): set again in every forked child, with the generator.
-_pid_hex = f"{os.getpid() % 256:02x}"
+_pid_byte = os.getpid() % 256
 
 
 def _reseed_ids() -> None:
-    global _id_bits, _pid_hex
+    global _id_bits, _pid_byte
     _id_bits = random.Random().getrandbits
-    _pid_hex = f"{os.getpid() % 256:02x}"
+    _pid_byte = os.getpid() % 256
 
 
 os.register_at_fork(after_in_child=_reseed_ids)
@@ -330,13 +343,15 @@ def new_task_id(queue: str) -> str:
     creation time and read well in listings), 8 random hex digits and 2 of the pid: two
     processes collide only by drawing the same 32 random bits in the same nanosecond.
     The last digits vary per task (telemetry samples events by them, lua/lib/common.lua).
+    The 26 digits are one 13-byte number's hex, which costs half of formatting three numbers
+    (the nanoseconds fill their 16 digits until the year 2554).
     """
     global _last_id_ns
     now_ns = time.time_ns()
     if now_ns <= _last_id_ns:
         now_ns = _last_id_ns + 1
     _last_id_ns = now_ns
-    return f"{queue}{TASK_ID_SEPARATOR}{now_ns:016x}{_id_bits(32):08x}{_pid_hex}"
+    return f"{queue}{TASK_ID_SEPARATOR}{(now_ns << 40 | _id_bits(32) << 8 | _pid_byte).to_bytes(13).hex()}"
 
 
 #: Shared by every spec without its own backoff (Backoff validates itself when built).
@@ -386,9 +401,13 @@ class TaskPage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TaskSpec:
-    """A validated request to enqueue one task, ready for enqueue.lua."""
+    """A validated request to enqueue one task, ready for enqueue.lua.
+
+    Its ``__init__`` is written out rather than generated: the generated one of a frozen class
+    sets each field through ``object.__setattr__``, 1.5 µs a spec on this project's machine, where
+    each slot's own descriptor takes 0.9 µs (a bulk enqueue spent about 11 µs of client CPU a task)."""
 
     id: str
     name: str
@@ -403,6 +422,25 @@ class TaskSpec:
     backoff: Backoff
     idempotency_key: str | None
     meta_json: str = ""  # '' for no metadata (the record then has no meta field)
+
+    def __init__(
+        self, id: str, name: str, queue: str, args_json: str, kwargs_json: str, priority: int | None, delay_ms: int,  # noqa: A002
+        max_retries: int, timeout_ms: int, result_ttl_s: int, backoff: Backoff, idempotency_key: str | None,
+        meta_json: str = "",
+    ) -> None:  # fmt: skip
+        _id(self, id)  # the slots' own setters, made below the class
+        _name(self, name)
+        _queue(self, queue)
+        _args(self, args_json)
+        _kwargs(self, kwargs_json)
+        _priority(self, priority)
+        _delay(self, delay_ms)
+        _retries(self, max_retries)
+        _timeout(self, timeout_ms)
+        _ttl(self, result_ttl_s)
+        _backoff(self, backoff)
+        _idem(self, idempotency_key)
+        _meta(self, meta_json)
 
     @classmethod
     def build(
@@ -445,17 +483,12 @@ class TaskSpec:
         meta_json = check_meta(meta) if meta is not None else ""
         args_json, kwargs_json = encode_payload(args, kwargs or {}, max_payload_bytes)
         return cls(
-            id=new_task_id(queue),
-            name=name,
-            queue=queue,
-            args_json=args_json,
-            kwargs_json=kwargs_json,
-            priority=priority,
-            delay_ms=int(delay * 1000),
-            max_retries=max_retries,
-            timeout_ms=timeout_ms,
-            result_ttl_s=result_ttl_s,
-            backoff=backoff or DEFAULT_BACKOFF,
-            idempotency_key=idempotency_key,
-            meta_json=meta_json,
-        )
+            new_task_id(queue), name, queue, args_json, kwargs_json, priority, int(delay * 1000), max_retries,
+            timeout_ms, result_ttl_s, backoff or DEFAULT_BACKOFF, idempotency_key, meta_json,
+        )  # fmt: skip
+
+
+# The setters of TaskSpec's slots in field order, which is __init__'s order (a test holds them equal).
+(_id, _name, _queue, _args, _kwargs, _priority, _delay, _retries, _timeout, _ttl, _backoff, _idem, _meta) = (
+    getattr(TaskSpec, f.name).__set__ for f in fields(TaskSpec)
+)

@@ -1,8 +1,9 @@
-"""The single-enqueue fast path (issue 14): the precomputed argument binder, the one plan run
-without a flow when nothing is read first, the cached script head, the JSON encoder and the
-cached pid digits of task ids. Each shortcut must decide exactly as the general path: every
-check still raises its typed error with nothing written, and the caches follow a changed
-task definition, queue settings and shard count."""
+"""The enqueue fast paths (issue 14): the precomputed argument binder, the one plan run
+without a flow when nothing is read first, the cached script head, the JSON encoder, task ids,
+TaskSpec's written-out constructor, and enqueue_many's templates (one _spec per name and set of
+options, then only each request's own part). Each shortcut must decide exactly as the general
+path: every check still raises its typed error with nothing written, the records and replies
+are the same, and the caches follow a changed task definition, queue settings and shard count."""
 
 from __future__ import annotations
 
@@ -293,3 +294,190 @@ def test_task_id_pid_digits_follow_a_fork() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child[-2:] == f"{pid % 256:02x}"
+
+
+# -- enqueue_many's templates: the same specs and records as one _spec per request ----
+
+
+def _rated(user: str) -> None:
+    return None
+
+
+def _bulk_client(tq: taskq.TaskQueue) -> None:
+    tq.task(name="noop")(_noop)
+    tq.task(name="kw", queue="other", priority=3, max_retries=7, timeout_s=2.5, result_ttl_s=60)(f_kwonly)
+    tq.task(name="rated", rate="5/s", rate_key=lambda user: user)(_rated)
+
+
+SHARED_META = {"source": "import", "batch": "7"}
+MIXED: list[dict[str, Any]] = [
+    *({"name": "noop", "args": [i]} for i in range(3)),
+    *({"name": "noop", "args": (i,), "queue": "q2", "priority": 9, "meta": {"k": str(i % 2)}} for i in range(4)),
+    *({"name": "kw", "args": [i], "kwargs": {"b": i}, "meta": SHARED_META} for i in range(3)),
+    *({"name": "kw", "args": [i], "kwargs": {"b": 1}, "delay_s": 30, "idempotency_key": f"k{i}"} for i in range(3)),
+    *({"name": "rated", "args": [f"u{i % 2}"]} for i in range(3)),
+    *({"name": "forced", "args": [[1, {"x": None}]], "force": True, "max_retries": 0} for _ in range(2)),
+    {"name": "noop", "args": [1], "eta": time.time() + 60},
+    {"name": "noop", "args": [2], "timeout_s": 0.5, "result_ttl_s": 5},
+    {"name": "noop", "args": [3]},
+]
+
+
+def _fields(spec: taskq.task.TaskSpec) -> tuple[Any, ...]:
+    """A spec's fields but its id (each spec draws its own) and the eta's delay (read off the clock)."""
+    values = dataclasses.astuple(spec)
+    return (queue_of_task_id(spec.id), *values[1:6], values[6] // 1000, *values[7:])
+
+
+def test_bulk_specs_equal_one_spec_per_request(redis_url: str) -> None:
+    with taskq.TaskQueue(redis_url) as tq:
+        _bulk_client(tq)
+        bulk = tq._specs_from_requests(MIXED)
+        alone = [tq._spec(**r) for r in MIXED]
+        assert [_fields(s) for s in bulk] == [_fields(s) for s in alone]
+        assert len({s.id for s in bulk}) == len(MIXED)
+        assert [json.loads(s.meta_json or "{}").get("taskq.rate_key") for s in bulk[13:16]] == ["u0", "u1", "u0"]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "error"),
+    [
+        ({"priority": 1}, {"priority": True}, taskq.InvalidPriority),
+        ({"max_retries": 1}, {"max_retries": 1.0}, taskq.InvalidOption),
+        ({"delay_s": 0}, {"delay_s": False}, taskq.InvalidDelay),
+        ({"result_ttl_s": 5}, {"result_ttl_s": 5.0}, taskq.InvalidOption),
+        ({"meta": {"k": "v"}}, {"meta": {"k": ["v"]}}, taskq.InvalidOption),
+        ({"meta": {"k": "v"}}, {"meta": {"k": "v", "bad key": "v"}}, taskq.InvalidOption),
+        ({}, {"queue": ""}, taskq.InvalidQueueName),
+        ({"queue": "q"}, {"queue": "q", "eta": float("nan")}, taskq.InvalidDelay),
+    ],
+    ids=["priority True for 1", "1.0 for 1", "False for 0", "5.0 for 5", "meta list", "meta key", "queue", "eta"],
+)
+def test_a_template_never_passes_other_options(
+    redis_url: str, rc: redis.Redis, first: dict[str, Any], then: dict[str, Any], error: type[Exception]
+) -> None:
+    """Options equal to a template's but not the same objects (or refused outright) are checked
+    afresh, and refused with nothing written."""
+    with taskq.TaskQueue(redis_url) as tq:
+        tq.task(name="noop")(_noop)
+        tq.enqueue("noop", (0,), queue="q")
+        before = _written(rc)
+        requests = [{"name": "noop", "args": [i], **first} for i in range(3)] + [{"name": "noop", "args": [9], **then}]
+        with pytest.raises(error):
+            tq.enqueue_many(requests)
+        assert _written(rc) == before
+
+
+@pytest.mark.parametrize(("what", "error", "args", "options"), BAD, ids=[b[0] for b in BAD])
+def test_each_check_fires_on_a_template(
+    redis_url: str, rc: redis.Redis, what: str, error: type[Exception], args: tuple[Any, ...], options: dict[str, Any]
+) -> None:
+    """The bad request comes after three with its name and options (its template), unless an
+    option is the bad part: it raises what _spec raises for it alone, and nothing is written."""
+    with taskq.TaskQueue(redis_url, max_payload_bytes=1000) as tq:
+        tq.task(name="noop")(_noop)
+        tq.enqueue("noop", (0,))
+        before = _written(rc)
+        call_args, call_options = _call(args, options)
+        bad = {"name": "noop", "args": call_args, **call_options}
+        same = {k: v for k, v in call_options.items() if k not in ("kwargs", "idempotency_key", "eta")}
+        before_bad = [{"name": "noop", "args": [i], **same} for i in range(3)]
+        if not _valid(tq, before_bad[0]):
+            before_bad = []
+        with pytest.raises(error) as raised:
+            tq.enqueue_many([*before_bad, bad])
+        with pytest.raises(error) as alone:
+            tq._spec(**bad)
+        assert str(raised.value) == str(alone.value)
+        assert _written(rc) == before
+
+
+def _valid(tq: taskq.TaskQueue, request: dict[str, Any]) -> bool:
+    try:
+        tq._spec(**request)
+    except taskq.TaskqError:
+        return False
+    return True
+
+
+def test_bulk_records_and_replies_equal_single_enqueues(redis_url: str, rc: redis.Redis) -> None:
+    """The same requests through enqueue_many and through enqueue, on two prefixes: the same
+    records field by field, and an idempotency key used twice answers the first task's id."""
+    requests = [r for r in MIXED if "eta" not in r]
+    requests += [
+        {"name": "kw", "args": [7], "kwargs": {"b": 2}, "idempotency_key": "k1"},
+        {"name": "noop", "args": [8]},
+    ]
+    with taskq.TaskQueue(redis_url, prefix="bulk") as bulk, taskq.TaskQueue(redis_url, prefix="one") as one:
+        for tq in (bulk, one):
+            _bulk_client(tq)
+        got = [h.id for h in bulk.enqueue_many(requests)]
+        alone = [one.enqueue(r["name"], r.get("args", ()), r.get("kwargs"), **_options(r)).id for r in requests]
+        first = next(i for i, r in enumerate(requests) if r.get("idempotency_key") == "k1")
+        assert got[-2] == got[first] and alone[-2] == alone[first]  # k1 again: the first task's id
+
+        def record(tq: taskq.TaskQueue, task_id: str) -> dict[str, Any]:
+            task = dataclasses.asdict(tq.get(task_id))
+            for volatile in ("id", "enqueued_ms", "due_ms"):
+                task.pop(volatile)
+            return task
+
+        assert [record(bulk, i) for i in got] == [record(one, i) for i in alone]
+        assert [queue_of_task_id(i) for i in got] == [queue_of_task_id(i) for i in alone]
+
+
+def _options(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k not in ("name", "args", "kwargs")}
+
+
+def test_one_queue_bulk_is_one_call_as_the_grouping_makes_it() -> None:
+    """A bulk of one queue (up to MAX_BATCH) is one call with the grouped path's arguments, and
+    its reply reads the same: ids at even places; more queues or tasks go as before."""
+    from taskq.ops import MAX_BATCH, Operations
+
+    ops = Operations()
+    specs = [taskq.task.TaskSpec.build("t", args=[i], queue="a") for i in range(5)]
+    plan = ops.enqueue(specs)
+    assert [c.args for c in plan.commands] == [ops._enqueue_call("a", specs).args]
+    reply = [x for s in specs for x in (s.id, 1)]
+    assert plan.parse([reply]) == [s.id for s in specs]
+    mixed = [*specs, taskq.task.TaskSpec.build("t", queue="b"), specs[0]]
+    assert len(ops.enqueue(mixed).commands) == 2
+    many = [taskq.task.TaskSpec.build("t", queue="a") for _ in range(MAX_BATCH + 1)]
+    assert [len(c.args) for c in ops.enqueue(many).commands] == [
+        len(ops._enqueue_call("a", many[:MAX_BATCH]).args),
+        len(ops._enqueue_call("a", many[MAX_BATCH:]).args),
+    ]
+    assert ops.enqueue([]).commands == []
+
+
+def test_task_spec_init_takes_the_fields_in_order() -> None:
+    """TaskSpec's written-out __init__ sets each slot from the parameter of its name."""
+    names = [f.name for f in dataclasses.fields(taskq.task.TaskSpec)]
+    assert list(inspect.signature(taskq.task.TaskSpec.__init__).parameters)[1:] == names
+    spec = taskq.task.TaskSpec(*names[:10], taskq.task.DEFAULT_BACKOFF, *names[11:])
+    assert [getattr(spec, n) for n in names] == [*names[:10], taskq.task.DEFAULT_BACKOFF, *names[11:]]
+    assert taskq.task.TaskSpec(**{n: getattr(spec, n) for n in names}) == spec
+
+
+def test_task_id_digits() -> None:
+    """16 hex digits of nanoseconds (strictly increasing), 8 random, 2 of the pid."""
+    before = time.time_ns()
+    ids = [new_task_id("q") for _ in range(1000)]
+    after = time.time_ns() + len(ids)
+    stamps = [int(i[2:18], 16) for i in ids]
+    assert all(len(i) == 28 and int(i[2:], 16) >= 0 for i in ids)
+    assert stamps == sorted(set(stamps)) and before <= stamps[0] and stamps[-1] <= after
+    assert len({i[18:26] for i in ids}) > 990 and {i[26:] for i in ids} == {f"{os.getpid() % 256:02x}"}
+
+
+def test_dumps_names_a_cycle_anywhere() -> None:
+    looped: dict[str, Any] = {"a": [1]}
+    looped["a"].append(looped)
+    with pytest.raises(taskq.NotSerializable, match="Circular"):
+        dumps([0, looped], "args")
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):  # as json.dumps: too deep is not a cycle
+        dumps(deep, "args")
