@@ -432,10 +432,11 @@ def _template_key(req: Mapping[str, Any]) -> tuple[Any, ...] | None:
     equal text gives equal JSON). None: this request is made on its own."""
     if type(req) is not dict or "eta" in req:
         return None
+    ids = tuple(map(id, map(req.get, _TEMPLATE_OPTIONS)))
     meta = req.get("meta")
-    if meta is not None and type(meta) is not dict:
-        return None
-    return (*map(id, map(req.get, _TEMPLATE_OPTIONS)), None if meta is None else tuple(meta.items()))
+    if meta is None:
+        return ids
+    return (ids, tuple(meta.items())) if type(meta) is dict else None
 
 
 def _reads_arguments(definition: TaskDef | RegisteredTask | None) -> bool:
