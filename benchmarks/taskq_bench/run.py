@@ -256,6 +256,7 @@ def bench(
     if url is not None:
         print(flush_warning(url), file=sys.stderr, flush=True)
     suite = SUITES[suite_name]
+    out = Path(out).resolve()  # the systems' own runs (run_one) work in the repository, not here
     results = run_all(systems, suite, experiments, out, command, rounds, url, seed)
     stem = f"bench-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     json_path, csv_path = results.write(out, stem)

@@ -281,9 +281,9 @@ def test_peer_adapter_smoke(peer: str, peer_runs: tuple[Path, dict[str, subproce
 # -- `taskq bench`: the command line over taskq_bench.run------------------------------------
 
 
-def _taskq_bench(*argv: str, venv_dir: Path) -> subprocess.CompletedProcess[str]:
+def _taskq_bench(*argv: str, venv_dir: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "taskq.cli", *argv, "--venv-dir", str(venv_dir)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def _peer_venvs_where_rq_fails(root: Path) -> Path:
@@ -336,9 +336,9 @@ def test_taskq_bench_smoke_run_writes_sane_figures_and_reports_peers_that_cannot
 def test_taskq_bench_on_a_given_url_flushes_it_and_says_so(redis_url: str, tmp_path: Path) -> None:
     with redis.Redis.from_url(redis_url) as client:
         client.set("someone:else", "data")
-        out = tmp_path / "out"
+        out = tmp_path / "out"  # given relative to where the command runs, not to the repository
         done = _taskq_bench("bench", "--suite", "smoke", "--systems", "taskq", "--experiments", "enqueue",
-                            "--out", str(out), "--url", redis_url, venv_dir=tmp_path)  # fmt: skip
+                            "--out", "out", "--url", redis_url, venv_dir=tmp_path, cwd=tmp_path)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         assert "WARNING" in done.stderr and "FLUSHALL" in done.stderr and redis_url in done.stderr
         assert client.get("someone:else") is None
