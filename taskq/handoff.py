@@ -84,10 +84,13 @@ def unregister_commands(ops: Operations, queues: Sequence[str], worker_id: str, 
     return [Command(("ZREM", ops.queue_keys(q).idle, f"{lease_ms} {worker_id}")) for q in queues]
 
 
-def leave_plan(ops: Operations, queues: Sequence[str], worker_id: str, lease_ms: int) -> Plan[None]:
-    """Take the worker's registrations back, then publish its end marker on each channel."""
+def leave_plan(
+    ops: Operations, queues: Sequence[str], subscribed: Sequence[str], worker_id: str, lease_ms: int
+) -> Plan[None]:
+    """Take the worker's registrations on ``queues`` back, then publish its end marker on the
+    channel of each queue in ``subscribed``."""
     publish = "SPUBLISH" if ops.cluster else "PUBLISH"
-    ends = [Command((publish, channel(ops, q, worker_id), END_MARKER)) for q in queues]
+    ends = [Command((publish, channel(ops, q, worker_id), END_MARKER)) for q in subscribed]
     return Plan([*unregister_commands(ops, queues, worker_id, lease_ms), *ends], no_result)
 
 
@@ -108,6 +111,9 @@ class HandOff:
     def _handoff_init(self, idle_poll_s: float) -> None:
         #: The claim's registration (ms), 0 with the hand-off off.
         self._handoff_ms = registration_ms(idle_poll_s) if enabled() else 0
+        #: The queues whose hand-off channel the worker subscribed at start (a sub-queue a
+        #: shard change adds later is not: a hand-off there finds no subscriber, and is not made).
+        self._subscribed: list[str] = []
         self._ended: set[str] = set()
         self._all_ended = asyncio.Event()
         self._giving_back: set[asyncio.Task[None]] = set()
@@ -116,13 +122,13 @@ class HandOff:
         """The channels to subscribe (:class:`~taskq.wake.WakeListener`), each with its receiver."""
         if not self._handoff_ms:
             return {}
-        queues = self.selection.queues
-        return {channel(self.ops, q, self.id): functools.partial(self._handed, q) for q in queues}
+        self._subscribed = list(self.selection.queues)
+        return {channel(self.ops, q, self.id): functools.partial(self._handed, q) for q in self._subscribed}
 
     def _handed(self, queue: str, data: str) -> None:
         if data == END_MARKER:
             self._ended.add(queue)
-            if self._ended.issuperset(self.selection.queues):
+            if self._ended.issuperset(self._subscribed):
                 self._all_ended.set()
             return
         try:
@@ -157,7 +163,8 @@ class HandOff:
             return
         try:
             async with asyncio.timeout(LEAVE_WAIT_S):
-                await self._exec.run(leave_plan(self.ops, self.selection.queues, self.id, self.lease_ms))
+                queues = self.selection.queues
+                await self._exec.run(leave_plan(self.ops, queues, self._subscribed, self.id, self.lease_ms))
                 await self._all_ended.wait()
         except (*TRY_AGAIN, TimeoutError) as exc:
             log.warning("hand-offs not closed cleanly at stop (any still on the way wait out their lease): %r", exc)

@@ -232,3 +232,18 @@ def test_a_killed_worker_loses_no_handoff(tq: taskq.TaskQueue, rc: redis.Redis, 
         assert rc.hgetall("runs") == {"1": "1"}  # lost 0, duplicated 0
     finally:
         procs.cleanup()
+
+
+def test_stop_closes_cleanly_after_a_shard_change(
+    tq: taskq.TaskQueue, workers: list[taskq.BackgroundWorker], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sub-queues a shard change adds have no hand-off channel (subscribed at start): the worker
+    waits at stop only for the end markers of the channels it has, so it closes cleanly."""
+    w = tq.start_worker(queues=["hot"], concurrency=2, maintenance_s=0.1)
+    workers.append(w)
+    before = list(w.worker.selection.queues)
+    tq.configure_queue("hot", shards=2)
+    wait_until(lambda: w.worker.selection.queues != before, what="the worker following the shard change")
+    caplog.set_level("WARNING", logger="taskq.worker")
+    w.stop()
+    assert not [r for r in caplog.records if "not closed cleanly" in r.getMessage()]
