@@ -279,11 +279,12 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
 
 def parse_handoff(queue: str, data: str) -> ClaimedTask:
     """A hand-off message (lib/common.lua, ``handoff``; :mod:`taskq.handoff`): the fields of
-    one task of a claim reply, as a JSON array."""
+    one task of a claim reply, as a JSON array, where a field left out is false (a claim
+    reply's None)."""
     fields = json.loads(data)
     if not isinstance(fields, list) or len(fields) != CLAIM_FIELDS:
         raise ValueError(f"a hand-off holds {CLAIM_FIELDS} fields")
-    return _parse_claim(queue, [-1, *fields])[0][0]
+    return _parse_claim(queue, [-1, *(None if v is False else v for v in fields)])[0][0]
 
 
 def _loads(raw: str | None, default: Any) -> Any:

@@ -161,10 +161,7 @@ for i = 1, #ids do
     local attempts = lease_write(T, key, id, f, token, worker, now_ms, now_text, lease_arg)
     leases[#leases + 1] = deadline_arg
     leases[#leases + 1] = id
-    local n = #out
-    out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
-    for j = 1, 10 do out[n + 3 + j] = f[j] end
-    out[n + 14] = f[13]
+    lease_reply(out, id, token, attempts, f)
     claimed = claimed + 1
   end
 end

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,6 @@ import taskq
 from taskq import handoff
 from taskq.keys import queue_of_task_id
 from taskq.worker_ops import parse_handoff
-
-
-@pytest.fixture
-def workers() -> Iterator[list[taskq.BackgroundWorker]]:
-    started: list[taskq.BackgroundWorker] = []
-    yield started
-    for w in started:
-        if w.alive:
-            w.stop(grace_s=0)
 
 
 def record(rc: redis.Redis, tq: taskq.TaskQueue, task_id: str) -> dict[str, str]:

@@ -279,13 +279,13 @@ end
 -- Wake the queue's workers. `wake` is the argument the scripts take for it: '' (no wake-up),
 -- the channel (PUBLISH, one server), or 'SPUBLISH <channel>' (sharded pub/sub, on a Redis
 -- Cluster: the message stays on the queue's shard). The client chooses (taskq.ops_base).
+-- Returns how many subscribers received the message (0 with no wake-up).
 local function wake_publish(wake, message)
-  if wake == '' then return end
+  if wake == '' then return 0 end
   if string.sub(wake, 1, 9) == 'SPUBLISH ' then
-    redis.call('SPUBLISH', string.sub(wake, 10), message)
-  else
-    redis.call('PUBLISH', wake, message)
+    return redis.call('SPUBLISH', string.sub(wake, 10), message)
   end
+  return redis.call('PUBLISH', wake, message)
 end
 
 -- Put the batch in `queued`; returns whether the queue was empty before (nil: nothing added).
@@ -322,6 +322,17 @@ local function lease_write(T, key, id, f, token, worker, now_ms, now_text, lease
   tel_depth(T, f[10], -1)
   tel_event(T, 'started', id, f[10], attempts, worker)
   return attempts
+end
+
+-- Append one leased task to a claim reply (or a hand-off message): id, token, attempts, the
+-- first ten fields lease_read gave, then meta; a field the record leaves out is false (nil in
+-- a reply). ops: _parse_claim reads them in this order.
+local function lease_reply(out, id, token, attempts, f)
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3] = id, token, attempts
+  for j = 1, 10 do out[n + 3 + j] = f[j] end
+  out[n + 14] = f[13]
+  return out
 end
 
 -- A lease token's text: tostring prints %.14g, and fmt prints a whole number under 14 digits
@@ -362,17 +373,8 @@ local function handoff(T, queued, running, idle, limits, wake, prefix, now_ms, n
       local sp = string.find(w[1], ' ', 1, true)
       local lease_arg, worker = string.sub(w[1], 1, sp - 1), string.sub(w[1], sp + 1)
       local token = token_text(redis.call('HINCRBY', T.meta, 'lease_seq', 1))
-      local msg = {id, token, tonumber(f[12]) + 1}
-      for j = 1, 10 do msg[3 + j] = f[j] or '' end
-      msg[14] = f[13] or ''
-      local wake_worker = wake .. ':' .. worker
-      local received
-      if string.sub(wake, 1, 9) == 'SPUBLISH ' then
-        received = redis.call('SPUBLISH', string.sub(wake_worker, 10), cjson.encode(msg))
-      else
-        received = redis.call('PUBLISH', wake_worker, cjson.encode(msg))
-      end
-      if received > 0 then
+      local msg = lease_reply({}, id, token, tonumber(f[12]) + 1, f)
+      if wake_publish(wake .. ':' .. worker, cjson.encode(msg)) > 0 then
         lease_write(T, key, id, f, token, worker, now_ms, now_text, lease_arg)
         redis.call('ZADD', running, now_ms + tonumber(lease_arg), id)
         handed = handed + 1
