@@ -20,8 +20,11 @@ How (the Lua is lib/common.lua, ``handoff``):
 * The worker starts the task. A worker with no free slot releases it at once (back to the
   queue, no attempt spent, the queue woken), so ``concurrency`` is never exceeded and no task
   waits on a busy worker while another is idle. That happens only in a race: a registration
-  says a slot was free when its claim ran, and a worker whose later claims of the same round
-  took every slot takes its registrations back.
+  says a slot was free when its claim ran, and a worker that is full when a claim's reply comes
+  (later claims of the same round, or hand-offs that came meanwhile, took every slot) takes
+  the registrations that claim made back.
+* The other way round: hand-offs that come while a claim is on its way take slots the claim
+  was sent for. Claimed tasks past the room left are released at once, the same way.
 * At stop the worker takes its registrations back, then waits for an end marker it publishes
   to itself on each channel: whatever was handed off before arrives first and is released.
 
@@ -137,19 +140,30 @@ class HandOff:
             log.error("unreadable hand-off on %s ignored (%s): %.200r", queue, exc, data)
             return
         if self._stopping or len(self._running) >= self.concurrency:
-            give_back = asyncio.create_task(self._give_back(task), name=f"taskq-give-back:{task.id}")
-            self._giving_back.add(give_back)
-            give_back.add_done_callback(self._giving_back.discard)
+            self._give_back_later(task)
             return
         self._start(task)
         self._work_event.set()  # the claim loop claims again, and so registers again
 
+    def _handoff_fit(self, claimed: list[ClaimedTask]) -> list[ClaimedTask]:
+        """The claimed tasks there is room for. Hand-offs that came while the claim was on its
+        way took slots it was sent for: the tasks past the room left are given back."""
+        room = max(0, self.concurrency - len(self._running))
+        for task in claimed[room:]:
+            self._give_back_later(task)
+        return claimed[:room]
+
+    def _give_back_later(self, task: ClaimedTask) -> None:
+        give_back = asyncio.create_task(self._give_back(task), name=f"taskq-give-back:{task.id}")
+        self._giving_back.add(give_back)
+        give_back.add_done_callback(self._giving_back.discard)
+
     async def _give_back(self, task: ClaimedTask) -> None:
         try:
             await self._exec.run(self.ops.release(task.queue, [(task.id, task.token)]))
-            log.debug("task %s handed off to a full or stopping worker: released", task.id)
+            log.debug("task %s came to a full or stopping worker: released", task.id)
         except TRY_AGAIN as exc:
-            log.warning("could not release task %s handed off while full (its lease will run out): %s", task.id, exc)
+            log.warning("could not release task %s that came while full (its lease will run out): %s", task.id, exc)
 
     async def _handoff_unregister(self, queues: Sequence[str]) -> None:
         commands = unregister_commands(self.ops, queues, self.id, self.lease_ms)

@@ -284,9 +284,9 @@ class Worker(HandOff, TaskExecution, WorkerUpkeep, ScheduleTicker):
             short += [queue] if len(got) < want else []
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = due
-        if short and len(claimed) >= free:  # a later queue took the slots left: registered for nothing
-            await self._handoff_unregister(short)
-        return claimed, next_due, emptied
+        if short and len(self._running) + len(claimed) >= self.concurrency:  # full now (a later queue,
+            await self._handoff_unregister(short)  # or hand-offs that came meanwhile): registered for nothing
+        return self._handoff_fit(claimed), next_due, emptied
 
     async def _wait_for_work(self, next_due_ms: int) -> None:
         timeout = self.idle_poll_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from apps.procs import Workers, wait_until
 import taskq
 from taskq import handoff
 from taskq.keys import queue_of_task_id
+from taskq.ops import Operations
 from taskq.worker_ops import parse_handoff
 
 
@@ -178,6 +180,100 @@ def test_a_full_worker_gives_a_handoff_back(
     types = [e.type for e in tq.events("b", since="0", follow=False) if e.task_id == hb.id]
     assert types == ["enqueued", "started", "released", "started", "succeeded"]  # handed off, given back
     assert hb.info().attempts == 1  # the given-back lease spent no attempt
+
+
+def overtake_next_claim(
+    tq: taskq.TaskQueue, w: taskq.BackgroundWorker, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]
+) -> list[bool]:
+    """Make the worker's next claim wait until ``meanwhile`` ran, and 0.3 s more (in which a
+    hand-off it made arrives and starts), before it goes to Redis. The list gets True once
+    that claim's reply came."""
+    worker, done = w.worker, []
+    claims: list[object] = []
+    real_claim, real_run = Operations.claim_batch, worker._exec.run
+
+    def claim_batch(self: Operations, *args: Any, **kwargs: Any) -> Any:
+        plan = real_claim(self, *args, **kwargs)
+        claims.append(plan)
+        return plan
+
+    async def run(plan: Any) -> Any:
+        if not claims or plan is not claims[0]:
+            return await real_run(plan)
+        meanwhile()
+        await asyncio.sleep(0.3)
+        reply = await real_run(plan)
+        done.append(True)
+        return reply
+
+    monkeypatch.setattr(Operations, "claim_batch", claim_batch)  # a frozen instance: on its class
+    monkeypatch.setattr(worker._exec, "run", run)
+    return done
+
+
+def test_a_worker_filled_while_its_claim_was_on_the_way_takes_its_registration_back(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrency 1, idle and registered. Its next claim (the idle poll) is overtaken: a task is
+    handed off on the registration it holds, and starts. The claim finds the queue empty and
+    registers again, but the worker is full: it takes that registration back, so the next task
+    is not handed to a full worker (which would release it and start it again later: a spurious
+    move in every timeline)."""
+    started: list[int] = []
+
+    @tq.task(name="hold")
+    async def hold(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(30)
+        return n
+
+    workers.append(w := tq.start_worker(concurrency=1, idle_poll_s=0.2))
+    wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
+    done = overtake_next_claim(tq, w, monkeypatch, lambda: hold.enqueue(1) and None)
+    wait_until(lambda: done, what="the overtaken claim's reply")
+    monkeypatch.undo()
+    assert started == [1] and registered(rc, tq, "default") == []
+    h2 = hold.enqueue(2)
+    time.sleep(0.3)
+    assert [e.type for e in tq.events(since="0", follow=False) if e.task_id == h2.id] == ["enqueued"]
+    assert started == [1]
+
+
+def test_a_claim_overtaken_by_a_handoff_never_exceeds_concurrency(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrency 1: the claim sent for its one free slot is overtaken by a hand-off, which
+    starts; a second task, queued before the claim reaches Redis, is claimed. The worker runs
+    only the first and gives the second back at once (no attempt spent)."""
+    started: list[int] = []
+
+    @tq.task(name="hold")
+    async def hold(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(30)
+        return n
+
+    workers.append(w := tq.start_worker(concurrency=1, idle_poll_s=0.2))
+    wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
+    second: list[taskq.TaskHandle] = []
+
+    def two_tasks() -> None:
+        hold.enqueue(1)  # handed off
+        second.append(hold.enqueue(2))  # queued: no registration left; the claim will take it
+
+    done = overtake_next_claim(tq, w, monkeypatch, two_tasks)
+    wait_until(lambda: done, what="the overtaken claim's reply")
+    monkeypatch.undo()
+    (h2,) = second
+    wait_until(lambda: h2.info().status is taskq.TaskStatus.QUEUED, what="the second task given back")
+    time.sleep(0.3)
+    assert started == [1]
+    assert [e.type for e in tq.events(since="0", follow=False) if e.task_id == h2.id] == [
+        "enqueued",
+        "started",
+        "released",
+    ]
+    assert h2.info().attempts == 0
 
 
 def test_stop_releases_a_handed_off_task(
