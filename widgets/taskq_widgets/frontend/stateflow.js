@@ -140,6 +140,7 @@ function render({ model, el: host }) {
       edgeText.set(String(edge), t);
     }
     laidOut = slots.length;
+    if (shown) showCounts(shown); // a new worker slot redraws the diagram: keep the counts on it
   }
   let laidOut = -1;
 
