@@ -211,14 +211,11 @@ def overtake_next_claim(
     return done
 
 
-def test_a_worker_filled_while_its_claim_was_on_the_way_takes_its_registration_back(
-    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Concurrency 1, idle and registered. Its next claim (the idle poll) is overtaken: a task is
-    handed off on the registration it holds, and starts. The claim finds the queue empty and
-    registers again, but the worker is full: it takes that registration back, so the next task
-    is not handed to a full worker (which would release it and start it again later: a spurious
-    move in every timeline)."""
+def idle_worker_of_one(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> tuple[Any, list[int], taskq.BackgroundWorker]:
+    """A task ``hold`` (its argument goes to the list, then it sleeps 30 s) and a worker of
+    concurrency 1, idle and registered for the hand-off."""
     started: list[int] = []
 
     @tq.task(name="hold")
@@ -229,6 +226,18 @@ def test_a_worker_filled_while_its_claim_was_on_the_way_takes_its_registration_b
 
     workers.append(w := tq.start_worker(concurrency=1, idle_poll_s=0.2))
     wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
+    return hold, started, w
+
+
+def test_a_worker_filled_while_its_claim_was_on_the_way_takes_its_registration_back(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrency 1, idle and registered. Its next claim (the idle poll) is overtaken: a task is
+    handed off on the registration it holds, and starts. The claim finds the queue empty and
+    registers again, but the worker is full: it takes that registration back, so the next task
+    is not handed to a full worker (which would release it and start it again later: a spurious
+    move in every timeline)."""
+    hold, started, w = idle_worker_of_one(tq, rc, workers)
     done = overtake_next_claim(tq, w, monkeypatch, lambda: hold.enqueue(1) and None)
     wait_until(lambda: done, what="the overtaken claim's reply")
     monkeypatch.undo()
@@ -245,16 +254,7 @@ def test_a_claim_overtaken_by_a_handoff_never_exceeds_concurrency(
     """Concurrency 1: the claim sent for its one free slot is overtaken by a hand-off, which
     starts; a second task, queued before the claim reaches Redis, is claimed. The worker runs
     only the first and gives the second back at once (no attempt spent)."""
-    started: list[int] = []
-
-    @tq.task(name="hold")
-    async def hold(n: int) -> int:
-        started.append(n)
-        await asyncio.sleep(30)
-        return n
-
-    workers.append(w := tq.start_worker(concurrency=1, idle_poll_s=0.2))
-    wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
+    hold, started, w = idle_worker_of_one(tq, rc, workers)
     second: list[taskq.TaskHandle] = []
 
     def two_tasks() -> None:
