@@ -14,6 +14,7 @@ import pytest
 from apiapp import QUEUE
 from conftest import REPO, TOKEN, Api
 from fastapi.routing import APIRoute
+from helpers import wait_until
 from taskq_api import Settings, create_app
 
 API = "/api/v1"
@@ -285,8 +286,14 @@ def test_requests_are_logged_as_json_lines_with_their_id(api: Api, caplog: pytes
     with api.client() as c:
         r = c.get(f"{API}/queues", headers={"X-Request-ID": "trace-42"})
     assert r.headers["x-request-id"] == "trace-42"
-    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "taskq_api.access"]
-    (line,) = [x for x in lines if x["request_id"] == "trace-42"]
+
+    def traced() -> list[dict[str, Any]]:
+        lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "taskq_api.access"]
+        return [x for x in lines if x["request_id"] == "trace-42"]
+
+    # The server logs a request once its response is sent: the client may have it first.
+    wait_until(lambda: bool(traced()), what="the request's log line")
+    (line,) = traced()
     assert line["method"] == "GET" and line["path"] == f"{API}/queues" and line["status"] == 200
 
 
