@@ -20,6 +20,16 @@ def work(ms: int = 100, note: str = "") -> str:
 
 
 @tq.task(queue=QUEUE, max_retries=0)
+def hold(ms: int = 100, note: str = "") -> str:
+    """Keeps a one-slot worker busy until the file ``note`` exists (at most ``ms`` milliseconds):
+    a test holds the slot for as long as its steps take on a loaded machine, then lets go."""
+    deadline = time.monotonic() + ms / 1000
+    while not Path(note).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return note
+
+
+@tq.task(queue=QUEUE, max_retries=0)
 def needs_fix(marker: str) -> str:
     """Fails until the file ``marker`` exists: dies first, succeeds once re-driven after the fix."""
     if not Path(marker).exists():

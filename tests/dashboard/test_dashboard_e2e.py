@@ -217,7 +217,7 @@ def test_token_prompt_and_kept_for_the_session_only(stack: Stack, browser: Brows
         page.context.close()
 
 
-def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Tab) -> None:
+def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Tab, tmp_path: Path) -> None:
     page = tab.page
     page.add_init_script(FIRST_NUMBER_PROBE)
     page.goto(f"{stack.url}/")
@@ -228,8 +228,9 @@ def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Ta
     page.evaluate("window.__sameDocument = true")
 
     page.get_by_role("link", name="Submit", exact=True).click()  # client-side navigation
-    # The blocker holds the one slot long enough to submit two more on a loaded machine.
-    blocker = submit_from_form(page, "work", 6000, "blocker", 5)
+    # The blocker holds the one slot until the counts below were seen (a minute at most).
+    gate = tmp_path / "let-go"
+    blocker = submit_from_form(page, "hold", 60_000, str(gate), 5)
     wait_for(lambda: stack.tq.get(blocker).status == taskq.TaskStatus.RUNNING, "the blocker to run")
     low = submit_from_form(page, "work", 200, "low", 1)
     high = submit_from_form(page, "work", 200, "high", 10)
@@ -239,6 +240,7 @@ def test_high_priority_starts_first_and_counts_change_live(stack: Stack, tab: Ta
     expect(page.get_by_test_id(f"q-{QUEUE}-queued")).to_have_text("2")
     expect(page.get_by_test_id(f"q-{QUEUE}-running")).to_have_text("1")
     shot(page, "dashboard-overview-light.png")
+    gate.touch()
     expect(page.get_by_test_id(f"q-{QUEUE}-queued")).to_have_text("0")
     started = page.locator("[data-testid=events] li[data-type=started]")
     expect(started.filter(has_text=low)).to_have_count(1)
@@ -269,7 +271,10 @@ def test_killed_worker_goes_stale(stack: Stack, tab: Tab) -> None:
     page.evaluate("window.__sameDocument = true")
     spare.send_signal(signal.SIGKILL)
     spare.wait(30)
-    expect(health).to_have_text("stale")
+    # Checked on every frame (expect() polls once a second after its first tries): the
+    # window is short, and the page shows each snapshot as it comes.
+    stale = f"document.querySelector('[data-testid=worker-{spare.pid}] [data-testid=worker-health]')"
+    page.wait_for_function(f"() => {stale}?.textContent === 'stale'", polling="raf")
     assert page.evaluate("window.__sameDocument") is True
     tab.assert_no_console_errors()
 

@@ -251,8 +251,9 @@ def run_all_cells(page: Page) -> None:
     page.locator(".lm-Menu-content .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
 
-def wait_for_output(page: Page, text: str) -> str:
-    """Wait for a cell output containing ``text`` (e.g. a marker a cell prints); its text."""
+def wait_for_output(page: Page, text: str | re.Pattern[str]) -> str:
+    """Wait for a cell output containing ``text`` (e.g. a marker a cell prints); its text.
+    A print reaches the page in parts: give a pattern to wait for the whole line."""
     output = page.locator(".jp-OutputArea-output", has_text=text).first
     output.wait_for()
     return output.text_content() or ""

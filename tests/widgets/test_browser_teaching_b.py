@@ -12,6 +12,7 @@ widget sampled its tokens."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -130,7 +131,7 @@ def test_stateflow_and_timeline_move_with_live_tasks(lab: Lab, tq: taskq.TaskQue
             assert int(succeeded.text_content() or 0) <= tq.stats(QUEUE).counters.get("succeeded", 0)
             assert page.locator(f'{FLOW} g[data-node="q9"]').count() == 1
             # a purged dead task leaves dead along dead -> purged (its `purged` event)
-            assert "PURGE-DONE 1" in wait_for_output(page, "PURGE-DONE")  # (has_text ignores case)
+            assert "PURGE-DONE 1" in wait_for_output(page, re.compile(r"PURGE-DONE \d+"))  # (has_text ignores case)
             purged = page.locator(f'{FLOW} g[data-node="purged"] .taskq-count').first
             wait_for(lambda: (purged.text_content() or "") == "1", STEP_S, "the purged task's count on the diagram")
             assert page.locator(f'{FLOW} text[data-edge="dead>purged"]').first.text_content() == "dead\u2192purged 1"

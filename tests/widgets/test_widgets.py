@@ -101,8 +101,8 @@ def test_monitor_polls_in_its_thread_and_stop_joins_it(tq: taskq.TaskQueue, mon:
     wait_until(lambda: mon.updates >= 2, what="two polls without refresh()")
     tq.enqueue("anything", priority=7, force=True)
     wait_until(lambda: mon.pending == 1, what="the poller to see the task")
+    mon.stop()  # joins the thread: its last update is whole (it sets the traits one by one)
     assert mon.depth_by_priority["7"] == 1
-    mon.stop()
     assert not mon.thread_alive and not mon.polling
     seen = mon.updates
     tq.enqueue("anything", force=True)
