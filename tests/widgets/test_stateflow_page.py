@@ -36,12 +36,13 @@ MOUNT_JS = """async (src) => {
 }"""
 
 
-def _batch(seq: int, moves: list[list[object]], *, purged: int) -> dict[str, object]:
+def _batch(seq: int, moves: list[list[object]]) -> dict[str, object]:
+    """A batch after a task died and was purged."""
     return {
         "seq": seq,
         "moves": moves,
-        "occupancy": {"dead": 0, "purged": purged},
-        "edges": {"running>dead": 1, "dead>purged": purged},
+        "occupancy": {"dead": 0, "purged": 1},
+        "edges": {"running>dead": 1, "dead>purged": 1},
         "seen": 3,
         "sampling": False,
         "rate": 0,
@@ -58,7 +59,7 @@ def test_a_new_worker_slot_redraws_the_diagram_with_its_counts() -> None:
 
         purged = 'g[data-node="purged"] .taskq-count'
         edge = 'text[data-edge="dead>purged"]'
-        page.evaluate("b => window.send(b, ['w#0'])", _batch(1, [], purged=1))
+        page.evaluate("b => window.send(b, ['w#0'])", _batch(1, []))
         wait_for(lambda: text(purged) == "1", 30, "the first batch's counts")
         assert text(edge) == "dead\u2192purged 1"
         # A second slot comes with a batch whose moves are still waiting their turn (the last
@@ -66,6 +67,6 @@ def test_a_new_worker_slot_redraws_the_diagram_with_its_counts() -> None:
         # counts on it stay what was last played instead of dropping to zero.
         move = ["t1", "started", "q5", "w#1", 5, 1, "w", "teach"]
         waiting = [[1_000, *move], [3_601_000, *move]]
-        page.evaluate("b => window.send(b, ['w#0', 'w#1'])", _batch(2, waiting, purged=1))
+        page.evaluate("b => window.send(b, ['w#0', 'w#1'])", _batch(2, waiting))
         wait_for(lambda: page.locator('g[data-node="w#1"]').count() == 1, 30, "the new slot on the diagram")
         assert (text(purged), text(edge)) == ("1", "dead\u2192purged 1")

@@ -183,7 +183,7 @@ def test_a_full_worker_gives_a_handoff_back(
 
 
 def overtake_next_claim(
-    tq: taskq.TaskQueue, w: taskq.BackgroundWorker, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]
+    w: taskq.BackgroundWorker, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]
 ) -> list[bool]:
     """Make the worker's next claim wait until ``meanwhile`` ran, and 0.3 s more (in which a
     hand-off it made arrives and starts), before it goes to Redis. The list gets True once
@@ -238,7 +238,7 @@ def test_a_worker_filled_while_its_claim_was_on_the_way_takes_its_registration_b
     is not handed to a full worker (which would release it and start it again later: a spurious
     move in every timeline)."""
     hold, started, w = idle_worker_of_one(tq, rc, workers)
-    done = overtake_next_claim(tq, w, monkeypatch, lambda: hold.enqueue(1) and None)
+    done = overtake_next_claim(w, monkeypatch, lambda: hold.enqueue(1) and None)
     wait_until(lambda: done, what="the overtaken claim's reply")
     monkeypatch.undo()
     assert started == [1] and registered(rc, tq, "default") == []
@@ -261,7 +261,7 @@ def test_a_claim_overtaken_by_a_handoff_never_exceeds_concurrency(
         hold.enqueue(1)  # handed off
         second.append(hold.enqueue(2))  # queued: no registration left; the claim will take it
 
-    done = overtake_next_claim(tq, w, monkeypatch, two_tasks)
+    done = overtake_next_claim(w, monkeypatch, two_tasks)
     wait_until(lambda: done, what="the overtaken claim's reply")
     monkeypatch.undo()
     (h2,) = second
