@@ -1,8 +1,8 @@
 """taskq itself, driven like the peers: its public producer API and its own worker command.
 
-* producer: ``noop.enqueue(t)`` on a blocking :class:`taskq.TaskQueue` (single),
-  ``tq.enqueue_many([...])`` (bulk, one pipelined ``enqueue.lua`` call per 1,000), and
-  ``AsyncTaskQueue.enqueue`` for the open-loop runs;
+* producer: ``enqueue("noop", [t], force=True)`` by name on a blocking :class:`taskq.TaskQueue`
+  of its own (single), ``enqueue_many([...])`` (bulk, one pipelined ``enqueue.lua`` call per
+  1,000), and ``AsyncTaskQueue.enqueue`` for the open-loop runs (why by name: ``send``);
 * worker: ``taskq worker taskq_bench.systems.taskq:tq --queues bench --concurrency C
   --processes P --log-level warning`` (``--processes 2`` is taskq's supervised pool);
 * defaults kept: at-least-once leases (30 s), retries, the event stream and telemetry on;

@@ -106,12 +106,15 @@ end
 -- Redis CPU (making and collecting it).
 local function tel_open(keys, first, settings, now_ms)
   local maxlen, sample, windows = string.match(settings, '^(%d+) (%d+) (%d)$')
+  -- every field a call may set later is in the constructor (false until used): a field added
+  -- to a full table makes Lua rebuild its hash part
   local T = {
     meta = keys[first], stats = keys[first + 1], events = keys[first + 2],
     fine = keys[first + 3], coarse = keys[first + 4], depth = keys[first + 5],
     wait = keys[first + 6], run = keys[first + 7], e2e = keys[first + 8],
     maxlen = tonumber(maxlen), maxlen_arg = maxlen, sample = sample ~= '1' and tonumber(sample) or 1,
     windows = windows == '1', now_ms = now_ms,
+    clock = false, counts = false, observed = false, depths = false, types = false,
   }
   if T.windows then tel_checkpoint(T) end
   return T
@@ -120,25 +123,25 @@ end
 local function tel_count(T, name, n)
   local counts = T.counts
   if not counts then
-    counts = {}
-    T.counts = counts
+    T.counts = {[name] = n}
+    return
   end
   counts[name] = (counts[name] or 0) + n
 end
 
 local function tel_observe(T, metric, value_ms)
   if not T.windows then return end
+  local b = bucket_of(value_ms)
   local observed = T.observed
   if not observed then
-    observed = {}
-    T.observed = observed
+    T.observed = {[metric] = {[b] = 1}}
+    return
   end
   local counts = observed[metric]
   if not counts then
-    counts = {}
-    observed[metric] = counts
+    observed[metric] = {[b] = 1}
+    return
   end
-  local b = bucket_of(value_ms)
   counts[b] = (counts[b] or 0) + 1
 end
 
@@ -147,8 +150,8 @@ local function tel_depth(T, priority, n)
   if not p then return end
   local depths = T.depths
   if not depths then
-    depths = {}
-    T.depths = depths
+    T.depths = {[p] = n}
+    return
   end
   depths[p] = (depths[p] or 0) + n
 end
@@ -169,15 +172,16 @@ local function tel_event(T, etype, id, priority, attempt, worker)
   if not attempt or attempt == '' then attempt = '-' end
   if not worker or worker == '' then worker = '-' end
   local types = T.types
-  if not types then
-    types = {}
-    T.types = types
-  end
-  local e = types[etype]
-  if not e then
-    e = {n = 0, worker = worker, one_worker = true}
-    types[etype] = e
-    types[#types + 1] = etype
+  local e = types and types[etype]
+  if not e then  -- the type's first event: its tables made whole (no growing)
+    e = {id, priority, attempt, worker, n = 1, worker = worker, one_worker = true}
+    if types then
+      types[etype] = e
+      types[#types + 1] = etype
+    else
+      T.types = {etype, [etype] = e}
+    end
+    return
   end
   local n = e.n + 1
   local at = 4 * n - 4
