@@ -11,7 +11,8 @@ no-op tasks, defaults: hand-off, telemetry and events on) run; an ``AsyncTaskQue
 sends ``--count`` tasks at the rate (each at its due time, one after another: an open loop while
 the sends keep up), then waits for the last to finish. Per task: each process's CPU time
 (``/proc/<pid>/stat``: user + system), Redis's ``INFO commandstats`` (calls and µs of the
-costliest commands), and the enqueue→start P50 and P99 the tasks stamped. Rate 0 sends back to
+costliest commands; they include the benchmark recorder's flushes, the ``EXEC`` every 20 ms),
+and the enqueue→start P50 and P99 the tasks stamped. Rate 0 sends back to
 back (one at a time), the busy case to set against. /proc counts CPU in clock ticks (10 ms), so
 a figure per task is exact to 10 ms / ``--count`` (5 µs at the default 2,000).
 
