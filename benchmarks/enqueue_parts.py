@@ -25,18 +25,18 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from taskq_bench import private_redis
+from taskq_bench.fairness import rotated
 
 import taskq
 from taskq.scripts import library
-from taskq.server import die_with_parent_hook, free_port, ping
+from taskq.server import free_port
 
 QUEUE = "parts"
 FULL = "full enqueue"
@@ -122,45 +122,29 @@ def variants() -> tuple[list[Variant], str]:
 
 
 class Server:
+    """A private redis-server (taskq_bench.private_redis), under callgrind when asked."""
+
     def __init__(self, callgrind: bool, meta: str) -> None:
         self.meta = meta
         self.dir = tempfile.mkdtemp(prefix="taskq-parts-") if callgrind else None
         port = free_port()
-        argv = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--hz", "1"]  # fmt: skip
-        if self.dir:
-            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.dir}/cg.out", *argv]
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent_hook()
-        )
-        deadline = time.monotonic() + 60
-        while not ping("127.0.0.1", port):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit("enqueue_parts: redis-server did not start")
-            time.sleep(0.05)
+        self.proc = private_redis.start(port, callgrind_dir=self.dir, hz=1)
+        self.counter = private_redis.Instructions(self.proc.pid, self.dir) if self.dir else None
         self.r = redis.Redis(port=port)
-
-    def _callgrind(self, flag: str) -> None:
-        subprocess.run(["callgrind_control", flag, str(self.proc.pid)], capture_output=True, check=True)
 
     def measure(self, v: Variant, calls: int, offset: int) -> float:
         """Per call: kilo-instructions (callgrind) or µs (commandstats)."""
         self.r.hset(self.meta, "ckpt_s", 10**11)
         commands = [tuple(f"{QUEUE}:{offset + i:012d}" if a == "{}" else a for a in v.command) for i in range(calls)]
-        if self.dir:
-            self._callgrind("-z")
+        if self.counter is not None:
+            self.counter.zero()
         else:
             self.r.config_resetstat()
         for c in commands:
             self.r.execute_command(*c)
-        if not self.dir:
+        if self.counter is None:
             return float(self.r.info("commandstats")[f"cmdstat_{v.stat}"]["usec_per_call"])
-        before = set(os.listdir(self.dir))
-        self._callgrind("-d")
-        (dump,) = set(os.listdir(self.dir)) - before
-        with open(os.path.join(self.dir, dump)) as f:
-            totals = next(line for line in f if line.startswith(("summary:", "totals:")))
-        return int(totals.split()[1]) / 1000 / calls
+        return self.counter.dump() / 1000 / calls
 
     def close(self) -> None:
         self.proc.terminate()
@@ -180,7 +164,7 @@ def run(calls: int, rounds: int, callgrind: bool) -> dict[str, list[float]]:
         figures: dict[str, list[float]] = {v.name: [] for v in vs}
         offset = 0
         for r in range(rounds):
-            for v in vs[r % len(vs) :] + vs[: r % len(vs)]:
+            for v in rotated(vs, r + 1):
                 server.r.flushdb()
                 offset += calls + 20
                 server.measure(v, 20, offset - 20)  # warm-up: the queue's keys exist, not empty

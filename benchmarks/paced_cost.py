@@ -26,9 +26,7 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,17 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from taskq_bench import private_redis, procs, recorder
+from taskq_bench.fairness import rotated
+from taskq_bench.stats import summarize_ms
+from taskq_bench.systems.base import QUEUE
 
 import taskq
-from taskq.server import die_with_parent_hook, free_port, ping
+from taskq.server import free_port
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the harness package (taskq_bench), as the benchmarks run it
-
-from taskq_bench import procs, recorder  # noqa: E402
-from taskq_bench.stats import summarize_ms  # noqa: E402
-from taskq_bench.systems.base import QUEUE  # noqa: E402
-
 TASK = "taskq_bench.systems.taskq.noop"
 TOP_COMMANDS = 6
 
@@ -57,20 +53,6 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_redis(port: int) -> subprocess.Popen[bytes]:
-    argv = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no"]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent_hook()
-    )
-    deadline = time.monotonic() + 30
-    while not ping("127.0.0.1", port):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("paced_cost: redis-server did not start")
-        time.sleep(0.05)
-    return proc
 
 
 async def produce(url: str, rate: float, count: int, r: redis.Redis, pids: dict[str, int]) -> dict[str, float]:
@@ -104,7 +86,7 @@ async def produce(url: str, rate: float, count: int, r: redis.Redis, pids: dict[
 
 def one(rate: float, count: int, workdir: Path) -> dict[str, Any]:
     port = free_port()
-    server = start_redis(port)
+    server = private_redis.start(port)
     url = f"redis://127.0.0.1:{port}/0"
     env = dict(os.environ, TASKQ_REDIS_URL=url, **{recorder.URL_ENV: url},
                PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))  # fmt: skip
@@ -138,7 +120,7 @@ def run(rates: Sequence[float], count: int, rounds: int) -> dict[str, list[dict[
     out: dict[str, list[dict[str, Any]]] = {str(rate): [] for rate in rates}
     with tempfile.TemporaryDirectory(prefix="taskq-paced-") as tmp:
         for n in range(rounds):
-            for rate in [*rates[n % len(rates) :], *rates[: n % len(rates)]]:
+            for rate in rotated(rates, n + 1):
                 out[str(rate)].append(one(rate, count, Path(tmp)))
     return out
 

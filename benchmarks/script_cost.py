@@ -30,54 +30,20 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from taskq_bench.commandstats import script_calls
+from taskq_bench.private_redis import Instructions, start
 
 import taskq
 from taskq import functions, scripts
 from taskq import ops as ops_module
-from taskq.server import die_with_parent_hook, free_port, ping
+from taskq.server import free_port
 
 BATCH = 16
 QUEUE = "cost"
-
-
-def start_server(port: int, callgrind_dir: str | None) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server") or "redis-server"
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--hz", "1"]
-    if callgrind_dir:
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_dir}/cg.out", *argv]
-    return subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent_hook()
-    )
-
-
-class Instructions:
-    """Instructions the server ran (all of it: reading, parsing, the script, the reply),
-    counted by callgrind: zeroed before a phase, dumped after it."""
-
-    def __init__(self, pid: int, directory: str) -> None:
-        self.pid, self.directory = pid, directory
-
-    def _control(self, flag: str) -> None:
-        subprocess.run(["callgrind_control", flag, str(self.pid)], capture_output=True, check=True)
-
-    def zero(self) -> None:
-        self._control("-z")
-
-    def dump(self) -> int:
-        before = set(os.listdir(self.directory))
-        self._control("-d")
-        (new,) = set(os.listdir(self.directory)) - before
-        with open(os.path.join(self.directory, new)) as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
-        raise RuntimeError(f"no totals in {new}")
 
 
 def lua_reader(ref: str | None) -> Callable[[str], str]:
@@ -188,14 +154,9 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     cg_dir = tempfile.mkdtemp(prefix="taskq-cost-") if args.callgrind else None
-    server = start_server(port, cg_dir)
+    server = start(port, callgrind_dir=cg_dir, hz=1)
     try:
         url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 60
-        while not ping("127.0.0.1", port):
-            if time.monotonic() > deadline:
-                raise SystemExit("redis-server did not start")
-            time.sleep(0.05)
         counter = Instructions(server.pid, cg_dir) if cg_dir else None
         readers = {"tree": lua_reader(None)}
         if args.ref:
