@@ -9,10 +9,14 @@ lease written before the worker has the task.
 How (the Lua is lib/common.lua, ``handoff``):
 
 * A claim that leaves a queue empty registers the worker in the queue's ``idle`` ZSET for
-  :func:`registration_ms` (claim.lua, ``register_ms``); any other claim takes its registration
-  back. An idle worker claims again every ``idle_poll_s``, which renews it.
+  :func:`registration_ms` (claim.lua, ``register_ms``), one member per task it may be handed:
+  as many as it has free slots (shared among the queues it claims from: :func:`slots`), up to
+  :data:`SLOTS`. Any other claim takes its registration back. An idle worker claims again
+  every ``idle_poll_s``, which renews it, and once half its registration is used (so at low
+  load a worker makes one claim per few tasks, not one per task), or all of it when it is
+  small (a registration of 1 at concurrency 1: one claim per task, as before).
 * The enqueue script that finds the queue empty leases its task to the freshest registered
-  worker (one task per registration) and publishes the claim reply on the worker's own
+  worker (one task per member) and publishes the claim reply on the worker's own
   channel, ``taskq:{queue}:wake:<worker id>``, which the worker subscribed before it claimed.
   Only when PUBLISH says a subscriber received it: a worker that is gone (or whose connection
   dropped) leases nothing, and the task goes to the next registration, else stays queued and
@@ -61,6 +65,10 @@ ENV_SWITCH = "TASKQ_HANDOFF"
 END_MARKER = ""
 #: How long a stopping worker waits for its end markers.
 LEAVE_WAIT_S = 1.0
+#: The most tasks one registration takes (lib/common.lua HANDOFF_SLOTS): the members a claim
+#: adds, one per free slot. More would spare a few more claims (one per SLOTS / 2 hand-offs
+#: at low load) at the cost of longer member lists in every claim that registers.
+SLOTS = 8
 
 
 def enabled() -> bool:
@@ -76,6 +84,28 @@ def registration_ms(idle_poll_s: float) -> int:
     return int((2 * idle_poll_s + 1) * 1000)
 
 
+def slots(free: int, queues: int) -> int:
+    """How many tasks a claim's registration may take (1..:data:`SLOTS`): the worker's free
+    slots shared among the ``queues`` it claims from, so that registrations on several queues
+    do not promise one slot many times over (a task handed to a full worker is given back)."""
+    return max(1, min(SLOTS, free // max(1, queues)))
+
+
+def members(lease_ms: int, worker_id: str) -> list[str]:
+    """The names of a worker's registration members on a queue, first to last (the first is
+    taken last: ZPOPMAX takes the greatest of equal scores)."""
+    first = f"{lease_ms} {worker_id}"
+    return [first, *(f"{first} {n}" for n in range(2, SLOTS + 1))]
+
+
+def claim_again(registered: int, left: int) -> bool:
+    """Whether a worker handed a task should claim again (renewing its registration): once
+    ``left`` of the ``registered`` members is half or less. A claim the worker need not make
+    costs nothing; one it skips wrongly costs a wake-up: a task that finds no member is
+    queued and the queue's wake-up sent, as without the hand-off."""
+    return left <= registered // 2
+
+
 def channel(ops: Operations, queue: str, worker_id: str) -> str:
     """The channel a worker receives its hand-offs of ``queue`` on (the wake channel's name and
     the worker's id: the same hash tag, so on a Cluster it stays on the queue's shard)."""
@@ -84,7 +114,7 @@ def channel(ops: Operations, queue: str, worker_id: str) -> str:
 
 def unregister_commands(ops: Operations, queues: Sequence[str], worker_id: str, lease_ms: int) -> list[Command]:
     """Take a worker's registrations on ``queues`` back (the claim script made them)."""
-    return [Command(("ZREM", ops.queue_keys(q).idle, f"{lease_ms} {worker_id}")) for q in queues]
+    return [Command(("ZREM", ops.queue_keys(q).idle, *members(lease_ms, worker_id))) for q in queues]
 
 
 def leave_plan(
@@ -120,6 +150,9 @@ class HandOff:
         self._ended: set[str] = set()
         self._all_ended = asyncio.Event()
         self._giving_back: set[asyncio.Task[None]] = set()
+        #: Per queue: the members the last claim registered, and those not yet handed a task.
+        self._registered: dict[str, int] = {}
+        self._unused: dict[str, int] = {}
 
     def _handoff_routes(self) -> dict[str, Callable[[str], None]]:
         """The channels to subscribe (:class:`~taskq.wake.WakeListener`), each with its receiver."""
@@ -143,7 +176,13 @@ class HandOff:
             self._give_back_later(task)
             return
         self._start(task)
-        self._work_event.set()  # the claim loop claims again, and so registers again
+        left = self._unused[queue] = self._unused.get(queue, 0) - 1
+        if claim_again(self._registered.get(queue, 0), left):
+            self._work_event.set()  # the claim loop claims again, and so registers again
+
+    def _handoff_registered(self, queue: str, members: int) -> None:
+        """A claim of ``queue`` registered ``members`` (0: none, or took its registration back)."""
+        self._registered[queue] = self._unused[queue] = members
 
     def _handoff_fit(self, claimed: list[ClaimedTask]) -> list[ClaimedTask]:
         """The claimed tasks there is room for. Hand-offs that came while the claim was on its

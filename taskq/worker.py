@@ -48,6 +48,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from taskq import handoff
 from taskq.connection import async_client, wait_for_server, warn_if_evicting, worker_socket_timeout_s
 from taskq.errors import (
     InvalidOption,
@@ -271,21 +272,28 @@ class Worker(HandOff, TaskExecution, WorkerUpkeep, ScheduleTicker):
         next_due = -1
         emptied = True
         short: list[str] = []  # left empty, so registered for the hand-off (taskq.handoff)
-        for queue in self.selection.claim_order(self._rng):
+        order = self.selection.claim_order(self._rng)
+        slots = handoff.slots(free, len(order))
+        for queue in order:
             want = min(free - len(claimed), MAX_BATCH)
             if want <= 0:
                 emptied = False  # not asked: it may hold more
                 break
             got, due = await self._exec.run(
-                self.ops.claim_batch(queue, want, self.lease_ms, self.id, register_ms=self._handoff_ms)
+                self.ops.claim_batch(
+                    queue, want, self.lease_ms, self.id, register_ms=self._handoff_ms, register_slots=slots
+                )
             )
             claimed += got
             emptied = emptied and len(got) < want
             short += [queue] if len(got) < want else []
+            self._handoff_registered(queue, min(slots, want - len(got)) if self._handoff_ms else 0)
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = due
         if short and len(self._running) + len(claimed) >= self.concurrency:  # full now (a later queue,
             await self._handoff_unregister(short)  # or hand-offs that came meanwhile): registered for nothing
+            for queue in short:
+                self._handoff_registered(queue, 0)
         return self._handoff_fit(claimed), next_due, emptied
 
     async def _wait_for_work(self, next_due_ms: int) -> None:

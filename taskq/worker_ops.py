@@ -110,18 +110,20 @@ class WorkerPlans(PlanSettings):
         return Plan([Command(("DEL", g.worker(worker_id))), Command(("ZREM", g.workers, worker_id))], no_result)
 
     def claim_batch(
-        self, queue: str, max_n: int, lease_ms: int, worker_id: str, register_ms: int = 0
+        self, queue: str, max_n: int, lease_ms: int, worker_id: str, register_ms: int = 0, register_slots: int = 1
     ) -> Plan[tuple[list[ClaimedTask], int]]:
         """Lease up to ``max_n`` tasks (those the queue's rate limits allow); also returns the
         due time (ms) of the earliest task still scheduled, or the time a rate limit next
         allows a task it held back if sooner, or -1, so an idle worker knows when to look again.
         ``register_ms`` > 0: a claim that leaves the queue empty registers the worker for the
-        hand-off (:mod:`taskq.handoff`) for that long."""
+        hand-off (:mod:`taskq.handoff`) for that long, to be handed up to ``register_slots``
+        tasks (no more than it left unasked: ``max_n`` less those claimed)."""
         k = self.queue_keys(queue)
+        args = [max_n, lease_ms, worker_id, k.task_prefix, self.tel, self.wake(k), k.rate_prefix]
         cmd = script_call(
             "claim",
             [k.queued, k.scheduled, k.running, k.config, *k.telemetry, k.limits, k.idle],
-            [max_n, lease_ms, worker_id, k.task_prefix, self.tel, self.wake(k), k.rate_prefix, register_ms],
+            [*args, register_ms, register_slots],
         )
         return Plan([cmd], lambda rs: _parse_claim(queue, rs[0]))
 

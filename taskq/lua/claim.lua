@@ -11,8 +11,10 @@ ARGV[5] telemetry settings "<events maxlen> <events sample> <windows 0|1>"  ARGV
 ARGV[7] rate-limit state key prefix (the limiters' keys, lib/ratelimit.lua)
 KEYS[15] idle  ARGV[8] hand-off registration ms, or 0 (lib/common.lua, handoff): with it, a
   claim that leaves the queue empty (fewer tasks than asked, no rate limit) registers the
-  worker idle for that long, so the next task queued is leased to it at once; any other claim
-  takes a registration it left back.
+  worker idle for that long, so the next tasks queued are leased to it at once; any other
+  claim takes a registration it left back.
+  ARGV[9] the most tasks the registration takes (default 1): it takes as many as the claim
+  left unasked (max tasks less those claimed), up to this and HANDOFF_SLOTS.
 Rate limits: with no limit set the script pops the queue's head (ZPOPMIN); with only a
   queue-wide limit it pops as many as the limit allows now. With task-name limits it reads
   the queue in order (up to max tasks + SCAN_LIMIT candidates) and takes each task whose
@@ -122,11 +124,15 @@ else
 end
 local register_ms = tonumber(ARGV[8] or '0') or 0
 if register_ms > 0 then
-  local member = ARGV[2] .. ' ' .. worker
-  if #ids < max_n and #limits == 0 then
-    redis.call('ZADD', KEYS[15], now_ms + register_ms, member)
+  local names = handoff_members(ARGV[2], worker)
+  local slots = math.floor(math.min(max_n - #ids, tonumber(ARGV[9] or '1') or 1, HANDOFF_SLOTS))
+  if slots >= 1 and #limits == 0 then
+    local score, z = fmt(now_ms + register_ms), {}
+    for n = 1, slots do z[2 * n - 1], z[2 * n] = score, names[n] end
+    redis.call('ZADD', KEYS[15], unpack(z))
+    if slots < HANDOFF_SLOTS then redis.call('ZREM', KEYS[15], unpack(names, slots + 1)) end
   else
-    redis.call('ZREM', KEYS[15], member)
+    redis.call('ZREM', KEYS[15], unpack(names))
   end
 end
 first_due = first_due or redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')

@@ -83,7 +83,8 @@ for i = 6, #ARGV, FIELDS do
   end
 end
 if ready_push(ready) then  -- the queue was empty: hand off to idle workers, else wake them
-  local left, handed = handoff(T, KEYS[1], KEYS[13], KEYS[15], KEYS[14], wake, prefix, now_ms, now_text)
+  local n = #ready.members / 2
+  local left, handed = handoff(T, n, KEYS[1], KEYS[13], KEYS[15], KEYS[14], wake, prefix, now_ms, now_text)
   if left then wake_publish(wake, '1') end
   if handed > 0 then tel_count(T, 'started', handed) end
 end

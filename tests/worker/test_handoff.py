@@ -23,6 +23,8 @@ import taskq
 from taskq import handoff
 from taskq.keys import queue_of_task_id
 from taskq.ops import Operations
+from taskq.ops_base import no_result
+from taskq.plan import Plan
 from taskq.worker_ops import parse_handoff
 
 
@@ -42,30 +44,122 @@ def wake_messages(pubsub: Any) -> int:
 
 
 def test_an_idle_worker_is_handed_each_task(
-    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Concurrency 4, idle: its claim registers one member per free slot. Each task queued is
+    handed off (no wake-up, no claim before it starts); the worker claims again, renewing its
+    registration, only once half of it is used (at 2 members left of 4, or at 1 of 3 when the
+    task handed off still held its slot at the claim): 3 claims for 6 tasks, not 6."""
+
     @tq.task(name="double")
     async def double(x: int) -> int:
         return 2 * x
 
     pubsub = rc.pubsub()
     pubsub.subscribe(tq.ops.queue_keys("default").wake)
-    w = tq.start_worker(concurrency=4)
+    w = tq.start_worker(concurrency=4, idle_poll_s=30)  # no idle poll claims during the test
     workers.append(w)
     wait_until(lambda: registered(rc, tq, "default"), what="the worker registered idle")
-    assert registered(rc, tq, "default") == [f"{w.worker.lease_ms} {w.worker.id}"]
+    members = handoff.members(w.worker.lease_ms, w.worker.id)
+    assert registered(rc, tq, "default") == members[:4]  # equal scores: in name order, the first first
+    claims = count_claims(monkeypatch)
     wake_messages(pubsub)
     handles = []
-    for i in range(5):
+    for i in range(6):
         handles.append(double.enqueue(i))
         assert handles[-1].result(timeout_s=10) == 2 * i
-        wait_until(lambda: registered(rc, tq, "default"), what="the worker registered again")
+        wait_until(lambda: w.worker._claim_waiting, what="the worker idle again")  # any claim answered
+    assert len(claims) == 3
     for h in handles:
         rec = record(rc, tq, h.id)
         assert rec["started_ms"] == rec["enqueued_ms"] and rec["worker"] == w.worker.id
     assert wake_messages(pubsub) == 0  # no wake-up, no claim: each was handed off
     w.stop()
     assert registered(rc, tq, "default") == []  # taken back at stop
+
+
+def count_claims(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the queue of each claim the worker makes."""
+    claims: list[str] = []
+    real_claim = Operations.claim_batch
+
+    def claim_batch(self: Operations, queue: str, *args: Any, **kwargs: Any) -> Any:
+        claims.append(queue)
+        return real_claim(self, queue, *args, **kwargs)
+
+    monkeypatch.setattr(Operations, "claim_batch", claim_batch)  # a frozen instance: on its class
+    return claims
+
+
+def test_a_registration_is_one_member_per_free_slot_up_to_slots(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    """The claim script registers as many members as it asked for and did not get, no more than
+    the worker asked for and handoff.SLOTS; a registration replaces the last one whole, and a
+    claim that leaves the queue not empty takes every member back (those the Python side names
+    are the script's: handoff.members)."""
+    k = tq.ops.queue_keys("default")
+    members = handoff.members(30_000, "w1")
+    assert len(members) == handoff.SLOTS == len(set(members))
+
+    def claim(max_n: int, slots: int) -> int:
+        tq._exec.run(tq.ops.claim_batch("default", max_n, 30_000, "w1", register_ms=5_000, register_slots=slots))
+        names: list[str] = rc.zrange(k.idle, 0, -1)  # type: ignore[assignment]
+        assert names == members[: len(names)]
+        return len(names)
+
+    assert claim(100, 100) == handoff.SLOTS
+    assert claim(100, 3) == 3  # the five members past these are gone
+    assert claim(2, handoff.SLOTS) == 2
+    published = publishes(rc)
+    tq.enqueue("t", force=True)  # into the empty queue: offered to nobody listening, so queued
+    assert publishes(rc) == published + 2  # one offer (then the queue's wake-up): all of its members went
+    assert rc.zcard(k.idle) == 0
+    assert claim(100, 100) == handoff.SLOTS  # claimed it, 1 of 100: the queue left empty, registered
+    tq.enqueue_many([{"name": "t", "force": True}] * 3)
+    assert claim(2, handoff.SLOTS) == 0  # 2 of 3: the queue holds one more, so no registration
+    assert claim(100, handoff.SLOTS) == handoff.SLOTS
+    tq._exec.run(Plan(handoff.unregister_commands(tq.ops, ["default"], "w1", 30_000), no_result))
+    assert rc.zcard(k.idle) == 0
+
+
+def calls(rc: redis.Redis, command: str) -> int:
+    return int(rc.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))  # type: ignore[union-attr]
+
+
+def publishes(rc: redis.Redis) -> int:
+    return calls(rc, "publish")
+
+
+def test_each_task_takes_one_member_and_no_more_is_looked_for(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
+    """Tasks queued into an empty queue are handed one per member, the last member first; the
+    script pops no member it has no task for (one ZPOPMAX per task handed), and tasks past the
+    members stay queued, with the queue's wake-up."""
+    k = tq.ops.queue_keys("default")
+    pubsub = rc.pubsub()
+    pubsub.subscribe(handoff.channel(tq.ops, "default", "listener"))
+    pubsub.get_message(timeout=1)
+    tq._exec.run(tq.ops.claim_batch("default", 3, 30_000, "listener", register_ms=60_000, register_slots=3))
+    members = handoff.members(30_000, "listener")
+    before = calls(rc, "zpopmax"), publishes(rc)
+    h1 = tq.enqueue("t", force=True)
+    assert h1.info().worker == "listener" and rc.zrange(k.idle, 0, -1) == members[:2]
+    assert (calls(rc, "zpopmax"), publishes(rc)) == (before[0] + 1, before[1] + 1)
+    rc.delete(k.idle)
+    tq._exec.run(tq.ops.claim_batch("default", 4, 30_000, "listener", register_ms=60_000, register_slots=4))
+    before = calls(rc, "zpopmax"), publishes(rc)
+    handles = tq.enqueue_many([{"name": "t", "force": True}] * 6)
+    assert [h.info().worker for h in handles] == ["listener"] * 4 + [None] * 2  # in order: FIFO
+    assert rc.zcard(k.idle) == 0 and rc.zcard(k.queued) == 2
+    assert (calls(rc, "zpopmax"), publishes(rc)) == (before[0] + 5, before[1] + 5)  # the 5th finds none; a wake-up
+
+
+def test_registrations_on_several_queues_share_the_free_slots(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> None:
+    workers.append(w := tq.start_worker(queues=["a", "b"], concurrency=6, idle_poll_s=30))
+    wait_until(lambda: registered(rc, tq, "a") and registered(rc, tq, "b"), what="registered on both queues")
+    members = handoff.members(w.worker.lease_ms, w.worker.id)
+    assert registered(rc, tq, "a") == registered(rc, tq, "b") == members[:3]
+    assert [handoff.slots(free, 2) for free in (0, 1, 2, 5, 16, 100)] == [1, 1, 1, 2, 8, 8]
 
 
 def test_handoff_off_by_environment(

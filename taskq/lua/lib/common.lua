@@ -347,48 +347,63 @@ local function token_text(seq)
 end
 
 -- Hand-off (taskq/handoff.py). A worker whose claim left a queue empty is registered in the
--- queue's `idle` ZSET as "<lease ms> <worker id>", scored by when the registration lapses.
+-- queue's `idle` ZSET, one member per task it may be handed (a free slot, up to
+-- HANDOFF_SLOTS): "<lease ms> <worker id>", then "<lease ms> <worker id> 2", ... (handoff_members),
+-- all scored by when the registration lapses.
 -- A task queued into the empty queue is leased here, in the script that queued it, to such a
 -- worker, and sent on the worker's own channel (the wake channel, ':', its id): it starts one
--- round trip sooner than after a wake-up and a claim. One registration takes one task, the
--- freshest registration first. A message no subscriber received (PUBLISH counts them: the
--- worker is gone or its connection dropped) leases nothing: the task goes back and the next
+-- round trip sooner than after a wake-up and a claim. One member takes one task, the
+-- freshest registration first (and of one registration, the first member last). A message
+-- no subscriber received (PUBLISH counts them: the worker is gone or its connection dropped)
+-- leases nothing: the task goes back, the worker's other members go too, and the next
 -- registration is tried. One that was received but never read (the worker was killed after)
 -- loses nothing either: the lease runs out and the reaper queues the task again.
--- Not on a queue with rate limits (the claim script applies them). Returns whether tasks are
--- left in `queued` (for the caller's wake-up) and how many were handed off.
-local function handoff(T, queued, running, idle, limits, wake, prefix, now_ms, now_text)
+-- Not on a queue with rate limits (the claim script applies them). `n`: how many tasks the
+-- caller queued into the empty queue (so no pop looks for a task or a member that is not
+-- needed). Returns whether tasks are left in `queued` (for the caller's wake-up) and how many
+-- were handed off.
+local HANDOFF_SLOTS = 8  -- taskq/handoff.py SLOTS
+
+-- The names of a worker's registration members, first to last.
+local function handoff_members(lease_arg, worker)
+  local first = lease_arg .. ' ' .. worker
+  local names = {first}
+  for n = 2, HANDOFF_SLOTS do names[n] = first .. ' ' .. n end
+  return names
+end
+
+local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms, now_text)
   if wake == '' or redis.call('EXISTS', limits) == 1 then return true, 0 end
   local handed = 0
-  while true do
+  while n > 0 do  -- n: the tasks in `queued` (the caller's, into an empty queue) not yet handed
     local w = redis.call('ZPOPMAX', idle)
     if not w[1] or tonumber(w[2]) <= now_ms then
       if w[1] then redis.call('DEL', idle) end  -- the freshest lapsed: so did every other
-      return handed == 0 or redis.call('EXISTS', queued) == 1, handed
+      return true, handed
     end
     local popped = redis.call('ZPOPMIN', queued)
-    if not popped[1] then
-      redis.call('ZADD', idle, w[2], w[1])
-      return false, handed
-    end
     local id, key = popped[1], prefix .. popped[1]
     local f = lease_read(key)
     if f[1] then
       local sp = string.find(w[1], ' ', 1, true)
-      local lease_arg, worker = string.sub(w[1], 1, sp - 1), string.sub(w[1], sp + 1)
+      local sp2 = string.find(w[1], ' ', sp + 1, true)  -- a worker id has no whitespace
+      local lease_arg, worker = string.sub(w[1], 1, sp - 1), string.sub(w[1], sp + 1, (sp2 or 0) - 1)
       local token = token_text(redis.call('HINCRBY', T.meta, 'lease_seq', 1))
       local msg = lease_reply({}, id, token, tonumber(f[12]) + 1, f)
       if wake_publish(wake .. ':' .. worker, cjson.encode(msg)) > 0 then
         lease_write(T, key, id, f, token, worker, now_ms, now_text, lease_arg)
         redis.call('ZADD', running, now_ms + tonumber(lease_arg), id)
-        handed = handed + 1
-      else
+        handed, n = handed + 1, n - 1
+      else  -- not listening: nor will its other members be
         redis.call('ZADD', queued, popped[2], id)
+        redis.call('ZREM', idle, unpack(handoff_members(lease_arg, worker)))
       end
     else
       redis.call('ZADD', idle, w[2], w[1])  -- a task with no record took no one's registration
+      n = n - 1
     end
   end
+  return false, handed
 end
 
 -- A newly scheduled task that is now the earliest one changes when workers must wake.
