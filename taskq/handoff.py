@@ -10,11 +10,12 @@ How (the Lua is lib/common.lua, ``handoff``):
 
 * A claim that leaves a queue empty registers the worker in the queue's ``idle`` ZSET for
   :func:`registration_ms` (claim.lua, ``register_ms``), one member per task it may be handed:
-  as many as it has free slots (shared among the queues it claims from: :func:`slots`), up to
-  :data:`SLOTS`. Any other claim takes its registration back. An idle worker claims again
-  every ``idle_poll_s``, which renews it, and once half its registration is used (so at low
-  load a worker makes one claim per few tasks, not one per task), or all of it when it is
-  small (a registration of 1 at concurrency 1: one claim per task, as before).
+  as many as it has free slots (shared among the queues it claims from:
+  :func:`registration_slots`), up to :data:`SLOTS`. Any other claim takes its registration
+  back. An idle worker claims again every ``idle_poll_s``, which renews it, and once half its
+  registration is used (so at low load a worker makes one claim per few tasks, not one per
+  task), or all of it when it is small (a registration of 1 at concurrency 1: one claim per
+  task, as before).
 * The enqueue script that finds the queue empty leases its task to the freshest registered
   worker (one task per member) and publishes the claim reply on the worker's own
   channel, ``taskq:{queue}:wake:<worker id>``, which the worker subscribed before it claimed.
@@ -84,7 +85,7 @@ def registration_ms(idle_poll_s: float) -> int:
     return int((2 * idle_poll_s + 1) * 1000)
 
 
-def slots(free: int, queues: int) -> int:
+def registration_slots(free: int, queues: int) -> int:
     """How many tasks a claim's registration may take (1..:data:`SLOTS`): the worker's free
     slots shared among the ``queues`` it claims from, so that registrations on several queues
     do not promise one slot many times over (a task handed to a full worker is given back)."""
@@ -181,8 +182,8 @@ class HandOff:
             self._work_event.set()  # the claim loop claims again, and so registers again
 
     def _handoff_registered(self, queue: str, members: int) -> None:
-        """A claim of ``queue`` registered ``members`` (0: none, or took its registration back)."""
-        self._registered[queue] = self._unused[queue] = members
+        """A claim of ``queue`` registered ``members`` (with the hand-off on)."""
+        self._registered[queue] = self._unused[queue] = members if self._handoff_ms else 0
 
     def _handoff_fit(self, claimed: list[ClaimedTask]) -> list[ClaimedTask]:
         """The claimed tasks there is room for. Hand-offs that came while the claim was on its
@@ -205,6 +206,8 @@ class HandOff:
             log.warning("could not release task %s that came while full (its lease will run out): %s", task.id, exc)
 
     async def _handoff_unregister(self, queues: Sequence[str]) -> None:
+        for queue in queues:
+            self._handoff_registered(queue, 0)
         commands = unregister_commands(self.ops, queues, self.id, self.lease_ms)
         with contextlib.suppress(*TRY_AGAIN):  # a registration lapses by itself
             await self._exec.run(Plan(commands, no_result))

@@ -25,9 +25,8 @@ later is ignored (the thread stays busy until the function returns).
 
 Running a task and recording its outcome live in :mod:`taskq.execution`, the heartbeat and
 maintenance loops in :mod:`taskq.upkeep` (both mixed into :class:`Worker`); what a task sees
-of itself and the queue selection in
-:mod:`taskq.worker_context`. This module keeps the loops, the shutdown and the ways to run
-a worker (foreground with signals, background thread).
+of itself and the queue selection in :mod:`taskq.worker_context`. This module keeps the
+loops, the shutdown and the ways to run a worker (foreground with signals, background thread).
 """
 
 from __future__ import annotations
@@ -48,7 +47,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from taskq import handoff
 from taskq.connection import async_client, wait_for_server, warn_if_evicting, worker_socket_timeout_s
 from taskq.errors import (
     InvalidOption,
@@ -57,7 +55,7 @@ from taskq.errors import (
 )
 from taskq.execution import TaskExecution, _Held
 from taskq.executor import AsyncExecutor
-from taskq.handoff import HandOff
+from taskq.handoff import HandOff, registration_slots
 from taskq.ops import MAX_BATCH, ClaimedTask, Completion, Failure, Operations
 from taskq.registry import TaskDef
 from taskq.shards import rated_queues, selection_flow
@@ -273,27 +271,22 @@ class Worker(HandOff, TaskExecution, WorkerUpkeep, ScheduleTicker):
         emptied = True
         short: list[str] = []  # left empty, so registered for the hand-off (taskq.handoff)
         order = self.selection.claim_order(self._rng)
-        slots = handoff.slots(free, len(order))
+        slots = registration_slots(free, len(order))
         for queue in order:
             want = min(free - len(claimed), MAX_BATCH)
             if want <= 0:
                 emptied = False  # not asked: it may hold more
                 break
-            got, due = await self._exec.run(
-                self.ops.claim_batch(
-                    queue, want, self.lease_ms, self.id, register_ms=self._handoff_ms, register_slots=slots
-                )
-            )
+            plan = self.ops.claim_batch(queue, want, self.lease_ms, self.id, self._handoff_ms, slots)
+            got, due = await self._exec.run(plan)
             claimed += got
             emptied = emptied and len(got) < want
             short += [queue] if len(got) < want else []
-            self._handoff_registered(queue, min(slots, want - len(got)) if self._handoff_ms else 0)
+            self._handoff_registered(queue, min(slots, want - len(got)))
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = due
         if short and len(self._running) + len(claimed) >= self.concurrency:  # full now (a later queue,
             await self._handoff_unregister(short)  # or hand-offs that came meanwhile): registered for nothing
-            for queue in short:
-                self._handoff_registered(queue, 0)
         return self._handoff_fit(claimed), next_due, emptied
 
     async def _wait_for_work(self, next_due_ms: int) -> None:

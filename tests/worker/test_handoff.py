@@ -159,7 +159,7 @@ def test_registrations_on_several_queues_share_the_free_slots(
     wait_until(lambda: registered(rc, tq, "a") and registered(rc, tq, "b"), what="registered on both queues")
     members = handoff.members(w.worker.lease_ms, w.worker.id)
     assert registered(rc, tq, "a") == registered(rc, tq, "b") == members[:3]
-    assert [handoff.slots(free, 2) for free in (0, 1, 2, 5, 16, 100)] == [1, 1, 1, 2, 8, 8]
+    assert [handoff.registration_slots(free, 2) for free in (0, 1, 2, 5, 16, 100)] == [1, 1, 1, 2, 8, 8]
 
 
 def test_handoff_off_by_environment(
