@@ -346,6 +346,17 @@ local function token_text(seq)
   return tostring(seq)
 end
 
+-- The most tasks one hand-off registration takes (taskq/handoff.py SLOTS), and the names of
+-- a worker's registration members, first to last.
+local HANDOFF_SLOTS = 8
+
+local function handoff_members(lease_arg, worker)
+  local first = lease_arg .. ' ' .. worker
+  local names = {first}
+  for n = 2, HANDOFF_SLOTS do names[n] = first .. ' ' .. n end
+  return names
+end
+
 -- Hand-off (taskq/handoff.py). A worker whose claim left a queue empty is registered in the
 -- queue's `idle` ZSET, one member per task it may be handed (a free slot, up to
 -- HANDOFF_SLOTS): "<lease ms> <worker id>", then "<lease ms> <worker id> 2", ... (handoff_members),
@@ -362,16 +373,6 @@ end
 -- caller queued into the empty queue (so no pop looks for a task or a member that is not
 -- needed). Returns whether tasks are left in `queued` (for the caller's wake-up) and how many
 -- were handed off.
-local HANDOFF_SLOTS = 8  -- taskq/handoff.py SLOTS
-
--- The names of a worker's registration members, first to last.
-local function handoff_members(lease_arg, worker)
-  local first = lease_arg .. ' ' .. worker
-  local names = {first}
-  for n = 2, HANDOFF_SLOTS do names[n] = first .. ' ' .. n end
-  return names
-end
-
 local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms, now_text)
   if wake == '' or redis.call('EXISTS', limits) == 1 then return true, 0 end
   local handed = 0
@@ -382,6 +383,10 @@ local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms
       return true, handed
     end
     local popped = redis.call('ZPOPMIN', queued)
+    if not popped[1] then  -- fewer than n (ids are fresh, so never; but never an error half way)
+      redis.call('ZADD', idle, w[2], w[1])
+      return false, handed
+    end
     local id, key = popped[1], prefix .. popped[1]
     local f = lease_read(key)
     if f[1] then
