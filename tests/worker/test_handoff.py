@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 from apps.procs import Workers, wait_until
 
 import taskq
@@ -26,7 +25,6 @@ from taskq.keys import queue_of_task_id
 from taskq.ops import Operations
 from taskq.ops_base import no_result
 from taskq.plan import Plan
-from taskq.wake import WakeListener
 from taskq.worker_ops import parse_handoff
 
 
@@ -429,44 +427,3 @@ def test_stop_closes_cleanly_after_a_shard_change(
     caplog.set_level("WARNING", logger="taskq.worker")
     w.stop()
     assert not [r for r in caplog.records if "not closed cleanly" in r.getMessage()]
-
-
-def test_a_handed_off_task_starts_before_the_listener_reads_again(redis_url: str, rc: redis.Redis) -> None:
-    """The listener lets what a message started run before it sets up its next read (redis-py's
-    get_message costs tens of µs, which the task would otherwise wait out): after a message, the
-    task the receiver started comes before the next read."""
-    order: list[str] = []
-
-    async def main() -> None:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        started: list[asyncio.Task[None]] = []
-
-        async def task() -> None:
-            order.append("task")
-
-        def receive(data: str) -> None:
-            order.append("message")
-            started.append(asyncio.get_running_loop().create_task(task()))
-
-        listener = WakeListener(client, [], lambda: None, routes={"own": receive})
-        await listener.start()
-        real_next = listener._next
-
-        async def next_message(**kwargs: Any) -> Any:
-            order.append("read")
-            return await real_next(**kwargs)
-
-        listener._next = next_message  # type: ignore[method-assign]
-        running = asyncio.create_task(listener.run())
-        while "read" not in order:
-            await asyncio.sleep(0.01)
-        await client.publish("own", "x")
-        while not started or not started[0].done() or order[-1] != "read":
-            await asyncio.sleep(0.01)
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await listener.aclose()
-        await client.aclose()
-
-    asyncio.run(main())
-    assert order[order.index("message") :][:3] == ["message", "task", "read"]
