@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from taskq_bench import private_redis, procs, recorder
+from taskq_bench import outside, private_redis, procs, recorder
 from taskq_bench.fairness import rotated
 from taskq_bench.stats import summarize_ms
 from taskq_bench.systems.base import QUEUE
@@ -49,10 +49,11 @@ TOP_COMMANDS = 6
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` so far (taskq_bench.outside reads the file)."""
+    proc = outside.parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    if proc is None:
+        raise RuntimeError(f"/proc/{pid}/stat: unreadable")
+    return proc.own / outside.TICKS_PER_S
 
 
 async def produce(url: str, rate: float, count: int, r: redis.Redis, pids: dict[str, int]) -> dict[str, float]:
