@@ -19,6 +19,9 @@ How (the Lua is lib/common.lua, ``handoff``):
 * The enqueue script that finds the queue empty leases its task to the freshest registered
   worker (one task per member) and publishes the claim reply on the worker's own
   channel, ``taskq:{queue}:wake:<worker id>``, which the worker subscribed before it claimed.
+  What one script hands one worker goes in one message (:func:`~taskq.worker_ops.parse_handoff`),
+  so the claim the worker makes once a task has started (its listener lets each start before
+  it reads again) never takes a slot a task still on the way was given.
   Only when PUBLISH says a subscriber received it: a worker that is gone (or whose connection
   dropped) leases nothing, and the task goes to the next registration, else stays queued and
   the queue's wake-up goes out as before.
@@ -169,15 +172,16 @@ class HandOff:
                 self._all_ended.set()
             return
         try:
-            task = parse_handoff(queue, data)
-        except (ValueError, TypeError, IndexError) as exc:  # not ours to read: its lease runs out
+            tasks = parse_handoff(queue, data)
+        except (ValueError, TypeError, IndexError) as exc:  # not ours to read: the leases run out
             log.error("unreadable hand-off on %s ignored (%s): %.200r", queue, exc, data)
             return
-        if self._stopping or len(self._running) >= self.concurrency:
-            self._give_back_later(task)
-            return
-        self._start(task)
-        left = self._unused[queue] = self._unused.get(queue, 0) - 1
+        for task in tasks:
+            if self._stopping or len(self._running) >= self.concurrency:
+                self._give_back_later(task)
+            else:
+                self._start(task)
+        left = self._unused[queue] = self._unused.get(queue, 0) - len(tasks)
         if claim_again(self._registered.get(queue, 0), left):
             self._work_event.set()  # the claim loop claims again, and so registers again
 

@@ -98,6 +98,10 @@ class WakeListener:
                 receive(message["data"])
             else:
                 self.on_wake()
+            # Let what the message started (a handed-off task, a claim) run before the next
+            # read is set up: redis-py's get_message costs tens of µs, which a task started by
+            # the hand-off would otherwise wait out (taskq.handoff).
+            await asyncio.sleep(0)
 
     async def aclose(self) -> None:
         if self.pubsub is not None:

@@ -279,14 +279,14 @@ def _parse_claim(queue: str, flat: list[Any]) -> tuple[list[ClaimedTask], int]:
     return out, int(flat[0])
 
 
-def parse_handoff(queue: str, data: str) -> ClaimedTask:
-    """A hand-off message (lib/common.lua, ``handoff``; :mod:`taskq.handoff`): the fields of
-    one task of a claim reply, as a JSON array, where a field left out is false (a claim
-    reply's None)."""
+def parse_handoff(queue: str, data: str) -> list[ClaimedTask]:
+    """A hand-off message (lib/common.lua, ``handoff``; :mod:`taskq.handoff`): the tasks one
+    enqueue script handed this worker, the fields of each as in a claim reply, one task after
+    the other in one JSON array, where a field left out is false (a claim reply's None)."""
     fields = json.loads(data)
-    if not isinstance(fields, list) or len(fields) != CLAIM_FIELDS:
-        raise ValueError(f"a hand-off holds {CLAIM_FIELDS} fields")
-    return _parse_claim(queue, [-1, *(None if v is False else v for v in fields)])[0][0]
+    if not isinstance(fields, list) or not fields or len(fields) % CLAIM_FIELDS:
+        raise ValueError(f"a hand-off holds {CLAIM_FIELDS} fields per task")
+    return _parse_claim(queue, [-1, *(None if v is False else v for v in fields)])[0]
 
 
 def _loads(raw: str | None, default: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from apps.procs import Workers, wait_until
 
 import taskq
@@ -25,6 +26,7 @@ from taskq.keys import queue_of_task_id
 from taskq.ops import Operations
 from taskq.ops_base import no_result
 from taskq.plan import Plan
+from taskq.wake import WakeListener
 from taskq.worker_ops import parse_handoff
 
 
@@ -127,8 +129,9 @@ def calls(rc: redis.Redis, command: str) -> int:
 
 def test_each_task_takes_one_member_and_no_more_is_looked_for(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
     """Tasks queued into an empty queue are handed one per member, the last member first; the
-    script pops no member it has no task for (one ZPOPMAX per task handed), and tasks past the
-    members stay queued, with the queue's wake-up."""
+    script pops no member it has no task for, and tasks past the members stay queued, with the
+    queue's wake-up. What one script hands one worker goes in one message, in FIFO order, with
+    one ZPOPMAX for the members and one PUBLISH."""
     k = tq.ops.queue_keys("default")
     pubsub = rc.pubsub()
     pubsub.subscribe(handoff.channel(tq.ops, "default", "listener"))
@@ -139,14 +142,53 @@ def test_each_task_takes_one_member_and_no_more_is_looked_for(tq: taskq.TaskQueu
     h1 = tq.enqueue("t", force=True)
     assert h1.info().worker == "listener" and rc.zrange(k.idle, 0, -1) == members[:2]
     assert (calls(rc, "zpopmax"), calls(rc, "publish")) == (before[0] + 1, before[1] + 1)
+    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    assert message is not None and [t.id for t in parse_handoff("default", message["data"])] == [h1.id]
     rc.delete(k.idle)
     tq._exec.run(tq.ops.claim_batch("default", 4, 30_000, "listener", register_ms=60_000, register_slots=4))
     before = calls(rc, "zpopmax"), calls(rc, "publish")
     handles = tq.enqueue_many([{"name": "t", "force": True}] * 6)
     assert [h.info().worker for h in handles] == ["listener"] * 4 + [None] * 2  # in order: FIFO
     assert rc.zcard(k.idle) == 0 and rc.zcard(k.queued) == 2
-    # 4 hand-offs, then the 5th pop finds no member left, and the queue's wake-up
-    assert (calls(rc, "zpopmax"), calls(rc, "publish")) == (before[0] + 5, before[1] + 5)
+    # the members popped at once (4 for 6 asked: none left), 4 tasks in one message, the wake-up
+    assert (calls(rc, "zpopmax"), calls(rc, "publish")) == (before[0] + 1, before[1] + 2)
+    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    assert message is not None
+    tasks = parse_handoff("default", message["data"])
+    assert [t.id for t in tasks] == [h.id for h in handles[:4]]
+    assert len({t.token for t in tasks}) == 4 and all(rc.hget(k.task(t.id), "token") == t.token for t in tasks)
+    assert pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1) is None
+
+
+def test_a_lot_is_shared_among_registrations_freshest_first_one_message_each(
+    tq: taskq.TaskQueue, rc: redis.Redis
+) -> None:
+    """Six tasks, three registrations: "a" (the freshest, 2 members), a worker that is not
+    listening (2), "b" (3). "a" gets the first two in one message; the ghost's offer reaches
+    nobody, so its tasks go back and its members go; "b" gets the next three (two messages:
+    the ghost came between); the sixth stays queued, with the wake-up. A lapsed registration
+    takes nothing, and the ones under it went with it."""
+    k = tq.ops.queue_keys("default")
+    pubsub = rc.pubsub()
+    pubsub.subscribe(handoff.channel(tq.ops, "default", "a"), handoff.channel(tq.ops, "default", "b"))
+    for _ in range(2):
+        pubsub.get_message(timeout=1)
+    far = int(time.time() * 1000) + 60_000
+    for worker, n, score in (("a", 2, far + 2_000), ("ghost", 2, far + 1_000), ("b", 3, far)):
+        rc.zadd(k.idle, dict.fromkeys(handoff.members(30_000, worker)[:n], score))
+    handles = tq.enqueue_many([{"name": "t", "force": True}] * 6)
+    ids = [h.id for h in handles]
+    assert [h.info().worker for h in handles] == ["a", "a", "b", "b", "b", None]
+    assert rc.zcard(k.idle) == 0 and rc.zrange(k.queued, 0, -1) == ids[5:]
+    got: dict[str, list[list[str]]] = {"a": [], "b": []}
+    while (message := pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)) is not None:
+        got[message["channel"].rsplit(":", 1)[1]].append([t.id for t in parse_handoff("default", message["data"])])
+    assert got == {"a": [ids[:2]], "b": [ids[2:4], ids[4:5]]}
+
+    rc.delete(k.queued)
+    rc.zadd(k.idle, {handoff.members(30_000, "a")[0]: far, handoff.members(30_000, "b")[0]: 1})  # b's lapsed
+    first, second = tq.enqueue_many([{"name": "t", "force": True}] * 2)
+    assert (first.info().worker, second.info().worker) == ("a", None) and rc.zcard(k.idle) == 0
 
 
 def test_registrations_on_several_queues_share_the_free_slots(
@@ -198,7 +240,7 @@ def test_a_registered_worker_with_no_subscription_gets_nothing(tq: taskq.TaskQue
     assert info.status is taskq.TaskStatus.RUNNING and info.worker == "listener" and info.attempts == 1
     message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
     assert message is not None
-    task = parse_handoff("default", message["data"])
+    (task,) = parse_handoff("default", message["data"])
     assert (task.id, task.args, task.kwargs, task.priority, task.meta, task.attempts) == (
         h2.id,
         [1, "two"],
@@ -424,3 +466,69 @@ def test_stop_closes_cleanly_after_a_shard_change(
     caplog.set_level("WARNING", logger="taskq.worker")
     w.stop()
     assert not [r for r in caplog.records if "not closed cleanly" in r.getMessage()]
+
+
+def test_a_handed_off_task_starts_before_the_listener_reads_again(redis_url: str, rc: redis.Redis) -> None:
+    """The listener lets what a message started run before it sets up its next read (redis-py's
+    get_message costs tens of µs, which the task would otherwise wait out): after a message, the
+    task the receiver started comes before the next read."""
+    order: list[str] = []
+
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        started: list[asyncio.Task[None]] = []
+
+        async def task() -> None:
+            order.append("task")
+
+        def receive(data: str) -> None:
+            order.append("message")
+            started.append(asyncio.get_running_loop().create_task(task()))
+
+        listener = WakeListener(client, [], lambda: None, routes={"own": receive})
+        await listener.start()
+        real_next = listener._next
+
+        async def next_message(**kwargs: Any) -> Any:
+            order.append("read")
+            return await real_next(**kwargs)
+
+        listener._next = next_message  # type: ignore[method-assign]
+        running = asyncio.create_task(listener.run())
+        while "read" not in order:
+            await asyncio.sleep(0.01)
+        await client.publish("own", "x")
+        while not started or not started[0].done() or order[-1] != "read":
+            await asyncio.sleep(0.01)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await listener.aclose()
+        await client.aclose()
+
+    asyncio.run(main())
+    assert order[order.index("message") :][:3] == ["message", "task", "read"]
+
+
+def test_a_batch_handed_to_an_idle_worker_is_not_given_back(
+    tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
+) -> None:
+    """One batch enqueue into the empty queue hands an idle worker of concurrency 4 a task per
+    member, 4 messages at once. Each task starts before the next message is read, and half-way
+    the worker renews its registration; that claim leaves the slots of the messages still
+    coming to them (taskq.handoff, ``_handoff_reserve``), so nothing is claimed that the worker
+    then has no room for and gives back: 40 tasks, 40 starts, no release."""
+
+    @tq.task(name="hold")
+    async def hold(n: int) -> int:
+        await asyncio.sleep(0.02)
+        return n
+
+    w = tq.start_worker(concurrency=4, idle_poll_s=30)
+    workers.append(w)
+    for _ in range(5):
+        wait_until(lambda: len(registered(rc, tq, "default")) == 4, what="the worker registered idle, 4 members")
+        handles = tq.enqueue_many([{"name": "hold", "args": [n]} for n in range(8)])
+        assert [h.result(timeout_s=10) for h in handles] == list(range(8))
+        wait_until(lambda: w.worker._claim_waiting, what="the worker idle again")
+    counters = tq.stats().counters
+    assert counters.get("started") == 40 and "released" not in counters

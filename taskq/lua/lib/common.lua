@@ -364,11 +364,15 @@ end
 -- A task queued into the empty queue is leased here, in the script that queued it, to such a
 -- worker, and sent on the worker's own channel (the wake channel, ':', its id): it starts one
 -- round trip sooner than after a wake-up and a claim. One member takes one task, the
--- freshest registration first (and of one registration, the first member last). A message
+-- freshest registration first (and of one registration, the first member last). The tasks one
+-- worker is handed here go in one message, the fields of each as in a claim reply, one after
+-- the other (two messages only when a registration not listening came between): the worker
+-- has them all at once, so the claim it makes after a task starts (it lets each start before
+-- it reads again) never takes the slot of one still on the way. A message
 -- no subscriber received (PUBLISH counts them: the worker is gone or its connection dropped)
--- leases nothing: the task goes back, the worker's other members go too, and the next
+-- leases nothing: its tasks go back, the worker's other members go too, and the next
 -- registration is tried. One that was received but never read (the worker was killed after)
--- loses nothing either: the lease runs out and the reaper queues the task again.
+-- loses nothing either: the leases run out and the reaper queues the tasks again.
 -- Not on a queue with rate limits (the claim script applies them). `n`: how many tasks the
 -- caller queued into the empty queue (so no pop looks for a task or a member that is not
 -- needed). Returns whether tasks are left in `queued` (for the caller's wake-up) and how many
@@ -377,36 +381,60 @@ local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms
   if wake == '' or redis.call('EXISTS', limits) == 1 then return true, 0 end
   local handed = 0
   while n > 0 do  -- n: the tasks in `queued` (the caller's, into an empty queue) not yet handed
-    local w = redis.call('ZPOPMAX', idle)
-    if not w[1] or tonumber(w[2]) <= now_ms then
-      if w[1] then redis.call('DEL', idle) end  -- the freshest lapsed: so did every other
-      return true, handed
-    end
-    local popped = redis.call('ZPOPMIN', queued)
-    if not popped[1] then  -- fewer than n (ids are fresh, so never; but never an error half way)
-      redis.call('ZADD', idle, w[2], w[1])
-      return false, handed
-    end
-    local id, key = popped[1], prefix .. popped[1]
-    local f = lease_read(key)
-    if f[1] then
-      local sp = string.find(w[1], ' ', 1, true)
-      local sp2 = string.find(w[1], ' ', sp + 1, true)  -- a worker id has no whitespace
-      local lease_arg, worker = string.sub(w[1], 1, sp - 1), string.sub(w[1], sp + 1, (sp2 or 0) - 1)
-      local token = token_text(redis.call('HINCRBY', T.meta, 'lease_seq', 1))
-      local msg = lease_reply({}, id, token, tonumber(f[12]) + 1, f)
-      if wake_publish(wake .. ':' .. worker, cjson.encode(msg)) > 0 then
-        lease_write(T, key, id, f, token, worker, now_ms, now_text, lease_arg)
-        redis.call('ZADD', running, now_ms + tonumber(lease_arg), id)
-        handed, n = handed + 1, n - 1
-      else  -- not listening: nor will its other members be
-        redis.call('ZADD', queued, popped[2], id)
-        redis.call('ZREM', idle, unpack(handoff_members(lease_arg, worker)))
+    local asked = n
+    local ws = redis.call('ZPOPMAX', idle, int_arg(asked))  -- name, score, ...: the freshest first
+    local i = 1
+    while i < #ws do
+      if tonumber(ws[i + 1]) <= now_ms then  -- lapsed: so did every member after it
+        redis.call('DEL', idle)
+        return n > 0, handed
       end
-    else
-      redis.call('ZADD', idle, w[2], w[1])  -- a task with no record took no one's registration
-      n = n - 1
+      local sp = string.find(ws[i], ' ', 1, true)
+      local sp2 = string.find(ws[i], ' ', sp + 1, true)  -- a worker id has no whitespace
+      local lease_arg, worker = string.sub(ws[i], 1, sp - 1), string.sub(ws[i], sp + 1, (sp2 or 0) - 1)
+      local first = lease_arg .. ' ' .. worker
+      local j = i  -- this worker's members run from ws[i] to ws[j] (one score, names in order)
+      while j + 2 < #ws and tonumber(ws[j + 3]) > now_ms
+        and (ws[j + 2] == first or string.sub(ws[j + 2], 1, #first + 1) == first .. ' ') do
+        j = j + 2
+      end
+      local k = (j - i) / 2 + 1
+      local popped = redis.call('ZPOPMIN', queued, int_arg(k))
+      local count = #popped / 2
+      local last = redis.call('HINCRBY', T.meta, 'lease_seq', int_arg(count))
+      local msg, got = {}, {}
+      for p = 1, count do
+        local id = popped[2 * p - 1]
+        local key = prefix .. id
+        local f = lease_read(key)
+        if f[1] then  -- a task with no record (never, with fresh ids) takes no one's member
+          local token = token_text(last - count + p)
+          lease_reply(msg, id, token, tonumber(f[12]) + 1, f)
+          got[#got + 1] = {id, popped[2 * p], key, f, token}
+        end
+      end
+      local used = #got
+      if used > 0 and wake_publish(wake .. ':' .. worker, cjson.encode(msg)) > 0 then
+        for _, g in ipairs(got) do
+          lease_write(T, g[3], g[1], g[4], g[5], worker, now_ms, now_text, lease_arg)
+          redis.call('ZADD', running, now_ms + tonumber(lease_arg), g[1])
+        end
+        handed, n = handed + used, n - count
+      elseif used > 0 then  -- not listening: nor will its other members be
+        for _, g in ipairs(got) do redis.call('ZADD', queued, g[2], g[1]) end
+        redis.call('ZREM', idle, unpack(handoff_members(lease_arg, worker)))
+        n, used = n - (count - used), k
+      else
+        n = n - count
+      end
+      for m = i + 2 * used, j, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end  -- not taken
+      if count < k then  -- fewer tasks than counted (never, see above): the rest of ws goes back
+        for m = j + 2, #ws, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end
+        return false, handed
+      end
+      i = j + 2
     end
+    if #ws < 2 * asked then return n > 0, handed end  -- no member left
   end
   return false, handed
 end
