@@ -50,7 +50,9 @@ class LocalCluster:
         self.cli = shutil.which("redis-cli") or "redis-cli"
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
-        self.ports = [free_port() for _ in range(masters * (1 + replicas))]
+        nodes = masters * (1 + replicas)
+        ports = distinct_free_ports(2 * nodes)  # each node's port and cluster bus port
+        self.ports, self.bus_ports = ports[:nodes], ports[nodes:]
         self.root = Path(tempfile.mkdtemp(prefix="taskq-cluster-"))
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -60,13 +62,11 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         try:
-            for port in self.ports:
+            for port, bus in zip(self.ports, self.bus_ports, strict=True):
                 node_dir = self.root / str(port)
                 node_dir.mkdir()
                 config = node_dir / "redis.conf"
-                config.write_text(
-                    CONFIG.format(port=port, bus=free_port(), dir=node_dir, node_timeout_ms=self.node_timeout_ms)
-                )
+                config.write_text(CONFIG.format(port=port, bus=bus, dir=node_dir, node_timeout_ms=self.node_timeout_ms))
                 with (node_dir / "log").open("wb") as log:  # the child keeps its own descriptor
                     self.procs.append(
                         subprocess.Popen(
@@ -85,6 +85,13 @@ class LocalCluster:
                 timeout=START_TIMEOUT_S,
             )
             self._wait(self._ready, "cluster_state:ok on every node")
+        except Exception as exc:  # said with what redis-cli and the nodes printed
+            said = getattr(exc, "stdout", None) or b""
+            said = said if isinstance(said, str) else said.decode(errors="replace")
+            logs = [(p, self.root / str(p) / "log") for p in self.ports]
+            tails = [f"node {p}: {log.read_text(errors='replace')[-600:]}" for p, log in logs if log.exists()]
+            self.stop()
+            raise RuntimeError("\n".join([f"the test cluster did not start: {exc}", said, *tails])) from exc
         except BaseException:
             self.stop()
             raise
@@ -172,6 +179,15 @@ class LocalCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def distinct_free_ports(n: int) -> list[int]:
+    """``n`` ports free now, no two the same (two calls of free_port may give one port twice)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
+
+
 SENTINEL_CONFIG = """port {port}
 bind 127.0.0.1
 dir {dir}
@@ -188,7 +204,7 @@ class LocalSentinel:
     def __init__(self, service: str = "taskq-primary") -> None:
         self.binary = shutil.which("redis-server") or "redis-server"
         self.service = service
-        self.primary, self.replica, self.sentinel = free_port(), free_port(), free_port()
+        self.primary, self.replica, self.sentinel = distinct_free_ports(3)
         self.root = Path(tempfile.mkdtemp(prefix="taskq-sentinel-"))
         self.procs: list[subprocess.Popen[bytes]] = []
 
