@@ -246,11 +246,17 @@ class LocalSentinel:
         with redis.Redis(port=self.sentinel, decode_responses=True, socket_timeout=2) as s:
             return int(s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)[1])
 
-    def failover(self) -> int:
-        """Ask the Sentinel to fail over now; returns the new primary's port once it reports it."""
+    def kill_primary(self) -> int:
+        """SIGKILL the primary (a crash: nothing more reaches its replica or its clients); returns
+        the new primary's port once the Sentinel reports it (down after 1 s, then failed over).
+
+        Not ``SENTINEL FAILOVER``: that promotes the replica while the old primary, alive, stays
+        writable until the Sentinel turns it into a replica about 10 s later (and drops its
+        clients), and whatever clients still connected to it wrote meanwhile is then gone."""
         old = self.primary_port()
-        with redis.Redis(port=self.sentinel, decode_responses=True, socket_timeout=2) as s:
-            s.execute_command("SENTINEL", "FAILOVER", self.service)
+        proc = self.procs[0]  # spawned first
+        proc.kill()
+        proc.wait()
         _wait(lambda: self.primary_port() != old, "the Sentinel to report the new primary")
         return self.primary_port()
 

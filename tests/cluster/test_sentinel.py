@@ -1,8 +1,8 @@
 """Sentinel: a ``redis+sentinel://`` URL follows a failover. One primary, one replica and one
-Sentinel (tests/clusterhelpers.py); the primary is failed over (``SENTINEL FAILOVER``) while a
-producer enqueues and a worker drains; the worker carries on, and lost and duplicated tasks are
-counted. Replication is asynchronous, so what the old primary acknowledged in its last moments
-can be lost (this is what an opt-in ``durable=True`` would close; not built yet)."""
+Sentinel (tests/clusterhelpers.py); the primary is SIGKILLed while a producer enqueues and a
+worker drains, and the Sentinel fails it over; the worker carries on, and lost and duplicated
+tasks are counted. Replication is asynchronous, so what the old primary acknowledged in its last
+moments can be lost (``durable=True`` closes that: the tests after it)."""
 
 from __future__ import annotations
 
@@ -51,20 +51,21 @@ def test_workers_carry_on_through_a_failover(sentinel: LocalSentinel) -> None:
             n = 0
             while len(after) < AFTER:
                 n += 1
+                late = failed_over.is_set()  # sent after the new primary was reported
                 while True:
                     try:  # the idempotency key makes a retried enqueue write one task, not two
                         count.enqueue(n, idempotency_key=f"n{n}")
                         break
                     except taskq.ServerUnavailable:
                         continue
-                (after if failed_over.is_set() else acked).append(n)
+                (after if late else acked).append(n)
 
         worker = tq.start_worker(queues=["sq"], concurrency=4, lease_s=3)
         try:
             producer = threading.Thread(target=produce)
             producer.start()
             wait_until(lambda: len(acked) >= 300, timeout_s=60, what="300 enqueued")
-            new_primary = sentinel.failover()
+            new_primary = sentinel.kill_primary()
             failed_over.set()
             producer.join(120)
             assert not producer.is_alive() and new_primary == sentinel.replica
