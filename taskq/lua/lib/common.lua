@@ -430,7 +430,7 @@ local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms
       for m = i + 2 * used, j, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end  -- not taken
       if count < k then  -- fewer tasks than counted (never, see above): the rest of ws goes back
         for m = j + 2, #ws, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end
-        return false, handed
+        return redis.call('EXISTS', queued) == 1, handed  -- (a worker not listening put some back)
       end
       i = j + 2
     end
