@@ -513,10 +513,11 @@ def test_a_batch_handed_to_an_idle_worker_is_not_given_back(
     tq: taskq.TaskQueue, rc: redis.Redis, workers: list[taskq.BackgroundWorker]
 ) -> None:
     """One batch enqueue into the empty queue hands an idle worker of concurrency 4 a task per
-    member, 4 messages at once. Each task starts before the next message is read, and half-way
-    the worker renews its registration; that claim leaves the slots of the messages still
-    coming to them (taskq.handoff, ``_handoff_reserve``), so nothing is claimed that the worker
-    then has no room for and gives back: 40 tasks, 40 starts, no release."""
+    member, all 4 in one message, and queues the other 4. The worker starts each, then renews
+    its registration (a claim); with one message per task that claim went out between two of
+    them (the listener lets each task start before it reads on), took queued tasks for slots
+    the rest had been given, and the worker gave those back. Here: 40 tasks, 40 starts, no
+    release."""
 
     @tq.task(name="hold")
     async def hold(n: int) -> int:
