@@ -393,9 +393,10 @@ local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms
       local sp2 = string.find(ws[i], ' ', sp + 1, true)  -- a worker id has no whitespace
       local lease_arg, worker = string.sub(ws[i], 1, sp - 1), string.sub(ws[i], sp + 1, (sp2 or 0) - 1)
       local first = lease_arg .. ' ' .. worker
+      local more = first .. ' '  -- the names of its members after the first begin so
       local j = i  -- this worker's members run from ws[i] to ws[j] (one score, names in order)
       while j + 2 < #ws and tonumber(ws[j + 3]) > now_ms
-        and (ws[j + 2] == first or string.sub(ws[j + 2], 1, #first + 1) == first .. ' ') do
+        and (ws[j + 2] == first or string.sub(ws[j + 2], 1, #more) == more) do
         j = j + 2
       end
       local k = (j - i) / 2 + 1
@@ -413,21 +414,21 @@ local function handoff(T, n, queued, running, idle, limits, wake, prefix, now_ms
           got[#got + 1] = {id, popped[2 * p], key, f, token}
         end
       end
-      local used = #got
-      if used > 0 and wake_publish(wake .. ':' .. worker, cjson.encode(msg)) > 0 then
+      local taken = 0  -- of this worker's members: those used up
+      if #got > 0 and wake_publish(wake .. ':' .. worker, cjson.encode(msg)) > 0 then
         for _, g in ipairs(got) do
           lease_write(T, g[3], g[1], g[4], g[5], worker, now_ms, now_text, lease_arg)
           redis.call('ZADD', running, now_ms + tonumber(lease_arg), g[1])
         end
-        handed, n = handed + used, n - count
-      elseif used > 0 then  -- not listening: nor will its other members be
+        handed, n, taken = handed + #got, n - count, #got
+      elseif #got > 0 then  -- not listening: nor will its other members be
         for _, g in ipairs(got) do redis.call('ZADD', queued, g[2], g[1]) end
         redis.call('ZREM', idle, unpack(handoff_members(lease_arg, worker)))
-        n, used = n - (count - used), k
+        n, taken = n - (count - #got), k
       else
         n = n - count
       end
-      for m = i + 2 * used, j, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end  -- not taken
+      for m = i + 2 * taken, j, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end  -- not taken
       if count < k then  -- fewer tasks than counted (never, see above): the rest of ws goes back
         for m = j + 2, #ws, 2 do redis.call('ZADD', idle, ws[m + 1], ws[m]) end
         return redis.call('EXISTS', queued) == 1, handed  -- (a worker not listening put some back)
