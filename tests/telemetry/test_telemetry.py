@@ -126,13 +126,16 @@ def test_percentiles_of_a_workload_with_known_delays(tq: taskq.TaskQueue, rc: re
                 assert got == bucket_value_ms(bucket_of(true_ms)), (metric, name, got, true_ms)
                 if true_ms >= 1:
                     assert abs(got - true_ms) <= RELATIVE_ERROR * true_ms
+    # and against the sleeps themselves: each task ran no less than its sleep (the stamps are
+    # whole ms of the server's clock), so each percentile is at least its class's sleep, less
+    # the bucket error. No upper bound: the worker's own time comes on top, and a stalled
+    # machine adds any amount (CI once saw a 0.7 s stall put P90 at 684 ms).
+    assert all(run_ms >= ms - 1 for ms, run_ms in zip(delays, exact["run"], strict=True))
     run = q.latency["run"]
     assert run.p50_ms is not None and run.p90_ms is not None and run.p99_ms is not None
-    # and against the sleeps themselves: no less than the sleep (less the bucket error), and
-    # in the right class (the worker's own time comes on top; a loaded machine adds more)
     assert 10 * (1 - RELATIVE_ERROR) <= run.p50_ms <= run.p90_ms <= run.p99_ms
-    assert 50 * (1 - RELATIVE_ERROR) <= run.p90_ms < 200 * (1 - RELATIVE_ERROR)
-    assert 200 * (1 - RELATIVE_ERROR) <= run.p99_ms < 1000
+    assert run.p90_ms >= 50 * (1 - RELATIVE_ERROR)
+    assert run.p99_ms >= 200 * (1 - RELATIVE_ERROR)
     assert window.total("succeeded") == len(delays)
 
 
@@ -222,14 +225,16 @@ def test_depth_by_priority_stays_exact_through_every_path(tq: taskq.TaskQueue, r
 
 def test_snapshot_lists_running_tasks_with_lease_ages(tq: taskq.TaskQueue) -> None:
     tq.enqueue_many([{"name": "job", "force": True, "priority": p} for p in (2, 8, 5)])
+    before_ms = server_ms(tq.redis)
     leased = claim(tq, "default", 3, lease_ms=5000, worker="w-7")
     time.sleep(0.05)
     (q,) = tq.snapshot("default", running_limit=2).queues
+    held_ms = server_ms(tq.redis) - before_ms  # the longest any of them can have been held
     assert q.running == 3 and q.overdue == 0 and len(q.running_tasks) == 2
     for task in q.running_tasks:
         assert task.worker == "w-7" and task.attempt == 1 and task.name == "job"
-        assert task.age_ms is not None and 40 <= task.age_ms < 2000
-        assert 2000 < task.lease_left_ms <= 5000
+        assert task.age_ms is not None and 40 <= task.age_ms <= held_ms
+        assert 5000 - held_ms <= task.lease_left_ms <= 5000
     assert {t.id for t in q.running_tasks} <= {t.id for t in leased}
     claim(tq, "default", 0)
     tq.enqueue("late", force=True)
@@ -497,8 +502,13 @@ def test_live_worker_shows_alive_with_its_tasks(tq: taskq.TaskQueue, workers: li
     assert started.wait(5)
     wait_until(lambda: tq.snapshot([]).workers[0].current == (handle.id,), what="heartbeat with the task")
     (w,) = tq.snapshot([]).workers
-    assert w.id == worker.worker.id and w.health is WorkerHealth.ALIVE and w.concurrency == 3
-    assert w.heartbeat_age_ms < 2 * 300 + 200
+    assert w.id == worker.worker.id and w.concurrency == 3
+    # it beats every 300 ms (a third of the lease): a snapshot soon finds it fresh and alive
+    # (polled, since one stalled beat on a loaded machine is no fault of the worker's)
+    wait_until(
+        lambda: (w := tq.snapshot([]).workers[0]).health is WorkerHealth.ALIVE and w.heartbeat_age_ms < 2 * 300 + 200,
+        what="a fresh heartbeat",
+    )
 
 
 def server_ms(rc: redis.Redis) -> int:
