@@ -503,12 +503,14 @@ def test_live_worker_shows_alive_with_its_tasks(tq: taskq.TaskQueue, workers: li
     wait_until(lambda: tq.snapshot([]).workers[0].current == (handle.id,), what="heartbeat with the task")
     (w,) = tq.snapshot([]).workers
     assert w.id == worker.worker.id and w.concurrency == 3
+
     # it beats every 300 ms (a third of the lease): a snapshot soon finds it fresh and alive
     # (polled, since one stalled beat on a loaded machine is no fault of the worker's)
-    wait_until(
-        lambda: (w := tq.snapshot([]).workers[0]).health is WorkerHealth.ALIVE and w.heartbeat_age_ms < 2 * 300 + 200,
-        what="a fresh heartbeat",
-    )
+    def fresh() -> bool:
+        (seen,) = tq.snapshot([]).workers
+        return seen.health is WorkerHealth.ALIVE and seen.heartbeat_age_ms < 2 * 300 + 200
+
+    wait_until(fresh, what="a fresh heartbeat")
 
 
 def server_ms(rc: redis.Redis) -> int:
