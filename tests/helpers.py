@@ -93,6 +93,12 @@ def extend(tq: taskq.TaskQueue, task: ClaimedTask, lease_ms: int = LONG_LEASE_MS
     return tq._exec.run(tq.ops.extend(task.queue, [(task.id, task.token)], lease_ms))[0]
 
 
+def server_ms(rc: redis.Redis) -> int:
+    """The Redis server's clock, in whole ms (what the scripts stamp: lib/common.lua, server_time)."""
+    seconds, micros = rc.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
     """Poll ``predicate`` until it holds; a generous bound, never a speed assertion."""
     deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import redis
 from apps.procs import wait_until
+from helpers import server_ms
 
 import taskq
 from taskq.ratelimit import RateLimit, parse_rate, set_limits_plan
@@ -41,8 +42,7 @@ def test_a_limited_task_is_never_claimed_and_the_reply_says_when_to_look_again(
     assert got == ids[:2]  # the burst, in queue order
     again, next_ms = claim_ids(tq, "default", 10)
     assert again == []
-    s, us = rc.time()
-    now_ms = int(s) * 1000 + int(us) // 1000
+    now_ms = server_ms(rc)
     assert now_ms + 20_000 < next_ms <= now_ms + 30_500  # 1 per 30 s
     assert [tq.get(i).status for i in ids[2:]] == [TaskStatus.QUEUED] * 3
     assert [tq.get(i).attempts for i in ids[2:]] == [0, 0, 0]  # never claimed, never handed back
@@ -110,11 +110,7 @@ def test_four_workers_at_50_per_second_for_10_seconds(
     wait_until(lambda: started_ms(), 10, "the first start")
     first = started_ms()[0]
 
-    def server_ms() -> int:
-        s, us = rc.time()
-        return int(s) * 1000 + int(us) // 1000
-
-    wait_until(lambda: server_ms() > first + 10_200, 20, "ten seconds of claims")
+    wait_until(lambda: server_ms(rc) > first + 10_200, 20, "ten seconds of claims")
     in_window = [t for t in started_ms() if t < first + 10_000]
     assert 475 <= len(in_window) <= 525, len(in_window)
     print(f"4 workers, rate 50/s: {len(in_window)} started in the first 10 s")

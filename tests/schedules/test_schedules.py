@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 from apps.procs import Workers, wait_until
+from helpers import server_ms
 
 import taskq
 from taskq.schedules import Schedule
@@ -36,11 +37,6 @@ def fire_times(rc: redis.Redis, queue: str, schedule: str) -> list[int]:
 
 def set_last_fire(tq: taskq.TaskQueue, rc: redis.Redis, queue: str, name: str, last_ms: int) -> None:
     rc.hset(tq.ops.queue_keys(queue).schedules, name, f"{last_ms} - 0")
-
-
-def server_ms(rc: redis.Redis) -> int:
-    s, us = rc.time()
-    return int(s) * 1000 + int(us) // 1000
 
 
 def test_a_schedule_is_stored_in_redis_for_every_client(tq: taskq.TaskQueue, redis_url: str) -> None:

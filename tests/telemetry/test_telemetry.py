@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import claim, complete, expire_leases, fail, release, wait_until
+from helpers import claim, complete, expire_leases, fail, release, server_ms, wait_until
 
 import taskq
 from taskq.scripts import _read
@@ -511,11 +511,6 @@ def test_live_worker_shows_alive_with_its_tasks(tq: taskq.TaskQueue, workers: li
         return seen.health is WorkerHealth.ALIVE and seen.heartbeat_age_ms < 2 * 300 + 200
 
     wait_until(fresh, what="a fresh heartbeat")
-
-
-def server_ms(rc: redis.Redis) -> int:
-    seconds, micros = rc.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def test_heartbeat_is_stamped_with_the_server_clock(tq: taskq.TaskQueue, rc: redis.Redis) -> None:
